@@ -1,0 +1,337 @@
+"""`Emulator`: a local stand-in for Scalekit that the real, unmodified SDK talks to over TLS."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import socketserver
+import ssl
+import tempfile
+import threading
+from collections.abc import Iterable
+from concurrent import futures
+from http.server import ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Callable
+from urllib.parse import urlparse
+
+import grpc
+from scalekit.v1.connected_accounts.connected_accounts_pb2_grpc import add_ConnectedAccountServiceServicer_to_server
+
+from .http_api import ADMIN_HEADER, CONSENT_PREFIX, EmulatorHandler
+from .router import AlpnRouter
+from .servicer import ConnectedAccountService
+from .state import STATUSES, Connection, EmulatorError, World
+from .tls import CertificateAuthority
+
+#: Connections an emulator knows unless told otherwise (`name` or `name:static`).
+DEFAULT_CONNECTIONS = (
+    "gmail_u3134a",
+    "slack_x7y9z",
+    "github_demo",
+    "notion_demo",
+    "linear_demo",
+    "googlecalendar_demo",
+    "openai_demo:static",
+)
+
+GRPC_STATUS_NAMES = tuple(code.name for code in grpc.StatusCode if code is not grpc.StatusCode.OK)
+
+
+def parse_connection(spec: str | Connection) -> Connection:
+    """`gmail_u3134a` or `openai_demo:static` -> Connection."""
+    if isinstance(spec, Connection):
+        return spec
+    name, _, kind = spec.strip().partition(":")
+    if not name:
+        raise ValueError(f"empty connection name in {spec!r}")
+    return Connection(name=name, kind=kind or "oauth")
+
+
+class _UnixHTTPServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+
+
+class _LoopbackHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+
+class Emulator:
+    """Scalekit's token endpoint and connected-accounts API on 127.0.0.1, plus test controls.
+
+    Use as a context manager::
+
+        with Emulator() as emu:
+            emu.seed("gmail_u3134a", "alice")          # an ACTIVE account
+            os.environ.update(emu.env)               # SDK now trusts and reaches it
+    """
+
+    def __init__(
+        self,
+        *,
+        port: int = 0,
+        consent_port: int = 0,
+        connections: Iterable[str | Connection] = DEFAULT_CONNECTIONS,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        token_ttl: float = 3600.0,
+        client_token_ttl: float = 3600.0,
+        link_ttl: float = 60.0,
+        ca: CertificateAuthority | None = None,
+        admin_key: str | None = None,
+    ) -> None:
+        self.port = port
+        self.consent_port = consent_port
+        self.ca = ca or CertificateAuthority.shared()
+        self.admin_key = admin_key or secrets.token_urlsafe(18)
+        self.world = World(
+            client_id=client_id or "skc_emu_" + secrets.token_hex(6),
+            client_secret=client_secret or "emu_secret_" + secrets.token_urlsafe(24),
+            connections=[parse_connection(c) for c in connections],
+            token_ttl=token_ttl,
+            client_token_ttl=client_token_ttl,
+            link_ttl=link_ttl,
+        )
+        self._workdir: Path | None = None
+        self._grpc: grpc.Server | None = None
+        self._http: _UnixHTTPServer | None = None
+        self._consent: _LoopbackHTTPServer | None = None
+        self._router: AlpnRouter | None = None
+        self._threads: list[threading.Thread] = []
+
+    # -- lifecycle -------------------------------------------------------------
+    def start(self) -> Emulator:
+        if self._router is not None:
+            return self
+        self._workdir = Path(tempfile.mkdtemp(prefix="scalekit-emulator-"))
+        cert = self.ca.issue_server_certificate(self._workdir)
+        grpc_sock = str(self._workdir / "grpc.sock")
+        http_sock = str(self._workdir / "http.sock")
+        try:
+            self._grpc = grpc.server(futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="emu-grpc"))
+            servicer = ConnectedAccountService(self.world, self.link_for)
+            add_ConnectedAccountServiceServicer_to_server(servicer, self._grpc)
+            self._grpc.add_insecure_port(f"unix:{grpc_sock}")
+            self._grpc.start()
+
+            self._http = _UnixHTTPServer(http_sock, EmulatorHandler)
+            self._http.emulator = self  # type: ignore[attr-defined]
+            self._consent = _LoopbackHTTPServer(("127.0.0.1", self.consent_port), EmulatorHandler)
+            self._consent.emulator = self  # type: ignore[attr-defined]
+            self.consent_port = self._consent.server_address[1]
+            for srv, name in ((self._http, "emu-http"), (self._consent, "emu-consent")):
+                t = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.2}, name=name, daemon=True)
+                t.start()
+                self._threads.append(t)
+
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+            ctx.load_cert_chain(cert.cert_path, cert.key_path)
+            ctx.set_alpn_protocols(["h2", "http/1.1"])
+            self._router = AlpnRouter(
+                ctx,
+                {"h2": grpc_sock, "http/1.1": http_sock},
+                port=self.port,
+                on_connection=self._on_tls_connection,
+            )
+            self.port = self._router.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Stop everything and cut open connections; safe to call twice."""
+        if self._router is not None:
+            self._router.stop()
+            self._router = None
+        for srv in (self._http, self._consent):
+            if srv is not None:
+                srv.shutdown()
+                srv.server_close()
+        self._http = self._consent = None
+        if self._grpc is not None:
+            self._grpc.stop(grace=0).wait(5)
+            self._grpc = None
+        for t in self._threads:
+            t.join(timeout=5)
+        self._threads.clear()
+        if self._workdir is not None:
+            shutil.rmtree(self._workdir, ignore_errors=True)
+            self._workdir = None
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def running(self) -> bool:
+        return self._router is not None
+
+    def _on_tls_connection(self, alpn: str) -> None:
+        self.world.count("tls_connections")
+        self.world.count(f"tls_connections.{alpn}")
+
+    # -- what a client needs -----------------------------------------------------
+    @property
+    def url(self) -> str:
+        """The environment URL (`SCALEKIT_ENV_URL`)."""
+        return f"https://127.0.0.1:{self.port}"
+
+    @property
+    def client_id(self) -> str:
+        return self.world.client_id
+
+    @property
+    def client_secret(self) -> str:
+        return self.world.client_secret
+
+    @property
+    def ca_bundle(self) -> str:
+        """A PEM bundle: the emulator CA plus the system roots."""
+        return str(self.ca.bundle_path)
+
+    @property
+    def env(self) -> dict[str, str]:
+        """Environment variables that point the Scalekit SDK (and this skill) at this emulator."""
+        return {
+            "SCALEKIT_ENV_URL": self.url,
+            "SCALEKIT_CLIENT_ID": self.client_id,
+            "SCALEKIT_CLIENT_SECRET": self.client_secret,
+            "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH": self.ca_bundle,
+            "REQUESTS_CA_BUNDLE": self.ca_bundle,
+            "SSL_CERT_FILE": self.ca_bundle,
+            "SCALEKIT_EMULATOR_ADMIN_URL": f"{self.pages_url}/_emulator",
+            "SCALEKIT_EMULATOR_ADMIN_KEY": self.admin_key,
+        }
+
+    @property
+    def pages_url(self) -> str:
+        """The HTTP/1.1-only listener for consent pages and the admin API.
+
+        Browsers and curl offer h2 by ALPN, which the TLS port routes to gRPC, so
+        anything a person or curl opens lives here instead (loopback only).
+        """
+        return f"http://127.0.0.1:{self.consent_port}"
+
+    def link_for(self, token: str) -> str:
+        """The consent page URL for a link token."""
+        return f"{self.pages_url}{CONSENT_PREFIX}{token}"
+
+    @staticmethod
+    def _link_token(link: str) -> str:
+        path = urlparse(link).path if "://" in link else link
+        return path.rsplit("/", 1)[-1]
+
+    # -- test controls -----------------------------------------------------------
+    def add_connection(self, name: str, kind: str = "oauth", provider: str = "") -> dict[str, str]:
+        conn = self.world.add_connection(name, kind, provider)
+        return {"name": conn.name, "kind": conn.kind, "provider": conn.provider}
+
+    def seed(self, connection: str, identifier: str, status: str = "ACTIVE", **kwargs: Any) -> dict[str, Any]:
+        """Create or overwrite an account: status, `access_token`, `refresh_token`, `ttl` (s), `static`, `scopes`."""
+        return self.world.seed(connection, identifier, status, **kwargs).snapshot()
+
+    def account(self, connection: str, identifier: str) -> dict[str, Any]:
+        return self.world.find(connection, identifier).snapshot()
+
+    def accounts(self) -> list[dict[str, Any]]:
+        return [a.snapshot() for a in self.world.list()]
+
+    def set_status(self, connection: str, identifier: str, status: str) -> dict[str, Any]:
+        return self.world.set_status(connection, identifier, status).snapshot()
+
+    def revoke(self, connection: str, identifier: str) -> dict[str, Any]:
+        """The user revoked access at the provider: the account becomes DISCONNECTED."""
+        return self.set_status(connection, identifier, "DISCONNECTED")
+
+    def rotate_token(self, connection: str, identifier: str, access_token: str | None = None) -> str:
+        return self.world.rotate_token(connection, identifier, access_token)
+
+    def expire_token(self, connection: str, identifier: str) -> None:
+        """Make an ACTIVE account's access token due, so the next lookup refreshes it."""
+        with self.world._lock:
+            self.world.find(connection, identifier).token_expires_at = 1.0
+
+    def fail_next(
+        self, count: int = 1, code: str = "UNAVAILABLE", method: str | None = None, message: str = ""
+    ) -> None:
+        """Fail the next `count` calls (-1: every call) with a gRPC status; `method` narrows it
+        to one RPC name or to `/oauth/token`."""
+        if code not in GRPC_STATUS_NAMES:
+            raise ValueError(f"code must be a gRPC status name such as UNAVAILABLE, not {code!r}")
+        self.world.add_fault(code, int(count), method, message)
+
+    def set_latency(self, seconds: float) -> None:
+        """Delay every /oauth/token call and RPC by `seconds` (models a real network)."""
+        if seconds < 0:
+            raise ValueError("latency must not be negative")
+        self.world.latency = float(seconds)
+
+    def clear_faults(self) -> None:
+        self.world.clear_faults()
+
+    def issue_link(self, connection: str, identifier: str) -> dict[str, Any]:
+        link = self.world.create_link(connection, identifier)
+        return {"link": self.link_for(link.token), "expires_at": link.expires_at}
+
+    def latest_link(self, connection: str, identifier: str) -> str | None:
+        link = self.world.latest_link(connection, identifier)
+        return self.link_for(link.token) if link else None
+
+    def approve(self, link: str) -> dict[str, Any]:
+        """Act as the user clicking Allow on `link` (URL or token)."""
+        return self.world.approve(self._link_token(link)).snapshot()
+
+    def deny(self, link: str) -> dict[str, Any]:
+        """Act as the user clicking Deny on `link`."""
+        return self.world.deny(self._link_token(link)).snapshot()
+
+    def counters(self) -> dict[str, int]:
+        """Every call seen: `oauth_token`, `rpc.<Name>`, `rpc_calls`, `links_issued`, `tls_connections`, ..."""
+        return self.world.counter_snapshot()
+
+    def reset(self) -> None:
+        self.world.reset()
+
+    def rotate_client_secret(self, new_secret: str | None = None, revoke_tokens: bool = True) -> str:
+        return self.world.rotate_client_secret(new_secret, revoke_tokens)
+
+    def revoke_client_tokens(self) -> None:
+        self.world.revoke_client_tokens()
+
+    def admin_actions(self) -> dict[str, Callable[..., Any]]:
+        """The methods the HTTP admin API (`POST /_emulator/<name>`) exposes."""
+        return {
+            name: getattr(self, name)
+            for name in (
+                "add_connection",
+                "seed",
+                "account",
+                "accounts",
+                "set_status",
+                "revoke",
+                "rotate_token",
+                "expire_token",
+                "fail_next",
+                "set_latency",
+                "clear_faults",
+                "issue_link",
+                "latest_link",
+                "approve",
+                "deny",
+                "counters",
+                "reset",
+                "rotate_client_secret",
+                "revoke_client_tokens",
+            )
+        }
+
+
+__all__ = ["ADMIN_HEADER", "DEFAULT_CONNECTIONS", "STATUSES", "Emulator", "EmulatorError", "parse_connection"]
+
+if os.name != "posix":  # pragma: no cover - the emulator relies on Unix sockets
+    raise ImportError("the Scalekit emulator needs a POSIX system (Unix sockets)")

@@ -1,0 +1,197 @@
+"""The connected-accounts gRPC service, built on the SDK's own generated servicer base."""
+
+from __future__ import annotations
+
+import base64
+import functools
+import time
+from typing import Any, Callable
+
+import grpc
+from google.protobuf import struct_pb2, timestamp_pb2
+from google.protobuf.json_format import MessageToDict
+from scalekit.v1.connected_accounts import connected_accounts_pb2 as pb
+from scalekit.v1.connected_accounts.connected_accounts_pb2_grpc import ConnectedAccountServiceServicer
+
+from .state import Account, EmulatorError, World
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 100
+
+
+def _ts(epoch: float) -> timestamp_pb2.Timestamp:
+    ts = timestamp_pb2.Timestamp()
+    ts.FromNanoseconds(int(epoch * 1e9))
+    return ts
+
+
+def _status_enum(name: str) -> int:
+    return pb.ConnectorStatus.Value(name)
+
+
+def account_message(acc: Account, *, with_credentials: bool) -> pb.ConnectedAccount:
+    """Render an account the way GetConnectedAccountAuth/Details answer."""
+    msg = pb.ConnectedAccount(
+        id=acc.id,
+        identifier=acc.identifier,
+        provider=acc.connection.provider,
+        connector=acc.connection.name,
+        connection_id="conn_" + acc.connection.name,
+        status=_status_enum(acc.status),
+        authorization_type=pb.OAUTH if acc.connection.kind == "oauth" else pb.API_KEY,
+        updated_at=_ts(acc.updated_at),
+    )
+    if acc.token_expires_at:
+        msg.token_expires_at.CopyFrom(_ts(acc.token_expires_at))
+    if acc.last_used_at:
+        msg.last_used_at.CopyFrom(_ts(acc.last_used_at))
+    if with_credentials:
+        if acc.connection.kind == "oauth" and acc.access_token:
+            msg.authorization_details.oauth_token.CopyFrom(
+                pb.OauthToken(access_token=acc.access_token, refresh_token=acc.refresh_token, scopes=acc.scopes)
+            )
+        elif acc.connection.kind == "static" and acc.static_details:
+            details = struct_pb2.Struct()
+            details.update(acc.static_details)
+            msg.authorization_details.static_auth.details.CopyFrom(details)
+    return msg
+
+
+def _list_item(acc: Account) -> pb.ConnectedAccountForList:
+    item = pb.ConnectedAccountForList(
+        id=acc.id,
+        identifier=acc.identifier,
+        provider=acc.connection.provider,
+        connector=acc.connection.name,
+        connection_id="conn_" + acc.connection.name,
+        status=_status_enum(acc.status),
+        authorization_type=pb.OAUTH if acc.connection.kind == "oauth" else pb.API_KEY,
+        updated_at=_ts(acc.updated_at),
+    )
+    if acc.token_expires_at:
+        item.token_expires_at.CopyFrom(_ts(acc.token_expires_at))
+    return item
+
+
+def _details_from(message: Any) -> tuple[dict | None, dict | None]:
+    """(oauth, static) dicts from a Create/UpdateConnectedAccount message."""
+    if not message.HasField("authorization_details"):
+        return None, None
+    details = message.authorization_details
+    which = details.WhichOneof("details")
+    if which == "oauth_token":
+        tok = details.oauth_token
+        return {"access_token": tok.access_token, "refresh_token": tok.refresh_token, "scopes": list(tok.scopes)}, None
+    if which == "static_auth":
+        return None, MessageToDict(details.static_auth.details)
+    return None, None
+
+
+def _bearer(context: grpc.ServicerContext) -> str:
+    """The first `authorization` value: the SDK sends the current token first, a stale copy second."""
+    for key, value in context.invocation_metadata():
+        if key.lower() == "authorization":
+            return value[7:] if value.lower().startswith("bearer ") else ""
+    return ""
+
+
+def rpc(func: Callable) -> Callable:
+    """Count the call, apply latency, check the bearer token and injected faults, map errors."""
+
+    @functools.wraps(func)
+    def wrapper(self: ConnectedAccountService, request: Any, context: grpc.ServicerContext) -> Any:
+        world = self.world
+        name = func.__name__
+        world.count("rpc_calls")
+        world.count(f"rpc.{name}")
+        if world.latency:
+            time.sleep(world.latency)
+        if not world.client_token_valid(_bearer(context)):
+            world.count("rpc_unauthenticated")
+            context.abort(grpc.StatusCode.UNAUTHENTICATED, "invalid or expired access token")
+        fault = world.take_fault(name)
+        if fault is not None:
+            context.abort(getattr(grpc.StatusCode, fault.code), fault.message or f"injected {fault.code}")
+        try:
+            return func(self, request, context)
+        except EmulatorError as err:
+            context.abort(getattr(grpc.StatusCode, err.code), err.message)
+
+    return wrapper
+
+
+class ConnectedAccountService(ConnectedAccountServiceServicer):
+    """The subset of Scalekit's ConnectedAccountService this skill and its tests use."""
+
+    def __init__(self, world: World, link_url: Callable[[str], str]) -> None:
+        self.world = world
+        self.link_url = link_url
+
+    @rpc
+    def GetConnectedAccountAuth(self, request, context):
+        acc = self.world.lookup_with_refresh(request.connector, request.identifier, request.id)
+        return pb.GetConnectedAccountByIdentifierResponse(connected_account=account_message(acc, with_credentials=True))
+
+    @rpc
+    def GetConnectedAccountDetails(self, request, context):
+        acc = self.world.find(request.connector, request.identifier, request.id)
+        details = account_message(acc, with_credentials=False)
+        return pb.GetConnectedAccountByIdentifierResponse(connected_account=details)
+
+    @rpc
+    def GetConnectedAccount(self, request, context):
+        acc = self.world.find(account_id=request.id)
+        return pb.GetConnectedAccountResponse(connected_account=account_message(acc, with_credentials=False))
+
+    @rpc
+    def GetMagicLinkForConnectedAccount(self, request, context):
+        connector, identifier = request.connector, request.identifier
+        if request.id and not connector:
+            acc = self.world.find(account_id=request.id)
+            connector, identifier = acc.key
+        link = self.world.create_link(connector, identifier)
+        return pb.GetMagicLinkForConnectedAccountResponse(link=self.link_url(link.token), expiry=_ts(link.expires_at))
+
+    @rpc
+    def CreateConnectedAccount(self, request, context):
+        oauth, static = _details_from(request.connected_account)
+        acc = self.world.create(request.connector, request.identifier, oauth=oauth, static=static)
+        return pb.CreateConnectedAccountResponse(connected_account=account_message(acc, with_credentials=True))
+
+    @rpc
+    def UpdateConnectedAccount(self, request, context):
+        oauth, static = _details_from(request.connected_account)
+        acc = self.world.update(request.connector, request.identifier, request.id, oauth=oauth, static=static)
+        return pb.UpdateConnectedAccountResponse(connected_account=account_message(acc, with_credentials=True))
+
+    @rpc
+    def DeleteConnectedAccount(self, request, context):
+        self.world.delete(request.connector, request.identifier, request.id)
+        return pb.DeleteConnectedAccountResponse()
+
+    @rpc
+    def ListConnectedAccounts(self, request, context):
+        if request.page_size < 0:
+            raise EmulatorError("INVALID_ARGUMENT", "page_size must not be negative")
+        size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+        matches = self.world.list(
+            connector=request.connector,
+            identifier=request.identifier,
+            provider=request.provider,
+            connection_names=list(request.connection_names),
+        )
+        start = 0
+        if request.page_token:
+            try:
+                start = int(base64.urlsafe_b64decode(request.page_token.encode()).decode())
+            except ValueError:
+                raise EmulatorError("INVALID_ARGUMENT", "page_token is not valid") from None
+        page = matches[start : start + size]
+        nxt = start + size
+        prev = max(start - size, 0)
+        return pb.ListConnectedAccountsResponse(
+            connected_accounts=[_list_item(a) for a in page],
+            total_size=len(matches),
+            next_page_token=base64.urlsafe_b64encode(str(nxt).encode()).decode() if nxt < len(matches) else "",
+            prev_page_token=base64.urlsafe_b64encode(str(prev).encode()).decode() if start > 0 else "",
+        )

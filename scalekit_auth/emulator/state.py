@@ -1,0 +1,456 @@
+"""The emulator's in-memory world: connections, connected accounts, links, client tokens, faults, counters.
+
+Everything here is guarded by one lock; the gRPC servicer and the HTTP handlers only
+call these methods. No gRPC or HTTP types appear in this module.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+STATUSES = ("ACTIVE", "EXPIRED", "PENDING_AUTH", "PENDING_VERIFICATION", "DISCONNECTED")
+KINDS = ("oauth", "static")
+
+# Scopes a real connector of that provider would typically carry; purely cosmetic.
+_PROVIDER_SCOPES = {
+    "gmail": ["https://www.googleapis.com/auth/gmail.readonly"],
+    "googlecalendar": ["https://www.googleapis.com/auth/calendar"],
+    "googledrive": ["https://www.googleapis.com/auth/drive.readonly"],
+    "slack": ["channels:read", "chat:write"],
+    "github": ["repo", "read:user"],
+    "notion": ["read_content"],
+    "linear": ["read"],
+}
+
+
+class EmulatorError(Exception):
+    """A request the emulated service refuses; `code` is a gRPC status name."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def provider_of(connection_name: str) -> str:
+    """`gmail_u3134a` -> `gmail`: the provider is the part before the first `_` or `-`."""
+    for sep in ("_", "-"):
+        connection_name = connection_name.split(sep, 1)[0]
+    return connection_name.lower()
+
+
+def new_access_token() -> str:
+    return "emu_at_" + secrets.token_urlsafe(24)
+
+
+def new_refresh_token() -> str:
+    return "emu_rt_" + secrets.token_urlsafe(24)
+
+
+@dataclass
+class Connection:
+    name: str
+    kind: str = "oauth"
+    provider: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"connection kind must be one of {KINDS}, not {self.kind!r}")
+        self.provider = self.provider or provider_of(self.name)
+
+
+@dataclass
+class Account:
+    id: str
+    connection: Connection
+    identifier: str
+    status: str = "PENDING_AUTH"
+    access_token: str = ""
+    refresh_token: str = ""
+    scopes: list[str] = field(default_factory=list)
+    token_expires_at: float = 0.0
+    static_details: dict[str, Any] = field(default_factory=dict)
+    updated_at: float = field(default_factory=time.time)
+    last_used_at: float = 0.0
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.connection.name, self.identifier)
+
+    def snapshot(self) -> dict[str, Any]:
+        """A plain copy for tests and the admin API."""
+        return {
+            "id": self.id,
+            "connection_name": self.connection.name,
+            "identifier": self.identifier,
+            "status": self.status,
+            "kind": self.connection.kind,
+            "access_token": self.access_token,
+            "refresh_token": self.refresh_token,
+            "scopes": list(self.scopes),
+            "token_expires_at": self.token_expires_at,
+            "static_details": dict(self.static_details),
+        }
+
+
+@dataclass
+class Link:
+    token: str
+    account_key: tuple[str, str]
+    expires_at: float
+    used: bool = False
+    outcome: str = ""  # "", "allowed", "denied"
+
+
+@dataclass
+class Fault:
+    code: str
+    remaining: int
+    method: str | None = None
+    message: str = ""
+
+
+class World:
+    """All mutable emulator state, thread-safe."""
+
+    def __init__(
+        self,
+        *,
+        client_id: str,
+        client_secret: str,
+        connections: list[Connection],
+        token_ttl: float = 3600.0,
+        client_token_ttl: float = 3600.0,
+        link_ttl: float = 60.0,
+    ) -> None:
+        self._lock = threading.RLock()
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.token_ttl = token_ttl
+        self.client_token_ttl = client_token_ttl
+        self.link_ttl = link_ttl
+        self.latency = 0.0
+        self.connections: dict[str, Connection] = {c.name: c for c in connections}
+        self.accounts: dict[tuple[str, str], Account] = {}
+        self.links: dict[str, Link] = {}
+        self.client_tokens: dict[str, float] = {}
+        self.faults: list[Fault] = []
+        self.counters: Counter[str] = Counter()
+        self._initial_connections = list(connections)
+
+    # -- counters and faults -------------------------------------------------
+    def count(self, name: str, n: int = 1) -> None:
+        with self._lock:
+            self.counters[name] += n
+
+    def counter_snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self.counters)
+
+    def add_fault(self, code: str, count: int = 1, method: str | None = None, message: str = "") -> None:
+        with self._lock:
+            self.faults.append(Fault(code=code, remaining=count, method=method, message=message))
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self.faults.clear()
+            self.latency = 0.0
+
+    def take_fault(self, method: str) -> Fault | None:
+        """The first armed fault matching `method`, consumed once; None when the call should succeed."""
+        with self._lock:
+            for fault in self.faults:
+                if fault.method not in (None, method):
+                    continue
+                if fault.remaining == 0:
+                    continue
+                if fault.remaining > 0:
+                    fault.remaining -= 1
+                self.counters["faults_injected"] += 1
+                return fault
+            return None
+
+    def reset(self) -> None:
+        """Forget every account, link, fault and counter; keep credentials and connections."""
+        with self._lock:
+            self.accounts.clear()
+            self.links.clear()
+            self.faults.clear()
+            self.counters.clear()
+            self.latency = 0.0
+            self.connections = {c.name: c for c in self._initial_connections}
+
+    # -- client credentials --------------------------------------------------
+    def issue_client_token(self, client_id: str, client_secret: str) -> tuple[str, float] | None:
+        with self._lock:
+            ok = secrets.compare_digest(client_id.encode(), self.client_id.encode()) and secrets.compare_digest(
+                client_secret.encode(), self.client_secret.encode()
+            )
+            if not ok:
+                self.counters["oauth_token_rejected"] += 1
+                return None
+            token = "emu_ct_" + secrets.token_urlsafe(24)
+            self.client_tokens[token] = time.time() + self.client_token_ttl
+            return token, self.client_token_ttl
+
+    def client_token_valid(self, token: str) -> bool:
+        with self._lock:
+            expiry = self.client_tokens.get(token)
+            return expiry is not None and expiry > time.time()
+
+    def rotate_client_secret(self, new_secret: str | None = None, revoke_tokens: bool = True) -> str:
+        with self._lock:
+            self.client_secret = new_secret or "emu_secret_" + secrets.token_urlsafe(24)
+            if revoke_tokens:
+                self.client_tokens.clear()
+            return self.client_secret
+
+    def revoke_client_tokens(self) -> None:
+        with self._lock:
+            self.client_tokens.clear()
+
+    # -- connections and accounts --------------------------------------------
+    def add_connection(self, name: str, kind: str = "oauth", provider: str = "") -> Connection:
+        with self._lock:
+            conn = Connection(name=name, kind=kind, provider=provider)
+            self.connections[name] = conn
+            return conn
+
+    def connection(self, name: str) -> Connection:
+        conn = self.connections.get(name)
+        if conn is None:
+            raise EmulatorError("NOT_FOUND", f"connection '{name}' not found")
+        return conn
+
+    def find(self, connection: str = "", identifier: str = "", account_id: str = "") -> Account:
+        with self._lock:
+            if account_id:
+                for acc in self.accounts.values():
+                    if acc.id == account_id:
+                        return acc
+                raise EmulatorError("NOT_FOUND", f"connected account '{account_id}' not found")
+            if not connection or not identifier:
+                raise EmulatorError("INVALID_ARGUMENT", "connector and identifier are required")
+            self.connection(connection)
+            acc = self.accounts.get((connection, identifier))
+            if acc is None:
+                raise EmulatorError("NOT_FOUND", "connected account not found")
+            return acc
+
+    def _grant(self, acc: Account, access_token: str | None = None, ttl: float | None = None) -> None:
+        """Give an account fresh credentials, as a completed authorization would."""
+        if acc.connection.kind == "oauth":
+            acc.access_token = access_token or new_access_token()
+            acc.refresh_token = acc.refresh_token or new_refresh_token()
+            acc.scopes = acc.scopes or list(_PROVIDER_SCOPES.get(acc.connection.provider, ["read"]))
+            acc.token_expires_at = time.time() + (self.token_ttl if ttl is None else ttl)
+        elif not acc.static_details:
+            acc.static_details = {"api_key": access_token or "emu_key_" + secrets.token_urlsafe(24)}
+        acc.updated_at = time.time()
+
+    def create(
+        self, connection: str, identifier: str, *, oauth: dict | None = None, static: dict | None = None
+    ) -> Account:
+        with self._lock:
+            conn = self.connection(connection)
+            if not identifier:
+                raise EmulatorError("INVALID_ARGUMENT", "identifier is required")
+            if (connection, identifier) in self.accounts:
+                raise EmulatorError("ALREADY_EXISTS", "connected account already exists")
+            acc = Account(id="ca_" + secrets.token_hex(8), connection=conn, identifier=identifier)
+            self.accounts[acc.key] = acc
+            self._apply_details(acc, oauth, static)
+            return acc
+
+    def update(
+        self,
+        connection: str,
+        identifier: str,
+        account_id: str = "",
+        *,
+        oauth: dict | None = None,
+        static: dict | None = None,
+    ) -> Account:
+        with self._lock:
+            acc = self.find(connection, identifier, account_id)
+            self._apply_details(acc, oauth, static)
+            return acc
+
+    @staticmethod
+    def _apply_details(acc: Account, oauth: dict | None, static: dict | None) -> None:
+        if oauth and oauth.get("access_token"):
+            acc.access_token = oauth["access_token"]
+            acc.refresh_token = oauth.get("refresh_token", "") or acc.refresh_token
+            acc.scopes = list(oauth.get("scopes") or acc.scopes)
+            acc.token_expires_at = time.time() + 3600
+            acc.status = "ACTIVE"
+        elif static:
+            acc.static_details = dict(static)
+            acc.status = "ACTIVE"
+        acc.updated_at = time.time()
+
+    def delete(self, connection: str, identifier: str, account_id: str = "") -> None:
+        with self._lock:
+            acc = self.find(connection, identifier, account_id)
+            del self.accounts[acc.key]
+            for link in self.links.values():
+                if link.account_key == acc.key:
+                    link.used = True
+
+    def seed(
+        self,
+        connection: str,
+        identifier: str,
+        status: str = "ACTIVE",
+        *,
+        access_token: str | None = None,
+        refresh_token: str | None = None,
+        ttl: float | None = None,
+        static: dict | None = None,
+        scopes: list[str] | None = None,
+        kind: str | None = None,
+    ) -> Account:
+        """Put an account into any state directly; creates the connection if it is unknown."""
+        if status not in STATUSES:
+            raise ValueError(f"status must be one of {STATUSES}, not {status!r}")
+        with self._lock:
+            conn = self.connections.get(connection)
+            if conn is None:
+                conn = self.add_connection(connection, kind or ("static" if static else "oauth"))
+            acc = self.accounts.get((connection, identifier))
+            if acc is None:
+                acc = Account(id="ca_" + secrets.token_hex(8), connection=conn, identifier=identifier)
+                self.accounts[acc.key] = acc
+            acc.status = status
+            if refresh_token is not None:
+                acc.refresh_token = refresh_token
+            if scopes is not None:
+                acc.scopes = list(scopes)
+            if static is not None:
+                acc.static_details = dict(static)
+            if status != "PENDING_AUTH" or access_token:
+                self._grant(acc, access_token, ttl)
+            return acc
+
+    def set_status(self, connection: str, identifier: str, status: str) -> Account:
+        if status not in STATUSES:
+            raise ValueError(f"status must be one of {STATUSES}, not {status!r}")
+        with self._lock:
+            acc = self.find(connection, identifier)
+            acc.status = status
+            acc.updated_at = time.time()
+            return acc
+
+    def rotate_token(self, connection: str, identifier: str, access_token: str | None = None) -> str:
+        """Replace an account's access token server-side (as a provider-side refresh would)."""
+        with self._lock:
+            acc = self.find(connection, identifier)
+            self._grant(acc, access_token or new_access_token())
+            return acc.access_token if acc.connection.kind == "oauth" else ""
+
+    def lookup_with_refresh(self, connection: str, identifier: str, account_id: str = "") -> Account:
+        """What GetConnectedAccountAuth sees: an ACTIVE account past its expiry gets a new token."""
+        with self._lock:
+            acc = self.find(connection, identifier, account_id)
+            if (
+                acc.status == "ACTIVE"
+                and acc.connection.kind == "oauth"
+                and acc.token_expires_at
+                and acc.token_expires_at <= time.time()
+            ):
+                acc.access_token = new_access_token()
+                acc.token_expires_at = time.time() + self.token_ttl
+                acc.updated_at = time.time()
+                self.counters["token_refreshes"] += 1
+            acc.last_used_at = time.time()
+            return acc
+
+    def list(
+        self,
+        *,
+        connector: str = "",
+        identifier: str = "",
+        provider: str = "",
+        connection_names: list[str] | None = None,
+    ) -> list[Account]:
+        with self._lock:
+            out = []
+            for acc in sorted(self.accounts.values(), key=lambda a: (a.connection.name, a.identifier)):
+                if connector and acc.connection.name != connector:
+                    continue
+                if identifier and acc.identifier != identifier:
+                    continue
+                if provider and acc.connection.provider != provider:
+                    continue
+                if connection_names and acc.connection.name not in connection_names:
+                    continue
+                out.append(acc)
+            return out
+
+    # -- authorization links -------------------------------------------------
+    def create_link(self, connection: str, identifier: str) -> Link:
+        """A single-use consent link; creates a PENDING_AUTH account when none exists."""
+        with self._lock:
+            conn = self.connection(connection)
+            if not identifier:
+                raise EmulatorError("INVALID_ARGUMENT", "identifier is required")
+            if (connection, identifier) not in self.accounts:
+                acc = Account(id="ca_" + secrets.token_hex(8), connection=conn, identifier=identifier)
+                self.accounts[acc.key] = acc
+            link = Link(
+                token=secrets.token_urlsafe(18),
+                account_key=(connection, identifier),
+                expires_at=time.time() + self.link_ttl,
+            )
+            self.links[link.token] = link
+            self.counters["links_issued"] += 1
+            return link
+
+    def link(self, token: str) -> Link:
+        with self._lock:
+            link = self.links.get(token)
+            if link is None:
+                raise EmulatorError("NOT_FOUND", "this authorization link does not exist")
+            return link
+
+    def _usable_link(self, token: str) -> Link:
+        link = self.link(token)
+        if link.used:
+            raise EmulatorError("FAILED_PRECONDITION", "this authorization link has already been used")
+        if link.expires_at <= time.time():
+            raise EmulatorError("DEADLINE_EXCEEDED", "this authorization link has expired")
+        if link.account_key not in self.accounts:
+            raise EmulatorError("NOT_FOUND", "the account this link was for no longer exists")
+        return link
+
+    def approve(self, token: str) -> Account:
+        """What clicking Allow does: the account becomes ACTIVE with new credentials."""
+        with self._lock:
+            link = self._usable_link(token)
+            link.used = True
+            link.outcome = "allowed"
+            acc = self.accounts[link.account_key]
+            acc.status = "ACTIVE"
+            self._grant(acc, new_access_token())
+            self.counters["links_approved"] += 1
+            return acc
+
+    def deny(self, token: str) -> Account:
+        """What clicking Deny does: the link is spent, the account stays unauthorized."""
+        with self._lock:
+            link = self._usable_link(token)
+            link.used = True
+            link.outcome = "denied"
+            acc = self.accounts[link.account_key]
+            self.counters["links_denied"] += 1
+            return acc
+
+    def latest_link(self, connection: str, identifier: str) -> Link | None:
+        with self._lock:
+            found = [lk for lk in self.links.values() if lk.account_key == (connection, identifier)]
+            return found[-1] if found else None
