@@ -38,3 +38,81 @@ def sdk(emulator):
     client = ScalekitClient(emulator.url, emulator.client_id, emulator.client_secret)
     yield client
     client.core_client.grpc_secure_channel.close()
+
+
+class Skill:
+    """A throwaway skill folder wired to the process environment for one test."""
+
+    def __init__(self, path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.path = path
+        self.monkeypatch = monkeypatch
+        self.identity_file = path.parent / "IDENTITY.md"
+        self.connections_file = path / "connections.json"
+
+    def configure(self, service: str, connection_name: str, identifier: str | None = None) -> None:
+        import json
+
+        data = json.loads(self.connections_file.read_text()) if self.connections_file.exists() else {}
+        data[service] = {"connection_name": connection_name}
+        if identifier:
+            data[service]["identifier"] = identifier
+        self.connections_file.write_text(json.dumps(data))
+
+    def set_agent_name(self, name: str) -> None:
+        self.identity_file.write_text(f"# Who am I\n\n- **Name:** {name}\n- **Role:** helper\n")
+
+    def use(self, emu: Emulator, *, via: str = "environ") -> None:
+        """Point the skill at an emulator through the process environment or the .env file."""
+        creds = {
+            "SCALEKIT_ENV_URL": emu.url,
+            "SCALEKIT_CLIENT_ID": emu.client_id,
+            "SCALEKIT_CLIENT_SECRET": emu.client_secret,
+        }
+        if via == "environ":
+            for key, value in creds.items():
+                self.monkeypatch.setenv(key, value)
+        else:
+            (self.path / ".env").write_text("".join(f"{k}={v}\n" for k, v in creds.items()))
+
+    def run(self, *args: str, script: str = "get_token.py", env: dict | None = None, timeout: float = 60):
+        """Run a top-level script (get_token.py) as a shell user would; returns CompletedProcess."""
+        import subprocess
+
+        return subprocess.run(
+            [sys.executable, str(ROOT / script), *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, **(env or {})},
+            stdin=subprocess.DEVNULL,
+        )
+
+    def cli(self, *args: str, env: dict | None = None, timeout: float = 60):
+        """Run `python3 -m scalekit_auth ARGS`."""
+        import subprocess
+
+        return subprocess.run(
+            [sys.executable, "-m", "scalekit_auth", *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=ROOT,
+            env={**os.environ, **(env or {})},
+            stdin=subprocess.DEVNULL,
+        )
+
+
+@pytest.fixture
+def skill(tmp_path, monkeypatch):
+    """An empty skill folder; no Scalekit credentials anywhere; no IDENTITY.md."""
+    for name in list(os.environ):
+        if name.startswith("SCALEKIT_") and name != "SCALEKIT_EMULATOR_CA_DIR":
+            monkeypatch.delenv(name)
+    folder = tmp_path / "skill"
+    folder.mkdir()
+    monkeypatch.setenv("SCALEKIT_AUTH_DIR", str(folder))
+    monkeypatch.setenv("SCALEKIT_IDENTITY_FILE", str(tmp_path / "IDENTITY.md"))
+    yield Skill(folder, monkeypatch)
+    from scalekit_auth import api
+
+    api.close()

@@ -1,0 +1,276 @@
+"""connections.json: which Scalekit connection (and default identifier) serves each service.
+
+Reading is strict and every problem is reported with the file, the key and the fix.
+Writing is atomic (temp file + rename in the same folder) under a cross-process lock,
+and keeps every other entry and any keys this version does not know.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigurationError
+
+FILE_NAME = "connections.json"
+MAX_FILE_BYTES = 1 << 20
+LOCK_TIMEOUT = 10.0
+
+_SERVICE_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+_CONNECTION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+_MAX_IDENTIFIER = 255
+EXAMPLE = '{"gmail": {"connection_name": "gmail_u3134a", "identifier": "mess"}}'
+
+
+def normalize_service(name: object, where: str = "service name") -> str:
+    """Lower-case and check a service name such as `gmail` or `google-calendar`."""
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigurationError(f"The {where} is empty; use a short name such as 'gmail'.")
+    service = name.strip().lower()
+    if not _SERVICE_RE.match(service):
+        raise ConfigurationError(
+            f"The {where} {name!r} is not valid: use 1-64 letters, digits, '_', '-' or '.', "
+            "starting with a letter or digit (e.g. 'gmail', 'google-calendar')."
+        )
+    return service
+
+
+def check_connection_name(name: object, where: str = "connection name") -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigurationError(f"The {where} is empty: copy it from the Scalekit dashboard (e.g. 'gmail_u3134a').")
+    value = name.strip()
+    if not _CONNECTION_RE.match(value):
+        raise ConfigurationError(
+            f"The {where} {name!r} is not valid: Scalekit connection names use letters, digits, '_', '-' or '.' "
+            "(up to 128), e.g. 'gmail_u3134a'. Copy it exactly from the dashboard."
+        )
+    return value
+
+
+def check_identifier(value: object, where: str = "identifier") -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigurationError(f"The {where} is empty: use the user's name or e-mail (e.g. 'mess').")
+    ident = value.strip()
+    if len(ident) > _MAX_IDENTIFIER:
+        raise ConfigurationError(f"The {where} is {len(ident)} characters long; the limit is {_MAX_IDENTIFIER}.")
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in ident):
+        raise ConfigurationError(f"The {where} {value!r} contains control characters; use plain text.")
+    return ident
+
+
+@dataclass(frozen=True)
+class ConnectionEntry:
+    """One service's entry: its Scalekit connection name and optional default identifier."""
+
+    service: str
+    connection_name: str
+    identifier: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
+
+
+def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"the key {key!r} appears twice")
+        out[key] = value
+    return out
+
+
+def read_raw(path: Path) -> dict[str, Any]:
+    """The file's JSON object as-is; {} when the file does not exist or is empty."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return {}
+    except OSError as err:
+        raise ConfigurationError(f"Cannot read {path}: {err.strerror}.") from None
+    if size > MAX_FILE_BYTES:
+        raise ConfigurationError(
+            f"{path} is {size} bytes; it should be a small JSON object (limit {MAX_FILE_BYTES} bytes). "
+            "Is it the right file?"
+        )
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise ConfigurationError(f"Cannot read {path}: {err.strerror}.") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ConfigurationError(f"{path} is not UTF-8 text. Save it as UTF-8, for example: {EXAMPLE}") from None
+    if not text.strip():
+        return {}
+    try:
+        raw = json.loads(text, object_pairs_hook=_reject_duplicates)
+    except json.JSONDecodeError as err:
+        hint = " (JSON allows no trailing commas or comments)" if err.msg.startswith(("Expecting", "Illegal")) else ""
+        raise ConfigurationError(
+            f"{path} is not valid JSON: {err.msg} at line {err.lineno}, column {err.colno}{hint}. "
+            f"Expected something like {EXAMPLE}"
+        ) from None
+    except (ValueError, RecursionError) as err:
+        raise ConfigurationError(f"{path} is not usable JSON: {err}. Expected something like {EXAMPLE}") from None
+    if not isinstance(raw, dict):
+        raise ConfigurationError(
+            f"{path} must hold a JSON object mapping service names to entries, not a {_json_type(raw)}. "
+            f"Example: {EXAMPLE}"
+        )
+    return raw
+
+
+def _json_type(value: object) -> str:
+    return {list: "list", str: "string", bool: "boolean", int: "number", float: "number", type(None): "null"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def parse_entries(raw: Mapping[str, Any], path: Path) -> dict[str, ConnectionEntry]:
+    """Validate every entry; the first problem raises ConfigurationError naming file and key."""
+    entries: dict[str, ConnectionEntry] = {}
+    for key, value in raw.items():
+        where = f"{path}: service {key!r}"
+        service = normalize_service(key, where=f"service name {key!r} in {path}")
+        if service in entries:
+            raise ConfigurationError(f"{path} lists '{service}' twice (names are not case-sensitive); keep one.")
+        if not isinstance(value, dict):
+            raise ConfigurationError(
+                f'{where} must be an object like {{"connection_name": "gmail_u3134a"}}, not a {_json_type(value)}.'
+            )
+        if "connection_name" not in value:
+            raise ConfigurationError(
+                f'{where} has no "connection_name". Add the Scalekit connection name, '
+                f"or run: scalekit-auth config {service} <connection_name>"
+            )
+        connection_name = check_connection_name(value["connection_name"], where=f'"connection_name" of {where}')
+        identifier = value.get("identifier")
+        if identifier is not None:
+            identifier = check_identifier(identifier, where=f'"identifier" of {where}')
+        extra = {k: v for k, v in value.items() if k not in ("connection_name", "identifier")}
+        entries[service] = ConnectionEntry(service, connection_name, identifier, extra)
+    return entries
+
+
+def load(path: Path) -> dict[str, ConnectionEntry]:
+    """All entries of connections.json (empty when the file does not exist)."""
+    return parse_entries(read_raw(path), path)
+
+
+def _lock(path: Path):
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(path.with_name(f".{path.name}.lock")), timeout=LOCK_TIMEOUT)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise ConfigurationError(f"{path} is locked by another scalekit-auth process; try again in a moment.") from None
+    return lock
+
+
+def _atomic_write(path: Path, data: dict[str, Any]) -> None:
+    """Write JSON beside the target, flush it to disk, then rename over the target."""
+    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    try:
+        mode = path.stat().st_mode & 0o777
+    except FileNotFoundError:
+        mode = 0o644
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    try:
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError:
+        pass
+    finally:
+        os.close(dir_fd)
+
+
+@dataclass(frozen=True)
+class Change:
+    """What a write did: the entry before (None if new) and after (None if removed)."""
+
+    service: str
+    before: ConnectionEntry | None
+    after: ConnectionEntry | None
+
+    def describe(self) -> str:
+        def show(e: ConnectionEntry) -> str:
+            return f"{e.connection_name}" + (f" (identifier {e.identifier})" if e.identifier else "")
+
+        if self.before is None and self.after is not None:
+            return f"added {self.service} -> {show(self.after)}"
+        if self.after is None and self.before is not None:
+            return f"removed {self.service} (was {show(self.before)})"
+        if self.before == self.after and self.after is not None:
+            return f"unchanged {self.service} -> {show(self.after)}"
+        assert self.before is not None and self.after is not None
+        return f"updated {self.service}: {show(self.before)} -> {show(self.after)}"
+
+
+def save(path: Path, service: str, connection_name: str, identifier: str | None = None) -> Change:
+    """Add or update one service, keeping everything else in the file."""
+    service = normalize_service(service)
+    connection_name = check_connection_name(connection_name)
+    if identifier is not None:
+        identifier = check_identifier(identifier)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigurationError(f"Cannot create {path.parent}: {err.strerror}.") from None
+    with _lock(path):
+        raw = read_raw(path)
+        entries = parse_entries(raw, path)
+        before = entries.get(service)
+        # keep the user's spelling of the key and any unknown fields
+        key = next((k for k in raw if k.strip().lower() == service), service)
+        entry = dict(raw.get(key) or {})
+        entry["connection_name"] = connection_name
+        if identifier is not None:
+            entry["identifier"] = identifier
+        raw[key] = entry
+        after = parse_entries({key: entry}, path)[service]
+        if before != after or before is None:
+            _write_or_explain(path, raw)
+        return Change(service, before, after)
+
+
+def remove(path: Path, service: str) -> Change:
+    """Delete one service's entry; an unknown service raises ConfigurationError."""
+    service = normalize_service(service)
+    with _lock(path):
+        raw = read_raw(path)
+        entries = parse_entries(raw, path)
+        if service not in entries:
+            known = ", ".join(sorted(entries)) or "none"
+            raise ConfigurationError(f"'{service}' is not in {path} (configured: {known}).")
+        key = next(k for k in raw if k.strip().lower() == service)
+        del raw[key]
+        _write_or_explain(path, raw)
+        return Change(service, entries[service], None)
+
+
+def _write_or_explain(path: Path, raw: dict[str, Any]) -> None:
+    try:
+        _atomic_write(path, raw)
+    except OSError as err:
+        raise ConfigurationError(f"Cannot write {path}: {err.strerror}. Check the folder's permissions.") from None

@@ -1,0 +1,186 @@
+"""Every error scalekit-auth raises, each with a message a person can act on and a CLI exit code.
+
+No raw gRPC, requests or SDK exception reaches a caller: the vault translates them into
+these, keeping the original as ``__cause__`` for ``--debug``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Sequence
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Exit codes shared by `get_token.py` and `scalekit-auth`."""
+
+    OK = 0
+    ERROR = 1  # anything not covered below
+    USAGE = 2  # bad command-line arguments
+    CONFIGURATION = 3  # service not configured, credentials missing, bad connections.json
+    AUTHORIZATION_REQUIRED = 4  # the user must open the authorization link
+    UNAVAILABLE = 5  # Scalekit unreachable or timed out
+    CREDENTIALS_REJECTED = 6  # Scalekit refused the client id/secret
+    RATE_LIMITED = 7  # Scalekit asked us to slow down
+    UNSUPPORTED_ACCOUNT = 8  # the account has no single token to print
+    INTERRUPTED = 130
+
+
+class ScalekitAuthError(Exception):
+    """Base of every scalekit-auth error."""
+
+    exit_code: ExitCode = ExitCode.ERROR
+
+
+# -- configuration ---------------------------------------------------------------
+
+
+class ConfigurationError(ScalekitAuthError):
+    """Local set-up is incomplete or wrong: connections.json, .env, names."""
+
+    exit_code = ExitCode.CONFIGURATION
+
+
+class ServiceNotConfiguredError(ConfigurationError):
+    """The service has no entry in connections.json."""
+
+    def __init__(self, service: str, configured: Sequence[str], connections_file: str) -> None:
+        self.service = service
+        self.configured = tuple(configured)
+        known = ", ".join(self.configured) if self.configured else "none yet"
+        super().__init__(
+            f"'{service}' is not configured (configured services: {known}). "
+            f"Create a {service} connection in the Scalekit dashboard (Agent Auth > Connections), "
+            f"then register its name: scalekit-auth config {service} <connection_name> "
+            f"(this writes {connections_file})."
+        )
+
+
+class MissingCredentialsError(ConfigurationError):
+    """One or more of the three Scalekit variables is not set."""
+
+    def __init__(self, missing: Sequence[str], env_file: str) -> None:
+        self.missing = tuple(missing)
+        super().__init__(
+            f"Scalekit is not configured: {', '.join(self.missing)} "
+            f"{'is' if len(self.missing) == 1 else 'are'} not set. "
+            f"Add {'it' if len(self.missing) == 1 else 'them'} to {env_file} or the environment "
+            "(values are under Developers > Settings > API credentials in the Scalekit dashboard)."
+        )
+
+
+class UnknownConnectionError(ConfigurationError):
+    """Scalekit has no connection with the configured name."""
+
+    def __init__(self, service: str, connection_name: str) -> None:
+        self.service = service
+        self.connection_name = connection_name
+        super().__init__(
+            f"Scalekit has no connection named '{connection_name}' (configured for '{service}'). "
+            "Check the exact name in the Scalekit dashboard (Agent Auth > Connections), "
+            f"then run: scalekit-auth config {service} <connection_name>"
+        )
+
+
+# -- authorization ---------------------------------------------------------------
+
+_STATUS_EXPLAINED = {
+    None: "has no connected account yet",
+    "PENDING_AUTH": "has not been authorized yet",
+    "EXPIRED": "has an expired authorization; the user must sign in again",
+    "DISCONNECTED": "was disconnected (access revoked at the provider or in Scalekit); the user must reconnect",
+    "PENDING_VERIFICATION": (
+        "is waiting for user verification: the user signed in, but Scalekit still has to confirm that "
+        "the person who signed in is the expected user; opening the link again completes it"
+    ),
+}
+
+
+def describe_status(status: str | None) -> str:
+    """A short phrase for an account status, e.g. 'has not been authorized yet'."""
+    return _STATUS_EXPLAINED.get(status, f"is in status {status}, not ACTIVE")
+
+
+def expiry_phrase(expires_at: _dt.datetime | None, now: _dt.datetime | None = None) -> str:
+    """'expires in about 1 minute, at 10:45:03 UTC' (or 'expired at ...')."""
+    if expires_at is None:
+        return "expires soon"
+    now = now or _dt.datetime.now(_dt.timezone.utc)
+    left = int((expires_at - now).total_seconds())
+    clock = expires_at.strftime("%H:%M:%S UTC")
+    if left >= 45:
+        minutes = max(1, round(left / 60))
+        return f"expires in {'about 1 minute' if minutes == 1 else f'{minutes} minutes'}, at {clock}"
+    if left > 0:
+        return f"expires in {left} seconds, at {clock}"
+    return f"expired at {clock}"
+
+
+class AuthorizationError(ScalekitAuthError):
+    """The user must authorize the account; `link` is where they do it, valid until `expires_at`."""
+
+    exit_code = ExitCode.AUTHORIZATION_REQUIRED
+
+    def __init__(
+        self,
+        service: str,
+        link: str,
+        expires_at: _dt.datetime | None,
+        *,
+        identifier: str = "",
+        connection_name: str = "",
+        status: str | None = None,
+    ) -> None:
+        self.service = service
+        self.link = link
+        self.expires_at = expires_at
+        self.identifier = identifier
+        self.connection_name = connection_name
+        self.status = status
+        who = f" for '{identifier}'" if identifier else ""
+        super().__init__(
+            f"Authorization needed: the {service} account{who} {describe_status(status)}. "
+            f"Open this link to connect it ({expiry_phrase(expires_at)}): {link}"
+        )
+
+    @property
+    def seconds_left(self) -> float:
+        """Seconds until the link expires (negative once it has)."""
+        if self.expires_at is None:
+            return 0.0
+        return (self.expires_at - _dt.datetime.now(_dt.timezone.utc)).total_seconds()
+
+
+# -- the Scalekit service --------------------------------------------------------
+
+
+class ScalekitServiceError(ScalekitAuthError):
+    """Scalekit could not answer as asked."""
+
+
+class ScalekitUnavailableError(ScalekitServiceError):
+    """Scalekit cannot be reached (network, DNS, TLS, server down)."""
+
+    exit_code = ExitCode.UNAVAILABLE
+
+
+class ScalekitTimeoutError(ScalekitUnavailableError):
+    """Scalekit did not answer within the timeout (SCALEKIT_TIMEOUT)."""
+
+
+class CredentialsRejectedError(ScalekitServiceError):
+    """Scalekit refused SCALEKIT_CLIENT_ID / SCALEKIT_CLIENT_SECRET."""
+
+    exit_code = ExitCode.CREDENTIALS_REJECTED
+
+
+class RateLimitedError(ScalekitServiceError):
+    """Scalekit is rate-limiting this client."""
+
+    exit_code = ExitCode.RATE_LIMITED
+
+
+class UnsupportedAccountError(ScalekitAuthError):
+    """The account holds credentials that are not a single token (use get_credentials)."""
+
+    exit_code = ExitCode.UNSUPPORTED_ACCOUNT

@@ -1,0 +1,256 @@
+"""The Scalekit token vault, reached through the official SDK. The only module that imports it.
+
+The SDK (grpc, pydantic, jwt, ...) costs about a second to import, so it is imported
+on first use, never at module import. Every SDK or transport exception is translated
+here into a scalekit-auth error; the original stays chained as `__cause__`.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import socket
+import ssl
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import MappingProxyType
+from typing import Any
+
+from .config import ScalekitSettings
+from .credentials import OAUTH, STATIC, AccountSnapshot
+from .errors import (
+    CredentialsRejectedError,
+    RateLimitedError,
+    ScalekitAuthError,
+    ScalekitServiceError,
+    ScalekitTimeoutError,
+    ScalekitUnavailableError,
+)
+
+log = logging.getLogger("scalekit_auth.vault")
+
+_EPOCH_FLOOR = _dt.datetime(1971, 1, 1, tzinfo=_dt.timezone.utc)
+
+
+class _NotFoundError(Exception):
+    """Scalekit answered NOT_FOUND (unknown account, or unknown connection)."""
+
+
+def _aware(value: _dt.datetime | None) -> _dt.datetime | None:
+    """The SDK gives naive UTC datetimes, and the epoch for 'unset'."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=_dt.timezone.utc)
+    return value if value > _EPOCH_FLOOR else None
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    seen = set()
+    while True:
+        nxt = exc.__cause__ or exc.__context__
+        if nxt is None and exc.args and isinstance(exc.args[0], BaseException):
+            nxt = exc.args[0]
+        if nxt is None or id(nxt) in seen:
+            return exc
+        seen.add(id(nxt))
+        exc = nxt
+
+
+def _network_reason(exc: BaseException, text: str = "") -> str:
+    """A short, human reason for a transport failure, without raw library text."""
+    root = _root_cause(exc)
+    lowered = (text or str(root)).lower()
+    if isinstance(root, ConnectionRefusedError) or "connection refused" in lowered:
+        return "connection refused"
+    if isinstance(root, socket.gaierror) or "name or service not known" in lowered or "dns" in lowered:
+        return "the host name could not be resolved"
+    if isinstance(root, ssl.SSLError) or "certificate" in lowered or "ssl" in lowered or "handshake" in lowered:
+        return "the TLS certificate could not be verified"
+    if isinstance(root, (TimeoutError, socket.timeout)) or "timed out" in lowered:
+        return "the connection timed out"
+    if "reset" in lowered or "broken pipe" in lowered or "socket closed" in lowered:
+        return "the connection was cut"
+    return "network error"
+
+
+class Vault:
+    """A lazily created, reused Scalekit client for one set of credentials. Thread-safe."""
+
+    def __init__(self, settings: ScalekitSettings) -> None:
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._client: Any = None
+
+    def __repr__(self) -> str:
+        return f"Vault(env_url={self.settings.env_url!r}, connected={self._client is not None})"
+
+    # -- errors ----------------------------------------------------------------
+    def _translate(self, exc: BaseException) -> BaseException:
+        from requests import exceptions as rex
+        from scalekit.common import exceptions as sk
+
+        url = self.settings.env_url
+        if isinstance(exc, sk.ScalekitNotFoundException):
+            return _NotFoundError()
+        if isinstance(exc, (sk.ScalekitUnauthorizedException, sk.ScalekitForbiddenException)):
+            return CredentialsRejectedError(
+                f"Scalekit at {url} rejected the client credentials (SCALEKIT_CLIENT_ID / SCALEKIT_CLIENT_SECRET). "
+                "Check both values under Developers > Settings > API credentials in the Scalekit dashboard; "
+                "the secret may have been rotated, or the credentials belong to another environment."
+            )
+        if isinstance(exc, sk.ScalekitTooManyRequestsException):
+            return RateLimitedError(
+                f"Scalekit at {url} is rate-limiting this client. Slow down: wait a few seconds before "
+                "retrying, and reuse a token while it is valid instead of asking for one per request."
+            )
+        if isinstance(exc, sk.ScalekitGatewayTimeoutException):
+            return ScalekitTimeoutError(
+                f"Scalekit at {url} did not answer within {self.settings.timeout:g} seconds. "
+                "Check the network, or raise SCALEKIT_TIMEOUT if the link is slow."
+            )
+        if isinstance(exc, sk.ScalekitServiceUnavailableException):
+            reason = _network_reason(exc, getattr(exc, "message", "") or "")
+            return ScalekitUnavailableError(
+                f"Cannot reach Scalekit at {url} ({reason}). Check the network and SCALEKIT_ENV_URL, then try again."
+            )
+        if isinstance(exc, sk.ScalekitServerException):
+            status = getattr(getattr(exc, "grpc_status", None), "name", "an error")
+            detail = (getattr(exc, "message", "") or "").strip().splitlines()
+            return ScalekitServiceError(
+                f"Scalekit at {url} answered {status}"
+                + (f": {detail[0][:200]}" if detail else "")
+                + ". Try again; if it persists, check status.scalekit.com."
+            )
+        inner = exc.args[0] if isinstance(exc, sk.ScalekitException) and exc.args else exc
+        if isinstance(inner, rex.SSLError):
+            return ScalekitUnavailableError(
+                f"Cannot reach Scalekit at {url}: its TLS certificate could not be verified. "
+                "Check SCALEKIT_ENV_URL (and REQUESTS_CA_BUNDLE if you use a private CA)."
+            )
+        if isinstance(inner, rex.Timeout):
+            return ScalekitTimeoutError(
+                f"Scalekit at {url} did not answer within {self.settings.timeout:g} seconds. "
+                "Check the network, or raise SCALEKIT_TIMEOUT."
+            )
+        if isinstance(inner, (rex.ConnectionError, OSError)):
+            return ScalekitUnavailableError(
+                f"Cannot reach Scalekit at {url} ({_network_reason(inner)}). "
+                "Check the network and SCALEKIT_ENV_URL, then try again."
+            )
+        if isinstance(inner, (ValueError, TypeError, KeyError)):
+            return ScalekitServiceError(
+                f"Scalekit at {url} returned an answer this client could not read ({inner.__class__.__name__}). "
+                "Check that SCALEKIT_ENV_URL is your Scalekit environment URL."
+            )
+        return ScalekitServiceError(
+            f"Talking to Scalekit at {url} failed ({inner.__class__.__name__}). Run with --debug for details."
+        )
+
+    @contextmanager
+    def _calling(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except (ScalekitAuthError, _NotFoundError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - every SDK/transport failure is translated
+            translated = self._translate(exc)
+            log.debug("%s failed: %s", what, translated.__class__.__name__)
+            raise translated from exc
+
+    # -- the SDK client --------------------------------------------------------
+    def _sdk(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                with self._calling("creating the Scalekit client"):
+                    import scalekit.core as sk_core
+                    from scalekit.client import ScalekitClient
+
+                    # The client-credentials POST has no timeout parameter; bound it like the RPCs.
+                    timeout = self.settings.timeout
+                    sk_core.DEFAULT_HTTP_TIMEOUT = (min(timeout, sk_core.DEFAULT_HTTP_CONNECT_TIMEOUT_S), timeout)
+                    self._client = ScalekitClient(
+                        self.settings.env_url,
+                        self.settings.client_id,
+                        self.settings.client_secret,
+                        call_timeout_s=timeout,
+                    )
+                    log.debug("Scalekit client ready for %s", self.settings.env_url)
+            return self._client
+
+    def close(self) -> None:
+        """Close the gRPC channel so no background thread outlives its use."""
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            channel = getattr(getattr(client, "core_client", None), "grpc_secure_channel", None)
+            if channel is not None:
+                channel.close()
+
+    # -- calls -----------------------------------------------------------------
+    @staticmethod
+    def _snapshot(acc: Any) -> AccountSnapshot:
+        details = acc.authorization_details or {}
+        expires_at = _aware(acc.token_expires_at)
+        if "oauth_token" in details:
+            tok = details["oauth_token"] or {}
+            return AccountSnapshot(
+                status=acc.status,
+                kind=OAUTH,
+                access_token=tok.get("access_token") or "",
+                scopes=tuple(tok.get("scopes") or ()),
+                expires_at=expires_at,
+            )
+        if "google_dwd" in details:
+            dwd = details["google_dwd"] or {}
+            return AccountSnapshot(
+                status=acc.status,
+                kind=OAUTH,
+                access_token=dwd.get("access_token") or "",
+                scopes=tuple(dwd.get("scopes") or ()),
+                expires_at=_aware(dwd.get("token_expires_at")) or expires_at,
+            )
+        if "static_auth" in details:
+            return AccountSnapshot(
+                status=acc.status,
+                kind=STATIC,
+                fields=MappingProxyType(dict(details["static_auth"] or {})),
+                expires_at=expires_at,
+            )
+        kind = OAUTH if (acc.authorization_type or "OAUTH") in ("OAUTH", "OAUTH_M2M") else STATIC
+        return AccountSnapshot(status=acc.status, kind=kind, expires_at=expires_at)
+
+    def account(self, connection_name: str, identifier: str) -> AccountSnapshot | None:
+        """The account with its credentials; None when Scalekit has no such account (or connection)."""
+        client = self._sdk()
+        try:
+            with self._calling("get_connected_account"):
+                resp = client.actions.get_connected_account(connection_name=connection_name, identifier=identifier)
+        except _NotFoundError:
+            return None
+        return self._snapshot(resp.connected_account)
+
+    def account_status(self, connection_name: str, identifier: str) -> AccountSnapshot | None:
+        """The account without credentials (status, expiry); None when there is none."""
+        client = self._sdk()
+        try:
+            with self._calling("get_connected_account_details"):
+                resp = client.actions.get_connected_account_details(
+                    connection_name=connection_name, identifier=identifier
+                )
+        except _NotFoundError:
+            return None
+        return self._snapshot(resp.connected_account)
+
+    def authorization_link(self, connection_name: str, identifier: str) -> tuple[str, _dt.datetime | None] | None:
+        """(link, expiry) for the user to authorize; None when the connection does not exist."""
+        client = self._sdk()
+        try:
+            with self._calling("get_authorization_link"):
+                resp = client.actions.get_authorization_link(connection_name=connection_name, identifier=identifier)
+        except _NotFoundError:
+            return None
+        if not resp.link:
+            raise ScalekitServiceError("Scalekit returned an empty authorization link. Try again in a moment.")
+        return resp.link, _aware(resp.expiry)
