@@ -1,0 +1,214 @@
+"""Configuration: connections.json, .env credentials, the env URL, and the agent's identity."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from scalekit_auth import connections
+from scalekit_auth.config import ScalekitSettings, load_settings, normalize_env_url, parse_timeout
+from scalekit_auth.errors import ConfigurationError, MissingCredentialsError
+from scalekit_auth.identity import agent_name, parse_agent_name
+
+# -- identity ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [
+        ("**Name:** Mess", "mess"),
+        ("- **Name:** Mess", "mess"),
+        ("# Me\n\n* **Name:**   Big Bot  \n", "big bot"),
+        ("**Name**: Clawd", "clawd"),
+        ("- **Role:** helper\n- **Name:** Second", "second"),
+        ("Name: plain", None),
+        ("**Name:**", None),
+        ("", None),
+    ],
+)
+def test_agent_name_is_read_from_identity_lines(text, name):
+    assert parse_agent_name(text) == name
+
+
+def test_missing_identity_file_falls_back_to_agent(tmp_path):
+    ident, source = agent_name({"SCALEKIT_IDENTITY_FILE": str(tmp_path / "nope.md")})
+    assert ident == "agent"
+    assert "not found" in source
+
+
+# -- env URL and settings ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "url"),
+    [
+        ("https://acme.scalekit.com", "https://acme.scalekit.com"),
+        ("https://acme.scalekit.com/", "https://acme.scalekit.com"),
+        ("  https://acme.scalekit.dev  ", "https://acme.scalekit.dev"),
+        ("https://127.0.0.1:8443", "https://127.0.0.1:8443"),
+        ("http://localhost:9000", "http://localhost:9000"),
+        ("http://127.0.0.1:9000", "http://127.0.0.1:9000"),
+    ],
+)
+def test_good_env_urls(raw, url):
+    assert normalize_env_url(raw, "SCALEKIT_ENV_URL") == url
+
+
+@pytest.mark.parametrize(
+    ("raw", "phrase"),
+    [
+        ("acme.scalekit.com", "must look like https://"),
+        ("http://acme.scalekit.com", "must use https://"),
+        ("https://acme.scalekit.com/api", "no path"),
+        ("https://acme.scalekit.com?x=1", "no path, query"),
+        ("https://user:pw@acme.scalekit.com", "user name or password"),
+        ("https://acme.scalekit.com:99999", "not a valid URL"),
+        ("ftp://acme.scalekit.com", "must look like https://"),
+    ],
+)
+def test_bad_env_urls_are_explained(raw, phrase):
+    with pytest.raises(ConfigurationError, match=phrase.replace("?", r"\?")):
+        normalize_env_url(raw, "SCALEKIT_ENV_URL")
+
+
+def test_settings_repr_hides_the_secret():
+    s = ScalekitSettings("https://a.scalekit.com", "id", "canary-client-secret-42")
+    assert "canary-client-secret-42" not in repr(s) + str(s)
+
+
+def test_env_file_is_read_and_environment_wins(tmp_path):
+    (tmp_path / ".env").write_text(
+        "SCALEKIT_ENV_URL=https://file.scalekit.com\nSCALEKIT_CLIENT_ID=file-id\nSCALEKIT_CLIENT_SECRET=file-secret\n"
+    )
+    s = load_settings(tmp_path, {"SCALEKIT_CLIENT_ID": "env-id"})
+    assert (s.env_url, s.client_id, s.client_secret) == ("https://file.scalekit.com", "env-id", "file-secret")
+    assert "SCALEKIT_CLIENT_SECRET" not in os.environ or os.environ["SCALEKIT_CLIENT_SECRET"] != "file-secret"
+
+
+def test_missing_variables_are_listed_in_a_stable_order(tmp_path):
+    with pytest.raises(MissingCredentialsError) as caught:
+        load_settings(tmp_path, {"SCALEKIT_ENV_URL": "https://a.scalekit.com"})
+    assert caught.value.missing == ("SCALEKIT_CLIENT_ID", "SCALEKIT_CLIENT_SECRET")
+    assert str(tmp_path / ".env") in str(caught.value)
+
+
+@pytest.mark.parametrize("raw", ["0", "-1", "abc", "nan", "inf", "301"])
+def test_bad_timeouts_are_refused(raw):
+    with pytest.raises(ConfigurationError, match="SCALEKIT_TIMEOUT"):
+        parse_timeout(raw)
+
+
+def test_timeout_default_and_value():
+    assert parse_timeout(None) == 10.0
+    assert parse_timeout("2.5") == 2.5
+
+
+# -- connections.json ----------------------------------------------------------------
+
+
+def test_missing_or_empty_file_means_no_services(tmp_path):
+    path = tmp_path / "connections.json"
+    assert connections.load(path) == {}
+    path.write_text("  \n")
+    assert connections.load(path) == {}
+
+
+def test_bom_is_accepted(tmp_path):
+    path = tmp_path / "connections.json"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps({"gmail": {"connection_name": "gmail_u3134a"}}).encode())
+    assert connections.load(path)["gmail"].connection_name == "gmail_u3134a"
+
+
+def test_non_utf8_is_explained(tmp_path):
+    path = tmp_path / "connections.json"
+    path.write_bytes(b'{"gmail": {"connection_name": "\xff\xfe"}}')
+    with pytest.raises(ConfigurationError, match="not UTF-8"):
+        connections.load(path)
+
+
+def test_huge_file_is_refused(tmp_path):
+    path = tmp_path / "connections.json"
+    path.write_text(" " * (connections.MAX_FILE_BYTES + 1))
+    with pytest.raises(ConfigurationError, match="bytes"):
+        connections.load(path)
+
+
+@pytest.mark.parametrize(
+    ("service", "ok"),
+    [("gmail", True), ("google-calendar", True), ("x.y_z", True), ("", False), ("bad name", False), ("-x", False)],
+)
+def test_service_names(service, ok):
+    if ok:
+        assert connections.normalize_service(service) == service
+    else:
+        with pytest.raises(ConfigurationError):
+            connections.normalize_service(service)
+
+
+@pytest.mark.parametrize("identifier", ["", "   ", "a\nb", "x" * 256])
+def test_bad_identifiers(identifier):
+    with pytest.raises(ConfigurationError):
+        connections.check_identifier(identifier)
+
+
+def test_save_keeps_the_file_mode_and_leaves_no_temp_files(tmp_path):
+    path = tmp_path / "connections.json"
+    path.write_text("{}")
+    os.chmod(path, 0o600)
+    connections.save(path, "gmail", "gmail_u3134a")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")) == ["connections.json"]
+
+
+def test_remove(tmp_path):
+    path = tmp_path / "connections.json"
+    connections.save(path, "gmail", "gmail_u3134a")
+    connections.save(path, "slack", "slack_x7y9z")
+    change = connections.remove(path, "GMAIL")
+    assert change.describe() == "removed gmail (was gmail_u3134a)"
+    assert list(json.loads(path.read_text())) == ["slack"]
+    with pytest.raises(ConfigurationError, match="not in"):
+        connections.remove(path, "gmail")
+
+
+def test_change_descriptions(tmp_path):
+    path = tmp_path / "connections.json"
+    assert connections.save(path, "gmail", "a").describe() == "added gmail -> a"
+    assert connections.save(path, "gmail", "a").describe() == "unchanged gmail -> a"
+    assert connections.save(path, "gmail", "b", "mess").describe() == "updated gmail: a -> b (identifier mess)"
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
+@given(value=json_values)
+def test_any_json_gives_entries_or_a_configuration_error(tmp_path, value):
+    path = tmp_path / "connections.json"
+    path.write_text(json.dumps(value))
+    try:
+        entries = connections.load(path)
+    except ConfigurationError as err:
+        assert str(path) in str(err)
+    else:
+        assert all(isinstance(e.connection_name, str) and e.connection_name for e in entries.values())
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
+@given(data=st.binary(max_size=200))
+def test_any_bytes_give_entries_or_a_configuration_error(tmp_path, data):
+    path = tmp_path / "connections.json"
+    path.write_bytes(data)
+    try:
+        connections.load(path)
+    except ConfigurationError:
+        pass
