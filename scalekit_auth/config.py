@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .errors import ConfigurationError, MissingCredentialsError
+from .errors import ConfigurationError, MissingCredentialsError, import_or_explain
 
 SKILL_DIR_VAR = "SCALEKIT_AUTH_DIR"
 TIMEOUT_VAR = "SCALEKIT_TIMEOUT"
@@ -106,10 +106,9 @@ def read_env_file(path: Path) -> dict[str, str]:
     """Values from a .env file, without touching os.environ; a missing file is empty."""
     if not path.is_file():
         return {}
-    from dotenv import dotenv_values
-
+    dotenv = import_or_explain("dotenv", "python-dotenv")
     try:
-        values = dotenv_values(path, encoding="utf-8")
+        values = dotenv.dotenv_values(path, encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigurationError(f"Cannot read {path}: {err.__class__.__name__}. Save it as UTF-8 text.") from None
     return {k: v for k, v in values.items() if v is not None}

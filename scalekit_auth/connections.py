@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigurationError
+from .errors import ConfigurationError, import_or_explain
 
 FILE_NAME = "connections.json"
 MAX_FILE_BYTES = 1 << 20
@@ -162,7 +162,8 @@ def load(path: Path) -> dict[str, ConnectionEntry]:
 
 
 def _lock(path: Path):
-    from filelock import FileLock, Timeout
+    filelock = import_or_explain("filelock", "filelock")
+    FileLock, Timeout = filelock.FileLock, filelock.Timeout  # noqa: N806 - class aliases
 
     lock = FileLock(str(path.with_name(f".{path.name}.lock")), timeout=LOCK_TIMEOUT)
     try:

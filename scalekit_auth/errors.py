@@ -69,6 +69,31 @@ class MissingCredentialsError(ConfigurationError):
         )
 
 
+class MissingDependencyError(ConfigurationError):
+    """A required Python package is not installed for this interpreter."""
+
+    def __init__(self, package: str) -> None:
+        import sys
+
+        self.package = package
+        super().__init__(
+            f"The Python package '{package}' is not installed for {sys.executable}. "
+            f"Install the skill's requirements: {sys.executable} -m pip install -r requirements.txt"
+        )
+
+
+def import_or_explain(module: str, package: str):
+    """Import `module`, turning a missing package into MissingDependencyError."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as err:
+        if err.name and (err.name == module or module.startswith(err.name + ".")):
+            raise MissingDependencyError(package) from err
+        raise
+
+
 class UnknownConnectionError(ConfigurationError):
     """Scalekit has no connection with the configured name."""
 

@@ -26,6 +26,7 @@ from .errors import (
     ScalekitServiceError,
     ScalekitTimeoutError,
     ScalekitUnavailableError,
+    import_or_explain,
 )
 
 log = logging.getLogger("scalekit_auth.vault")
@@ -163,10 +164,9 @@ class Vault:
     def _sdk(self) -> Any:
         with self._lock:
             if self._client is None:
+                sk_core = import_or_explain("scalekit.core", "scalekit-sdk-python")
+                ScalekitClient = import_or_explain("scalekit.client", "scalekit-sdk-python").ScalekitClient  # noqa: N806
                 with self._calling("creating the Scalekit client"):
-                    import scalekit.core as sk_core
-                    from scalekit.client import ScalekitClient
-
                     # The client-credentials POST has no timeout parameter; bound it like the RPCs.
                     timeout = self.settings.timeout
                     sk_core.DEFAULT_HTTP_TIMEOUT = (min(timeout, sk_core.DEFAULT_HTTP_CONNECT_TIMEOUT_S), timeout)

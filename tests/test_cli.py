@@ -161,3 +161,20 @@ def test_config_then_token_from_the_shell(skill, emulator):
     assert skill.cli("config", "slack", "slack_x7y9z").returncode == 0
     emulator.seed("slack_x7y9z", "agent", access_token="slack-from-shell")
     assert skill.run("slack").stdout == "slack-from-shell\n"
+
+
+def test_a_missing_package_is_named_with_the_install_command(skill):
+    import subprocess
+    import sys
+
+    from .conftest import ROOT
+
+    code = (
+        "import sys; sys.modules['filelock'] = None\n"
+        "from scalekit_auth.cli import main\n"
+        "sys.exit(main(['config', 'gmail', 'gmail_u3134a']))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 3
+    assert_one_clean_line(proc.stderr)
+    assert "'filelock' is not installed" in proc.stderr and "pip install -r requirements.txt" in proc.stderr
