@@ -408,3 +408,16 @@ def test_command_line_rejects_a_bad_seed():
     )
     assert proc.returncode == 2
     assert "status must be one of" in proc.stderr
+
+
+def test_client_tokens_expire_and_the_sdk_logs_in_again():
+    with Emulator(client_token_ttl=0.3) as emu:
+        emu.seed("gmail_u3134a", "alice")
+        client = ScalekitClient(emu.url, emu.client_id, emu.client_secret)
+        client.actions.get_connected_account(connection_name="gmail_u3134a", identifier="alice")
+        time.sleep(0.4)
+        client.actions.get_connected_account(connection_name="gmail_u3134a", identifier="alice")
+        counters = emu.counters()
+        assert counters["rpc_unauthenticated"] == 1
+        assert counters["oauth_token"] == 2
+        client.core_client.grpc_secure_channel.close()
