@@ -3,10 +3,11 @@
 A thin facade; the implementation lives in the `scalekit_auth` package beside this file.
 """
 
-from scalekit_auth.api import close, configure_connection, get_credentials, get_token
+from scalekit_auth.api import close, configure_connection, get_credentials, get_token, get_tokens, invalidate
 from scalekit_auth.credentials import ServiceCredentials
 from scalekit_auth.errors import (
     AuthorizationError,
+    BatchError,
     ConfigurationError,
     CredentialsRejectedError,
     MissingCredentialsError,
@@ -22,6 +23,7 @@ from scalekit_auth.errors import (
 
 __all__ = [
     "AuthorizationError",
+    "BatchError",
     "ConfigurationError",
     "CredentialsRejectedError",
     "MissingCredentialsError",
@@ -38,4 +40,6 @@ __all__ = [
     "configure_connection",
     "get_credentials",
     "get_token",
+    "get_tokens",
+    "invalidate",
 ]

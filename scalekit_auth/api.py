@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 
 from .broker import TokenBroker
 from .connections import Change
@@ -15,25 +16,45 @@ _broker: TokenBroker | None = None
 def default_broker() -> TokenBroker:
     """The process-wide broker (created on first use; thread-safe)."""
     global _broker
+    broker = _broker
+    if broker is not None:
+        return broker
     with _lock:
         if _broker is None:
             _broker = TokenBroker()
         return _broker
 
 
-def get_token(service: str, identifier: str | None = None) -> str:
-    """A fresh access token for `service` (e.g. "gmail"), straight from Scalekit's vault.
+def get_token(service: str, identifier: str | None = None, *, force_refresh: bool = False) -> str:
+    """A valid access token for `service` (e.g. "gmail") from Scalekit's vault.
 
-    Raises ConfigurationError when the service or Scalekit credentials are not set up,
-    and AuthorizationError (with `.link` and `.expires_at`) when the user must connect
-    the account first.
+    Served from memory while it is more than SCALEKIT_CACHE_MARGIN seconds from expiry;
+    `force_refresh=True` asks Scalekit again. Raises ConfigurationError when the service or
+    Scalekit credentials are not set up, and AuthorizationError (with `.link` and
+    `.expires_at`) when the user must connect the account first.
     """
-    return default_broker().get_token(service, identifier)
+    return default_broker().get_token(service, identifier, force_refresh=force_refresh)
 
 
-def get_credentials(service: str, identifier: str | None = None) -> ServiceCredentials:
+def get_tokens(
+    services: Iterable[str], identifier: str | None = None, *, force_refresh: bool = False
+) -> dict[str, str]:
+    """Tokens for several services, fetched concurrently: {service: token} in the order given.
+
+    If any service fails, raises BatchError; its `.tokens` holds the ones that worked and
+    `.errors` maps each failed service to its exception.
+    """
+    return default_broker().get_tokens(services, identifier, force_refresh=force_refresh)
+
+
+def get_credentials(service: str, identifier: str | None = None, *, force_refresh: bool = False) -> ServiceCredentials:
     """Everything Scalekit holds for the account: kind, token or API-key fields, scopes, expiry."""
-    return default_broker().get_credentials(service, identifier)
+    return default_broker().get_credentials(service, identifier, force_refresh=force_refresh)
+
+
+def invalidate(service: str, identifier: str | None = None) -> int:
+    """Forget the cached token of `service` (for one identifier, or all); e.g. after an API says 401."""
+    return default_broker().invalidate(service, identifier)
 
 
 def configure_connection(service: str, connection_name: str, identifier: str | None = None) -> Change:

@@ -1,28 +1,39 @@
 """TokenBroker: the one explicit, thread-safe object that turns a service name into a token.
 
-Flow (one way only): resolve configuration -> vault (one warm Scalekit client per set of
-credentials) -> SDK. Configuration problems are found before the SDK is imported.
+Flow (one way only): resolve configuration -> memory cache -> vault (one warm Scalekit
+client per set of credentials) -> SDK. Configuration problems are found before the SDK
+is imported. Configuration files are re-read only when they change (mtime/size/inode),
+so a warm cache hit costs microseconds and an edit still takes effect at once.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 from . import connections
-from .config import ScalekitSettings, load_settings, skill_dir
+from .cache import TokenCache
+from .config import SETTINGS_VARS, SKILL_DIR_VAR, ScalekitSettings, file_signature, load_settings, skill_dir
 from .connections import Change, ConnectionEntry
 from .credentials import ServiceCredentials
-from .errors import AuthorizationError, ServiceNotConfiguredError, UnknownConnectionError
-from .identity import agent_name
+from .errors import AuthorizationError, BatchError, ServiceNotConfiguredError, UnknownConnectionError
+from .identity import IDENTITY_FILE_VAR, agent_name, identity_file
 
 log = logging.getLogger("scalekit_auth")
 
 ACTIVE = "ACTIVE"
+MAX_BATCH_WORKERS = 8
+
+V = TypeVar("V")
+_DIR_VARS = (SKILL_DIR_VAR, "XDG_CONFIG_HOME")
+_IDENTITY_VARS = (IDENTITY_FILE_VAR,)
 
 
 @dataclass(frozen=True)
@@ -35,54 +46,101 @@ class Target:
     identifier_source: str
 
 
-class TokenBroker:
-    """Resolves services, keeps warm Scalekit clients, and fetches credentials.
+class _Memo:
+    """One remembered value per key, replaced when its signature changes."""
 
-    `directory` and `environ` default to the skill folder and `os.environ`, read on
+    def __init__(self) -> None:
+        self._values: dict[Any, tuple[Any, Any]] = {}
+
+    def get(self, key: Any, signature: Any, compute: Callable[[], V]) -> V:
+        hit = self._values.get(key)
+        if hit is not None and hit[0] == signature:
+            return hit[1]
+        value = compute()  # errors are not remembered: the next call reports them again
+        self._values[key] = (signature, value)
+        return value
+
+
+class TokenBroker:
+    """Resolves services, caches credentials in memory, keeps warm Scalekit clients.
+
+    `directory` and `environ` default to the skill folder and `os.environ`, consulted on
     every call, so edits to .env or connections.json take effect immediately.
     """
 
     def __init__(self, directory: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None):
-        self._directory = Path(directory) if directory is not None else None
+        self._directory = os.fspath(directory) if directory is not None else None
         self._environ = environ
         self._lock = threading.Lock()
-        self._vaults: dict[tuple[str, str, str, float], object] = {}
+        self._vaults: dict[tuple[str, str, str, float], Any] = {}
+        self._memo = _Memo()
+        self.cache: TokenCache[ServiceCredentials] = TokenCache()
 
     def __repr__(self) -> str:
-        return f"TokenBroker(directory={str(self.directory)!r}, clients={len(self._vaults)})"
+        return f"TokenBroker(directory={str(self.directory)!r}, clients={len(self._vaults)}, cache={self.cache!r})"
 
     # -- configuration ---------------------------------------------------------
     @property
     def environ(self) -> Mapping[str, str]:
         return os.environ if self._environ is None else self._environ
 
+    def _env_values(self, names: tuple[str, ...]) -> tuple[Any, ...]:
+        """The raw values of `names`, cheaply: a change signature, not for display."""
+        env = self.environ
+        if env is os.environ:
+            data = getattr(os.environ, "_data", None)
+            if data is not None:
+                keys = self._memo.get(("encoded", names), None, lambda: tuple(os.environ.encodekey(n) for n in names))
+                return tuple(data.get(k) for k in keys)
+        return tuple(env.get(n) for n in names)
+
+    def _dir(self) -> str:
+        """The skill folder as a string (the hot path avoids pathlib)."""
+        if self._directory is not None:
+            return self._directory
+        env = self.environ
+        return self._memo.get("dir", self._env_values(_DIR_VARS), lambda: str(skill_dir(env)))
+
     @property
     def directory(self) -> Path:
-        return self._directory if self._directory is not None else skill_dir(self.environ)
+        return Path(self._dir())
 
     @property
     def connections_file(self) -> Path:
-        return self.directory / connections.FILE_NAME
+        return Path(self._dir(), connections.FILE_NAME)
 
-    def connections(self) -> dict[str, ConnectionEntry]:
-        return connections.load(self.connections_file)
+    def connections(self, directory: str | None = None) -> dict[str, ConnectionEntry]:
+        folder = directory or self._dir()
+        path = self._memo.get("connections_file", folder, lambda: os.path.join(folder, connections.FILE_NAME))
+        return self._memo.get(("connections", path), file_signature(path), lambda: connections.load(Path(path)))
 
-    def resolve(self, service: str, identifier: str | None = None) -> Target:
+    def settings(self, directory: str | None = None) -> ScalekitSettings:
+        folder = directory or self._dir()
+        env_file = self._memo.get("env_file", folder, lambda: os.path.join(folder, ".env"))
+        signature = (self._env_values(SETTINGS_VARS), file_signature(env_file))
+        env = self.environ
+        return self._memo.get(("settings", folder), signature, lambda: load_settings(Path(folder), env))
+
+    def _agent_name(self) -> tuple[str, str]:
+        env = self.environ
+        override = self._env_values(_IDENTITY_VARS)
+        path = self._memo.get("identity_file", override, lambda: str(identity_file(env)))
+        return self._memo.get(("identity", path), file_signature(path), lambda: agent_name(env))
+
+    def resolve(self, service: str, identifier: str | None = None, directory: str | None = None) -> Target:
         """Service -> connection name and identifier, or ServiceNotConfiguredError."""
         name = connections.normalize_service(service)
-        entries = self.connections()
+        directory = directory or self._dir()
+        entries = self.connections(directory)
         entry = entries.get(name)
         if entry is None:
-            raise ServiceNotConfiguredError(name, sorted(entries), str(self.connections_file))
+            raise ServiceNotConfiguredError(name, sorted(entries), os.path.join(directory, connections.FILE_NAME))
         if identifier is not None:
             return Target(name, entry.connection_name, connections.check_identifier(identifier), "argument")
         if entry.identifier:
-            return Target(name, entry.connection_name, entry.identifier, str(self.connections_file))
-        ident, source = agent_name(self.environ)
+            return Target(name, entry.connection_name, entry.identifier, "connections.json")
+        ident, source = self._agent_name()
         return Target(name, entry.connection_name, connections.check_identifier(ident), source)
-
-    def settings(self) -> ScalekitSettings:
-        return load_settings(self.directory, self.environ)
 
     def configure_connection(self, service: str, connection_name: str, identifier: str | None = None) -> Change:
         """Register (or update) which Scalekit connection serves `service`."""
@@ -94,31 +152,33 @@ class TokenBroker:
     # -- the vault ---------------------------------------------------------------
     def vault(self, settings: ScalekitSettings):
         """The warm client for these credentials; a change of credentials makes a new one."""
+        key = (settings.env_url, settings.client_id, settings.client_secret, settings.timeout)
+        vault = self._vaults.get(key)
+        if vault is not None:
+            return vault
         from .vault import Vault
 
-        key = (settings.env_url, settings.client_id, settings.client_secret, settings.timeout)
         with self._lock:
             vault = self._vaults.get(key)
             if vault is None:
                 stale = list(self._vaults.values())
-                self._vaults = {key: Vault(settings)}
-                vault = self._vaults[key]
+                vault = Vault(settings)
+                self._vaults = {key: vault}
                 for old in stale:
                     old.close()
             return vault
 
     def close(self) -> None:
-        """Close every Scalekit client (their gRPC channels)."""
+        """Close every Scalekit client (their gRPC channels) and forget cached tokens."""
         with self._lock:
             vaults, self._vaults = list(self._vaults.values()), {}
         for vault in vaults:
             vault.close()
+        self.cache.clear()
 
     # -- tokens --------------------------------------------------------------------
-    def get_credentials(self, service: str, identifier: str | None = None) -> ServiceCredentials:
-        """Credentials of an ACTIVE account, or AuthorizationError carrying a fresh link."""
-        target = self.resolve(service, identifier)
-        settings = self.settings()
+    def _fetch(self, target: Target, settings: ScalekitSettings) -> ServiceCredentials:
+        """One upstream lookup: credentials when ACTIVE, else AuthorizationError with a fresh link."""
         vault = self.vault(settings)
         snap = vault.account(target.connection_name, target.identifier)
         if snap is not None and snap.status == ACTIVE:
@@ -138,6 +198,82 @@ class TokenBroker:
             status=status,
         )
 
-    def get_token(self, service: str, identifier: str | None = None) -> str:
+    def get_credentials(
+        self, service: str, identifier: str | None = None, *, force_refresh: bool = False
+    ) -> ServiceCredentials:
+        """Credentials of an ACTIVE account (cached in memory), or AuthorizationError with a fresh link."""
+        directory = self._dir()
+        target = self.resolve(service, identifier, directory)
+        settings = self.settings(directory)
+        cache = self.cache
+        if cache.margin != settings.cache_margin or cache.default_ttl != settings.cache_ttl:
+            cache.margin, cache.default_ttl = settings.cache_margin, settings.cache_ttl
+        creds = cache.get(
+            (settings.env_url, target.connection_name, target.identifier),
+            lambda: self._fetch(target, settings),
+            _expiry,
+            force=force_refresh or not settings.cache,
+            store=settings.cache,
+        )
+        if creds.service != target.service:  # two services sharing one connection
+            creds = dataclasses.replace(creds, service=target.service)
+        return creds
+
+    def get_token(self, service: str, identifier: str | None = None, *, force_refresh: bool = False) -> str:
         """The access token (or single API key) for `service`."""
-        return self.get_credentials(service, identifier).token
+        return self.get_credentials(service, identifier, force_refresh=force_refresh).token
+
+    def invalidate(self, service: str, identifier: str | None = None) -> int:
+        """Forget cached credentials of `service` (one identifier, or all when None)."""
+        name = connections.normalize_service(service)
+        entry = self.connections().get(name)
+        if entry is None:
+            return 0
+        connection_name = entry.connection_name
+        ident = connections.check_identifier(identifier) if identifier is not None else None
+        return self.cache.invalidate(lambda key: key[1] == connection_name and (ident is None or key[2] == ident))
+
+    # -- batch -----------------------------------------------------------------------
+    def _many(self, services: Iterable[str], one: Callable[[str], V]) -> dict[str, V]:
+        names = list(dict.fromkeys(services))
+        if not names:
+            return {}
+        results: dict[str, V] = {}
+        errors: dict[str, BaseException] = {}
+        if len(names) == 1:
+            try:
+                results[names[0]] = one(names[0])
+            except Exception as err:  # noqa: BLE001 - reported per service below
+                errors[names[0]] = err
+        else:
+            with ThreadPoolExecutor(max_workers=min(MAX_BATCH_WORKERS, len(names))) as pool:
+                futures = {name: pool.submit(one, name) for name in names}
+                for name, future in futures.items():
+                    try:
+                        results[name] = future.result()
+                    except Exception as err:  # noqa: BLE001 - reported per service below
+                        errors[name] = err
+        if errors:
+            ok = {n: results[n] for n in names if n in results}
+            raise BatchError(ok, {n: errors[n] for n in names if n in errors})
+        return {n: results[n] for n in names}
+
+    def get_tokens(
+        self, services: Iterable[str], identifier: str | None = None, *, force_refresh: bool = False
+    ) -> dict[str, str]:
+        """Tokens for several services, fetched concurrently, in the order given.
+
+        If any fails, raises BatchError: `.tokens` holds the ones that worked and
+        `.errors` the exception of each one that did not.
+        """
+        return self._many(services, lambda s: self.get_token(s, identifier, force_refresh=force_refresh))
+
+    def get_credentials_many(
+        self, services: Iterable[str], identifier: str | None = None, *, force_refresh: bool = False
+    ) -> dict[str, ServiceCredentials]:
+        """Like get_tokens, returning ServiceCredentials."""
+        return self._many(services, lambda s: self.get_credentials(s, identifier, force_refresh=force_refresh))
+
+
+def _expiry(creds: ServiceCredentials):
+    return creds.expires_at

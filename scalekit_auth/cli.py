@@ -31,6 +31,7 @@ SHELL_EXAMPLES = """\
 examples:
   TOKEN=$({prog} gmail)
   {prog} gmail --identifier alice
+  {{ read -r GMAIL; read -r SLACK; }} < <({prog} gmail slack)   # one token per line, in order
 """
 
 
@@ -41,7 +42,7 @@ def _common() -> argparse.ArgumentParser:
 
 
 def _add_token_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("service", metavar="SERVICE", help="service name from connections.json, e.g. gmail")
+    p.add_argument("services", nargs="+", metavar="SERVICE", help="service name(s) from connections.json, e.g. gmail")
     p.add_argument("--identifier", "-i", metavar="ID", help="whose account (default: connections.json, then the agent)")
 
 
@@ -59,7 +60,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         "token",
         parents=[_common()],
         help="print a fresh token for SERVICE on stdout",
-        description="Print a fresh access token (or API key) for SERVICE, alone on stdout.",
+        description="Print a fresh access token (or API key) for each SERVICE, one per line on stdout.",
         epilog=SHELL_EXAMPLES.format(prog=f"{prog} token") + "\n" + EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -102,7 +103,7 @@ def build_token_parser(prog: str) -> argparse.ArgumentParser:
     """`get_token.py SERVICE`: the same as `scalekit-auth token SERVICE`."""
     p = argparse.ArgumentParser(
         prog=prog,
-        description="Print a fresh access token (or API key) for SERVICE, alone on stdout.",
+        description="Print a fresh access token (or API key) for each SERVICE, one per line on stdout.",
         epilog=SHELL_EXAMPLES.format(prog=f"python3 {prog}") + "\n" + EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         parents=[_common()],
@@ -116,8 +117,12 @@ def build_token_parser(prog: str) -> argparse.ArgumentParser:
 
 
 def cmd_token(args: argparse.Namespace, broker) -> int:
-    token = broker.get_token(args.service, args.identifier)
-    sys.stdout.write(token + "\n")
+    """One token per line, in the order asked; all or nothing."""
+    if len(args.services) == 1:
+        tokens = [broker.get_token(args.services[0], args.identifier)]
+    else:
+        tokens = list(broker.get_tokens(args.services, args.identifier).values())
+    sys.stdout.write("".join(token + "\n" for token in tokens))
     sys.stdout.flush()
     return ExitCode.OK
 

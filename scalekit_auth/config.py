@@ -18,10 +18,25 @@ from .errors import ConfigurationError, MissingCredentialsError, import_or_expla
 
 SKILL_DIR_VAR = "SCALEKIT_AUTH_DIR"
 TIMEOUT_VAR = "SCALEKIT_TIMEOUT"
+CACHE_VAR = "SCALEKIT_CACHE"
+CACHE_MARGIN_VAR = "SCALEKIT_CACHE_MARGIN"
+CACHE_TTL_VAR = "SCALEKIT_CACHE_TTL"
 ENV_URL_VARS = ("SCALEKIT_ENV_URL", "SCALEKIT_ENVIRONMENT_URL")
 CLIENT_ID_VAR = "SCALEKIT_CLIENT_ID"
 CLIENT_SECRET_VAR = "SCALEKIT_CLIENT_SECRET"  # noqa: S105 - a variable name, not a secret
 DEFAULT_TIMEOUT = 10.0
+DEFAULT_CACHE_MARGIN = 300.0
+DEFAULT_CACHE_TTL = 60.0
+#: Every variable load_settings reads (a change in any of them means re-reading).
+SETTINGS_VARS = (
+    *("SCALEKIT_ENV_URL", "SCALEKIT_ENVIRONMENT_URL"),
+    "SCALEKIT_CLIENT_ID",
+    "SCALEKIT_CLIENT_SECRET",
+    TIMEOUT_VAR,
+    CACHE_VAR,
+    CACHE_MARGIN_VAR,
+    CACHE_TTL_VAR,
+)
 
 _PACKAGE_PARENT = Path(__file__).resolve().parent.parent
 
@@ -94,11 +109,14 @@ class ScalekitSettings:
     client_id: str
     client_secret: str = field(repr=False)
     timeout: float = DEFAULT_TIMEOUT
+    cache: bool = True
+    cache_margin: float = DEFAULT_CACHE_MARGIN
+    cache_ttl: float = DEFAULT_CACHE_TTL
 
     def __repr__(self) -> str:
         return (
             f"ScalekitSettings(env_url={self.env_url!r}, client_id={self.client_id!r}, "
-            f"client_secret='[REDACTED]', timeout={self.timeout!r})"
+            f"client_secret='[REDACTED]', timeout={self.timeout!r}, cache={self.cache!r})"
         )
 
 
@@ -114,16 +132,36 @@ def read_env_file(path: Path) -> dict[str, str]:
     return {k: v for k, v in values.items() if v is not None}
 
 
-def parse_timeout(raw: str | None) -> float:
+def parse_seconds(
+    raw: str | None, name: str, default: float, low: float, high: float, *, allow_low: bool = False
+) -> float:
+    """A number of seconds from a variable, with a message naming the variable when it is wrong."""
     if raw is None or not raw.strip():
-        return DEFAULT_TIMEOUT
+        return default
     try:
         value = float(raw)
     except ValueError:
         value = float("nan")
-    if not math.isfinite(value) or value <= 0 or value > 300:
-        raise ConfigurationError(f"{TIMEOUT_VAR} must be a number of seconds between 0 and 300, not {raw!r}.")
+    too_low = value < low if allow_low else value <= low
+    if not math.isfinite(value) or too_low or value > high:
+        bound = "at least" if allow_low else "above"
+        raise ConfigurationError(f"{name} must be a number of seconds {bound} {low:g} and up to {high:g}, not {raw!r}.")
     return value
+
+
+def parse_timeout(raw: str | None) -> float:
+    return parse_seconds(raw, TIMEOUT_VAR, DEFAULT_TIMEOUT, 0, 300)
+
+
+def parse_switch(raw: str | None, name: str, default: bool = True) -> bool:
+    if raw is None or not raw.strip():
+        return default
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ConfigurationError(f"{name} must be 1 or 0 (on/off), not {raw!r}.")
 
 
 def load_settings(directory: Path, environ: Mapping[str, str] | None = None) -> ScalekitSettings:
@@ -158,10 +196,29 @@ def load_settings(directory: Path, environ: Mapping[str, str] | None = None) -> 
         missing.append(ENV_URL_VARS[0])
     if missing:
         raise MissingCredentialsError(missing, str(env_file))
-    timeout_raw = env.get(TIMEOUT_VAR) or from_file.get(TIMEOUT_VAR)
+
+    def option(name: str) -> str | None:
+        return env.get(name) or from_file.get(name)
+
     return ScalekitSettings(
         env_url=normalize_env_url(env_url, url_source),
         client_id=client_id,
         client_secret=client_secret,
-        timeout=parse_timeout(timeout_raw),
+        timeout=parse_timeout(option(TIMEOUT_VAR)),
+        cache=parse_switch(option(CACHE_VAR), CACHE_VAR),
+        cache_margin=parse_seconds(
+            option(CACHE_MARGIN_VAR), CACHE_MARGIN_VAR, DEFAULT_CACHE_MARGIN, 0, 86400, allow_low=True
+        ),
+        cache_ttl=parse_seconds(option(CACHE_TTL_VAR), CACHE_TTL_VAR, DEFAULT_CACHE_TTL, 0, 86400),
     )
+
+
+def file_signature(path: str | os.PathLike[str]) -> tuple[int, int, int] | None:
+    """(mtime_ns, size, inode), or None when the file does not exist: cheap change detection."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return (-1, -1, -1)
+    return (st.st_mtime_ns, st.st_size, st.st_ino)

@@ -7,8 +7,9 @@ these, keeping the original as ``__cause__`` for ``--debug``.
 from __future__ import annotations
 
 import datetime as _dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from enum import IntEnum
+from typing import Any
 
 
 class ExitCode(IntEnum):
@@ -209,3 +210,24 @@ class UnsupportedAccountError(ScalekitAuthError):
     """The account holds credentials that are not a single token (use get_credentials)."""
 
     exit_code = ExitCode.UNSUPPORTED_ACCOUNT
+
+
+class BatchError(ScalekitAuthError):
+    """Some services of a batch failed. `.tokens` has the ones that worked, `.errors` the rest."""
+
+    def __init__(self, results: Mapping[str, Any], errors: Mapping[str, BaseException]) -> None:
+        self.results = dict(results)
+        self.errors = dict(errors)
+        codes = {getattr(e, "exit_code", ExitCode.ERROR) for e in self.errors.values()}
+        self.exit_code = codes.pop() if len(codes) == 1 else ExitCode.ERROR
+        total = len(self.results) + len(self.errors)
+        lines = [f"{len(self.errors)} of {total} services failed:"]
+        for service, err in self.errors.items():
+            text = str(err) if isinstance(err, ScalekitAuthError) else f"unexpected error ({err.__class__.__name__})"
+            lines.append(f"  {service}: {text}")
+        super().__init__("\n".join(lines))
+
+    @property
+    def tokens(self) -> dict[str, Any]:
+        """What succeeded (tokens from get_tokens, credentials from get_credentials_many)."""
+        return self.results

@@ -122,7 +122,7 @@ def test_api_key_account_prints_its_key(skill, emulator):
     assert (proc.returncode, proc.stdout) == (0, "sk-shell\n")
 
 
-@pytest.mark.parametrize("args", [[], ["gmail", "--bogus"], ["gmail", "slack", "extra"]])
+@pytest.mark.parametrize("args", [[], ["gmail", "--bogus"], ["gmail", "--identifier"]])
 def test_usage_errors_exit_2(skill, args):
     proc = skill.run(*args)
     assert proc.returncode == ExitCode.USAGE == 2
@@ -178,3 +178,31 @@ def test_a_missing_package_is_named_with_the_install_command(skill):
     assert proc.returncode == 3
     assert_one_clean_line(proc.stderr)
     assert "'filelock' is not installed" in proc.stderr and "pip install -r requirements.txt" in proc.stderr
+
+
+def test_several_services_print_one_token_per_line_in_order(skill, emulator):
+    skill.use(emulator)
+    skill.configure("gmail", "gmail_u3134a")
+    skill.configure("slack", "slack_x7y9z")
+    skill.configure("github", "github_demo")
+    emulator.seed("gmail_u3134a", "agent", access_token="tok-gmail")
+    emulator.seed("slack_x7y9z", "agent", access_token="tok-slack")
+    emulator.seed("github_demo", "agent", access_token="tok-github")
+    proc = skill.run("slack", "github", "gmail")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "tok-slack\ntok-github\ntok-gmail\n"
+
+
+def test_several_services_fail_as_a_whole_with_a_line_per_failure(skill, emulator):
+    skill.use(emulator)
+    skill.configure("gmail", "gmail_u3134a")
+    skill.configure("slack", "slack_x7y9z")
+    emulator.seed("gmail_u3134a", "agent", access_token="tok-gmail")
+    proc = skill.run("gmail", "slack", "notion")
+    assert proc.returncode == 1  # mixed causes: 4 for slack, 3 for notion
+    assert proc.stdout == ""
+    assert "Traceback" not in proc.stderr
+    assert "2 of 3 services failed" in proc.stderr
+    assert "  slack: Authorization needed" in proc.stderr
+    assert "  notion: 'notion' is not configured" in proc.stderr
+    assert "gmail:" not in proc.stderr

@@ -127,7 +127,7 @@ class EmulatorHandler(BaseHTTPRequestHandler):
         world.count("oauth_token")
         if world.latency:
             time.sleep(world.latency)
-        fault = world.take_fault(TOKEN_PATH)
+        fault = world.take_fault(TOKEN_PATH, rpc=False)
         if fault is not None:
             return self._json(
                 _GRPC_TO_HTTP.get(fault.code, 500),

@@ -259,8 +259,11 @@ class Emulator:
     def fail_next(
         self, count: int = 1, code: str = "UNAVAILABLE", method: str | None = None, message: str = ""
     ) -> None:
-        """Fail the next `count` calls (-1: every call) with a gRPC status; `method` narrows it
-        to one RPC name or to `/oauth/token`."""
+        """Fail the next `count` RPCs (-1: every one) with a gRPC status.
+
+        `method` narrows it to one RPC name, targets `/oauth/token` (answered with the matching
+        HTTP status), or `*` for every call of either kind.
+        """
         if code not in GRPC_STATUS_NAMES:
             raise ValueError(f"code must be a gRPC status name such as UNAVAILABLE, not {code!r}")
         self.world.add_fault(code, int(count), method, message)

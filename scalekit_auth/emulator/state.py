@@ -161,11 +161,14 @@ class World:
             self.faults.clear()
             self.latency = 0.0
 
-    def take_fault(self, method: str) -> Fault | None:
-        """The first armed fault matching `method`, consumed once; None when the call should succeed."""
+    def take_fault(self, method: str, *, rpc: bool = True) -> Fault | None:
+        """The first armed fault matching `method`, consumed once; None when the call should succeed.
+
+        A fault without a method applies to every RPC (not to /oauth/token); `*` applies to all.
+        """
         with self._lock:
             for fault in self.faults:
-                if fault.method not in (None, method):
+                if not (fault.method == method or fault.method == "*" or (fault.method is None and rpc)):
                     continue
                 if fault.remaining == 0:
                     continue

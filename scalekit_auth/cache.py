@@ -1,0 +1,150 @@
+"""A memory-only token cache with single-flight lookups. Nothing here touches a file or a log.
+
+An entry is served while its token is more than `margin` seconds from expiry (or, when
+Scalekit gives no expiry, for `default_ttl` seconds). N threads asking for the same cold
+key share one upstream lookup: one leads, the rest wait for its result or its error.
+Errors are never stored.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import threading
+import time
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+DEFAULT_MARGIN = 300.0  # seconds before expiry at which a cached token is no longer served
+DEFAULT_TTL = 60.0  # lifetime of an entry whose expiry Scalekit did not give
+
+
+class _Flight(Generic[T]):
+    """One in-progress lookup that other threads can wait on."""
+
+    __slots__ = ("_done", "error", "value")
+
+    def __init__(self) -> None:
+        self._done = threading.Event()
+        self.value: T | None = None
+        self.error: BaseException | None = None
+
+    def finish(self, value: T | None = None, error: BaseException | None = None) -> None:
+        self.value, self.error = value, error
+        self._done.set()
+
+    def wait(self) -> T:
+        self._done.wait()
+        if self.error is not None:
+            raise self.error
+        return self.value  # type: ignore[return-value]
+
+
+@dataclass
+class _Entry(Generic[T]):
+    value: T
+    fresh_until: float  # time.monotonic() deadline
+
+
+@dataclass(frozen=True)
+class CacheStats:
+    hits: int
+    misses: int
+    entries: int
+
+
+class TokenCache(Generic[T]):
+    """Thread-safe, in-memory, expiry-aware cache of credentials keyed by any hashable key."""
+
+    def __init__(self, margin: float = DEFAULT_MARGIN, default_ttl: float = DEFAULT_TTL) -> None:
+        self.margin = margin
+        self.default_ttl = default_ttl
+        self._lock = threading.Lock()
+        self._entries: dict[Hashable, _Entry[T]] = {}
+        self._flights: dict[Hashable, _Flight[T]] = {}
+        self._hits = 0
+        self._misses = 0
+
+    def __repr__(self) -> str:
+        return f"TokenCache(entries={len(self._entries)}, margin={self.margin:g}s, default_ttl={self.default_ttl:g}s)"
+
+    def lifetime(self, expires_at: _dt.datetime | None, now: _dt.datetime | None = None) -> float:
+        """Seconds an entry may be served: up to `margin` before expiry, or `default_ttl`."""
+        if expires_at is None:
+            return self.default_ttl
+        now = now or _dt.datetime.now(_dt.timezone.utc)
+        return (expires_at - now).total_seconds() - self.margin
+
+    def peek(self, key: Hashable) -> T | None:
+        """The cached value when fresh, else None. Never fetches."""
+        entry = self._entries.get(key)
+        if entry is not None and entry.fresh_until > time.monotonic():
+            return entry.value
+        return None
+
+    def get(
+        self,
+        key: Hashable,
+        fetch: Callable[[], T],
+        expiry_of: Callable[[T], _dt.datetime | None],
+        *,
+        force: bool = False,
+        store: bool = True,
+    ) -> T:
+        """The cached value for `key`, or the result of `fetch()` shared by every concurrent caller.
+
+        `force` skips the cached value (joining a lookup already in flight); `store=False`
+        fetches without remembering the result (the cache switched off).
+        """
+        if not force:
+            entry = self._entries.get(key)  # lock-free fast path: dict reads are atomic
+            if entry is not None and entry.fresh_until > time.monotonic():
+                self._hits += 1
+                return entry.value
+        with self._lock:
+            if not force:
+                entry = self._entries.get(key)
+                if entry is not None and entry.fresh_until > time.monotonic():
+                    self._hits += 1
+                    return entry.value
+            flight = self._flights.get(key)
+            leader = flight is None
+            if flight is None:
+                flight = self._flights[key] = _Flight()
+            self._misses += 1
+        if not leader:
+            return flight.wait()
+        try:
+            value = fetch()
+        except BaseException as err:
+            with self._lock:
+                self._flights.pop(key, None)
+            flight.finish(error=err)
+            raise
+        lifetime = self.lifetime(expiry_of(value)) if store else 0.0
+        with self._lock:
+            if lifetime > 0:
+                self._entries[key] = _Entry(value, time.monotonic() + lifetime)
+            else:
+                self._entries.pop(key, None)
+            self._flights.pop(key, None)
+        flight.finish(value=value)
+        return value
+
+    def invalidate(self, match: Callable[[Hashable], bool]) -> int:
+        """Drop every entry whose key satisfies `match`; returns how many were dropped."""
+        with self._lock:
+            doomed = [k for k in self._entries if match(k)]
+            for k in doomed:
+                del self._entries[k]
+            return len(doomed)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def stats(self) -> CacheStats:
+        with self._lock:
+            return CacheStats(self._hits, self._misses, len(self._entries))

@@ -1,0 +1,243 @@
+"""The memory-only token cache: hits, expiry margin, refresh, invalidation, single-flight, batch.
+
+Every upstream call is counted by the emulator, so "no RPC" means no RPC reached Scalekit.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from scalekit_auth.broker import TokenBroker
+from scalekit_auth.errors import AuthorizationError, BatchError, RateLimitedError, ServiceNotConfiguredError
+
+LOOKUP = "rpc.GetConnectedAccountAuth"
+
+
+@pytest.fixture
+def broker(skill, emulator):
+    skill.use(emulator)
+    skill.configure("gmail", "gmail_u3134a")
+    b = TokenBroker()
+    yield b
+    b.close()
+
+
+def lookups(emulator) -> int:
+    return emulator.counters().get(LOOKUP, 0)
+
+
+def test_a_cache_hit_makes_no_call(broker, emulator):
+    emulator.seed("gmail_u3134a", "agent", access_token="cached-token")
+    assert broker.get_token("gmail") == "cached-token"
+    for _ in range(50):
+        assert broker.get_token("gmail") == "cached-token"
+    counters = emulator.counters()
+    assert counters[LOOKUP] == 1
+    assert counters["oauth_token"] == 1
+    assert counters["tls_connections.h2"] == 1
+
+
+def test_one_client_per_process_serves_every_lookup(broker, emulator):
+    emulator.seed("gmail_u3134a", "agent")
+    for _ in range(5):
+        broker.get_token("gmail", force_refresh=True)
+    counters = emulator.counters()
+    assert counters[LOOKUP] == 5
+    assert counters["oauth_token"] == 1
+
+
+def test_a_token_inside_the_refresh_margin_is_looked_up_again(broker, emulator, monkeypatch):
+    monkeypatch.setenv("SCALEKIT_CACHE_MARGIN", "299.5")
+    emulator.seed("gmail_u3134a", "agent", access_token="short-lived", ttl=300)
+    broker.get_token("gmail")
+    broker.get_token("gmail")
+    assert lookups(emulator) == 1  # 0.5 s of freshness left: still served
+    time.sleep(0.6)
+    broker.get_token("gmail")
+    assert lookups(emulator) == 2
+
+
+def test_a_token_already_within_the_margin_is_never_cached(broker, emulator):
+    emulator.seed("gmail_u3134a", "agent", ttl=120)  # default margin is 300 s
+    broker.get_token("gmail")
+    broker.get_token("gmail")
+    assert lookups(emulator) == 2
+
+
+def test_force_refresh_and_invalidate(broker, emulator):
+    emulator.seed("gmail_u3134a", "agent", access_token="first")
+    assert broker.get_token("gmail") == "first"
+    emulator.rotate_token("gmail_u3134a", "agent", "second")
+    assert broker.get_token("gmail") == "first"  # cached
+    assert broker.get_token("gmail", force_refresh=True) == "second"
+    emulator.rotate_token("gmail_u3134a", "agent", "third")
+    assert broker.get_token("gmail") == "second"
+    assert broker.invalidate("gmail") == 1
+    assert broker.get_token("gmail") == "third"
+    assert broker.invalidate("not-configured") == 0
+
+
+def test_invalidate_one_identifier_keeps_the_others(broker, emulator):
+    emulator.seed("gmail_u3134a", "alice", access_token="alice-1")
+    emulator.seed("gmail_u3134a", "bob", access_token="bob-1")
+    broker.get_token("gmail", identifier="alice")
+    broker.get_token("gmail", identifier="bob")
+    emulator.rotate_token("gmail_u3134a", "alice", "alice-2")
+    emulator.rotate_token("gmail_u3134a", "bob", "bob-2")
+    assert broker.invalidate("gmail", identifier="alice") == 1
+    assert broker.get_token("gmail", identifier="alice") == "alice-2"
+    assert broker.get_token("gmail", identifier="bob") == "bob-1"
+
+
+def test_users_of_one_service_never_get_each_others_tokens(broker, emulator):
+    emulator.seed("gmail_u3134a", "alice", access_token="alice-token")
+    emulator.seed("gmail_u3134a", "bob", access_token="bob-token")
+    emulator.seed("gmail_u3134a", "agent", access_token="agent-token")
+    for _ in range(3):
+        assert broker.get_token("gmail", identifier="alice") == "alice-token"
+        assert broker.get_token("gmail", identifier="bob") == "bob-token"
+        assert broker.get_token("gmail") == "agent-token"
+    assert lookups(emulator) == 3
+
+
+def _in_threads(n: int, func):
+    barrier = threading.Barrier(n)
+    results: list = [None] * n
+
+    def run(i: int) -> None:
+        barrier.wait()
+        try:
+            results[i] = func()
+        except Exception as err:  # noqa: BLE001 - collected for the assertions
+            results[i] = err
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    return results
+
+
+def test_single_flight_32_threads_one_lookup(broker, emulator):
+    emulator.seed("gmail_u3134a", "agent", access_token="shared-token")
+    emulator.set_latency(0.2)
+    results = _in_threads(32, lambda: broker.get_token("gmail"))
+    assert results == ["shared-token"] * 32
+    assert lookups(emulator) == 1
+    assert emulator.counters()["oauth_token"] == 1
+
+
+def test_an_error_in_flight_reaches_every_waiter(broker, emulator):
+    emulator.seed("gmail_u3134a", "agent")
+    emulator.set_latency(0.2)
+    emulator.fail_next(1, "RESOURCE_EXHAUSTED")
+    results = _in_threads(16, lambda: broker.get_token("gmail"))
+    assert all(isinstance(r, RateLimitedError) for r in results), results
+    assert lookups(emulator) == 1
+    emulator.clear_faults()
+    assert broker.get_token("gmail")  # the error was not cached
+
+
+def test_non_active_results_are_not_cached(broker, emulator):
+    with pytest.raises(AuthorizationError) as first:
+        broker.get_token("gmail")
+    emulator.approve(first.value.link)
+    assert broker.get_token("gmail") == emulator.account("gmail_u3134a", "agent")["access_token"]
+    assert lookups(emulator) == 2
+
+
+def test_the_cache_can_be_switched_off(broker, emulator, monkeypatch):
+    monkeypatch.setenv("SCALEKIT_CACHE", "0")
+    emulator.seed("gmail_u3134a", "agent")
+    for _ in range(3):
+        broker.get_token("gmail")
+    assert lookups(emulator) == 3
+    assert broker.cache.stats().entries == 0
+
+
+def test_without_an_expiry_the_default_lifetime_applies(broker, emulator, skill, monkeypatch):
+    skill.configure("openai", "openai_demo")
+    emulator.seed("openai_demo", "agent", static={"api_key": "sk-1"})
+    monkeypatch.setenv("SCALEKIT_CACHE_TTL", "0.3")
+    broker.get_token("openai")
+    broker.get_token("openai")
+    assert lookups(emulator) == 1
+    time.sleep(0.4)
+    broker.get_token("openai")
+    assert lookups(emulator) == 2
+
+
+def test_new_credentials_make_a_new_client(broker, emulator, monkeypatch):
+    emulator.seed("gmail_u3134a", "agent")
+    broker.get_token("gmail")
+    new_secret = emulator.rotate_client_secret()
+    monkeypatch.setenv("SCALEKIT_CLIENT_SECRET", new_secret)
+    broker.get_token("gmail", force_refresh=True)
+    assert emulator.counters()["oauth_token"] == 2
+
+
+def test_config_edits_take_effect_at_once(broker, emulator, skill):
+    emulator.seed("gmail_u3134a", "agent", access_token="one")
+    emulator.seed("slack_x7y9z", "agent", access_token="two")
+    assert broker.get_token("gmail") == "one"
+    skill.configure("gmail", "slack_x7y9z")
+    assert broker.get_token("gmail") == "two"
+
+
+def test_nothing_secret_in_reprs(broker, emulator):
+    emulator.seed("gmail_u3134a", "agent", access_token="canary-cache-token-9911")
+    broker.get_token("gmail")
+    for obj in (broker, broker.cache, broker.cache.stats(), broker.settings(), broker.vault(broker.settings())):
+        assert "canary-cache-token-9911" not in repr(obj)
+        assert broker.settings().client_secret not in repr(obj)
+
+
+# -- batch --------------------------------------------------------------------------
+
+
+def test_batch_returns_tokens_in_order(broker, emulator, skill):
+    skill.configure("slack", "slack_x7y9z")
+    skill.configure("github", "github_demo")
+    emulator.seed("gmail_u3134a", "agent", access_token="g")
+    emulator.seed("slack_x7y9z", "agent", access_token="s")
+    emulator.seed("github_demo", "agent", access_token="h")
+    tokens = broker.get_tokens(["slack", "gmail", "github", "slack"])
+    assert list(tokens.items()) == [("slack", "s"), ("gmail", "g"), ("github", "h")]
+    assert emulator.counters()["oauth_token"] == 1
+
+
+def test_batch_with_broken_services_keeps_the_others(broker, emulator, skill):
+    skill.configure("slack", "slack_x7y9z")
+    emulator.seed("gmail_u3134a", "agent", access_token="g")
+    with pytest.raises(BatchError) as caught:
+        broker.get_tokens(["gmail", "slack", "nope"])
+    err = caught.value
+    assert err.tokens == {"gmail": "g"}
+    assert isinstance(err.errors["slack"], AuthorizationError)
+    assert isinstance(err.errors["nope"], ServiceNotConfiguredError)
+    assert err.exit_code == 1
+    assert str(err).splitlines()[0] == "2 of 3 services failed:"
+
+
+def test_batch_failure_of_one_kind_keeps_its_exit_code(broker, emulator):
+    with pytest.raises(BatchError) as caught:
+        broker.get_tokens(["x1", "x2"])
+    assert caught.value.exit_code == 3
+
+
+def test_public_api_exposes_batch_and_invalidate(skill, emulator):
+    from scalekit_helper import get_token, get_tokens, invalidate
+
+    skill.use(emulator)
+    skill.configure("gmail", "gmail_u3134a")
+    emulator.seed("gmail_u3134a", "agent", access_token="a1")
+    assert get_tokens(["gmail"]) == {"gmail": "a1"}
+    emulator.rotate_token("gmail_u3134a", "agent", "a2")
+    assert get_token("gmail") == "a1"
+    invalidate("gmail")
+    assert get_token("gmail") == "a2"
+    assert get_token("gmail", force_refresh=True) == "a2"
