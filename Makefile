@@ -24,5 +24,8 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/python -m pytest -q
 
+bench: $(STAMP)
+	$(BIN)/python bench/bench_tokens.py
+
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis test-artifacts

@@ -29,7 +29,7 @@ from .identity import IDENTITY_FILE_VAR, agent_name, identity_file
 log = logging.getLogger("scalekit_auth")
 
 ACTIVE = "ACTIVE"
-MAX_BATCH_WORKERS = 8
+MAX_BATCH_WORKERS = 16
 
 V = TypeVar("V")
 _DIR_VARS = (SKILL_DIR_VAR, "XDG_CONFIG_HOME")
