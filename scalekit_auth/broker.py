@@ -13,7 +13,6 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -44,6 +43,15 @@ class Target:
     connection_name: str
     identifier: str
     identifier_source: str
+
+
+@dataclass(frozen=True)
+class AccountStatus:
+    """What `status`/`list --status` show: never a credential."""
+
+    target: Target
+    status: str | None  # None: Scalekit has no account for this identifier yet
+    expires_at: object = None  # datetime of the access token's expiry, when known
 
 
 class _Memo:
@@ -233,8 +241,18 @@ class TokenBroker:
         ident = connections.check_identifier(identifier) if identifier is not None else None
         return self.cache.invalidate(lambda key: key[1] == connection_name and (ident is None or key[2] == ident))
 
+    def account_status(self, service: str, identifier: str | None = None) -> AccountStatus:
+        """The account's live status from Scalekit (details only: no credentials are fetched)."""
+        directory = self._dir()
+        target = self.resolve(service, identifier, directory)
+        snap = self.vault(self.settings(directory)).account_status(target.connection_name, target.identifier)
+        if snap is None:
+            return AccountStatus(target, None)
+        return AccountStatus(target, snap.status, snap.expires_at)
+
     # -- batch -----------------------------------------------------------------------
-    def _many(self, services: Iterable[str], one: Callable[[str], V]) -> dict[str, V]:
+    def many(self, services: Iterable[str], one: Callable[[str], V]) -> dict[str, V]:
+        """Run `one(service)` for each service concurrently; BatchError if any fails."""
         names = list(dict.fromkeys(services))
         if not names:
             return {}
@@ -246,6 +264,8 @@ class TokenBroker:
             except Exception as err:  # noqa: BLE001 - reported per service below
                 errors[names[0]] = err
         else:
+            from concurrent.futures import ThreadPoolExecutor
+
             with ThreadPoolExecutor(max_workers=min(MAX_BATCH_WORKERS, len(names))) as pool:
                 futures = {name: pool.submit(one, name) for name in names}
                 for name, future in futures.items():
@@ -266,13 +286,13 @@ class TokenBroker:
         If any fails, raises BatchError: `.tokens` holds the ones that worked and
         `.errors` the exception of each one that did not.
         """
-        return self._many(services, lambda s: self.get_token(s, identifier, force_refresh=force_refresh))
+        return self.many(services, lambda s: self.get_token(s, identifier, force_refresh=force_refresh))
 
     def get_credentials_many(
         self, services: Iterable[str], identifier: str | None = None, *, force_refresh: bool = False
     ) -> dict[str, ServiceCredentials]:
         """Like get_tokens, returning ServiceCredentials."""
-        return self._many(services, lambda s: self.get_credentials(s, identifier, force_refresh=force_refresh))
+        return self.many(services, lambda s: self.get_credentials(s, identifier, force_refresh=force_refresh))
 
 
 def _expiry(creds: ServiceCredentials):

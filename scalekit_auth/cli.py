@@ -1,7 +1,8 @@
 """The `scalekit-auth` command line (and `get_token.py`, which is `scalekit-auth token`).
 
-argparse keeps start-up fast (no third-party import before the arguments are checked).
-stdout carries data only (a token, a table); every message goes to stderr.
+argparse (standard library) rather than click: it adds nothing to start-up, so `--help`,
+`config`, `list` and `remove` answer in tens of milliseconds without importing any
+third-party package; the Scalekit SDK is imported only by commands that need a token.
 """
 
 from __future__ import annotations
@@ -9,9 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import traceback
 from collections.abc import Sequence
-from typing import Callable
 
 from .errors import ExitCode, ScalekitAuthError
 
@@ -32,6 +31,26 @@ examples:
   TOKEN=$({prog} gmail)
   {prog} gmail --identifier alice
   {{ read -r GMAIL; read -r SLACK; }} < <({prog} gmail slack)   # one token per line, in order
+  {prog} gmail slack --json                                 # one JSON object per service
+"""
+
+COMMANDS_HELP = """\
+commands:
+  token SERVICE...          print fresh token(s) on stdout (also: get_token.py SERVICE...)
+  header SERVICE            print 'Authorization: Bearer <token>' for curl -H @-
+  exec SERVICE... -- CMD    run CMD with tokens in $SERVICE_TOKEN variables
+  config SERVICE CONNECTION register the Scalekit connection serving SERVICE
+  remove SERVICE            forget SERVICE
+  list [--status] [--json]  configured services (and live account status)
+  status [SERVICE...]       one line per service: configured? authorized? expiry?
+  doctor                    check the whole set-up, with a fix for each problem
+  demo                      walk the whole flow against a local Scalekit emulator
+
+examples:
+  scalekit-auth config gmail gmail_u3134a
+  TOKEN=$(scalekit-auth token gmail)
+  scalekit-auth header gmail | curl -H @- https://gmail.googleapis.com/gmail/v1/users/me/messages
+  scalekit-auth exec github -- gh repo list
 """
 
 
@@ -41,16 +60,37 @@ def _common() -> argparse.ArgumentParser:
     return common
 
 
+def _identifier(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--identifier", "-i", metavar="ID", help="whose account (default: connections.json, then the agent)")
+
+
 def _add_token_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("services", nargs="+", metavar="SERVICE", help="service name(s) from connections.json, e.g. gmail")
-    p.add_argument("--identifier", "-i", metavar="ID", help="whose account (default: connections.json, then the agent)")
+    _identifier(p)
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="one JSON object per service and line: {service, identifier, status, token | link+expires_at | error}",
+    )
+
+
+def _sub(sub, name: str, help_: str, description: str, examples: str, prog: str) -> argparse.ArgumentParser:
+    return sub.add_parser(
+        name,
+        parents=[_common()],
+        help=help_,
+        description=description,
+        epilog="examples:\n" + "".join(f"  {prog} {line}\n" for line in examples.strip().splitlines()),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
 
 
 def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog,
+        usage=f"{prog} [--debug] COMMAND [ARGS]",
         description="Fresh OAuth tokens from Scalekit's token vault, never written to disk.",
-        epilog=EXIT_CODES_HELP,
+        epilog=COMMANDS_HELP + "\n" + EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         parents=[_common()],
     )
@@ -59,34 +99,111 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "token",
         parents=[_common()],
-        help="print a fresh token for SERVICE on stdout",
+        help="print fresh token(s) on stdout",
         description="Print a fresh access token (or API key) for each SERVICE, one per line on stdout.",
         epilog=SHELL_EXAMPLES.format(prog=f"{prog} token") + "\n" + EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_token_arguments(p)
-    p.set_defaults(func=cmd_token)
+    p.set_defaults(func="cmd_token")
 
-    p = sub.add_parser(
+    p = _sub(
+        sub,
+        "header",
+        "print an Authorization header line",
+        "Print 'Authorization: Bearer <token>' so curl can read it from stdin: the token never appears in "
+        "argv or shell history.",
+        "header gmail | curl -H @- https://gmail.googleapis.com/gmail/v1/users/me/profile",
+        prog,
+    )
+    p.add_argument("service", metavar="SERVICE")
+    _identifier(p)
+    p.set_defaults(func="cmd_header")
+
+    p = _sub(
+        sub,
+        "exec",
+        "run a command with tokens in its environment",
+        "Run CMD with each SERVICE's token in an environment variable (GMAIL_TOKEN, SLACK_TOKEN, ...), never in "
+        "argv. The exit code is CMD's.",
+        "exec gmail -- python3 fetch_mail.py\n"
+        "exec gmail slack -- ./sync.sh            # $GMAIL_TOKEN and $SLACK_TOKEN\n"
+        "exec github --env GH_TOKEN -- gh repo list\n"
+        "exec gmail slack --env slack=SLACK_BOT_TOKEN -- ./bot.sh",
+        prog,
+    )
+    p.add_argument("services", nargs="+", metavar="SERVICE")
+    _identifier(p)
+    p.add_argument(
+        "--env",
+        action="append",
+        metavar="NAME|SERVICE=NAME",
+        help="variable name to use instead of SERVICE_TOKEN (repeatable)",
+    )
+    p.set_defaults(func="cmd_exec", cmd=[])
+
+    p = _sub(
+        sub,
         "config",
-        parents=[_common()],
-        help="register which Scalekit connection serves SERVICE",
-        description="Write SERVICE -> CONNECTION_NAME into connections.json (atomically; other entries are kept).",
-        epilog=f"examples:\n  {prog} config gmail gmail_u3134a\n  {prog} config slack slack_x7y9z --identifier alice\n",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "register which Scalekit connection serves SERVICE",
+        "Write SERVICE -> CONNECTION_NAME into connections.json, atomically and under a lock; other entries and "
+        "unknown keys are kept. Prints what changed.",
+        "config gmail gmail_u3134a\nconfig slack slack_x7y9z --identifier alice",
+        prog,
     )
     p.add_argument("service", metavar="SERVICE", help="short service name, e.g. gmail")
     p.add_argument("connection_name", metavar="CONNECTION_NAME", help="the connection's name in the Scalekit dashboard")
     p.add_argument("--identifier", "-i", metavar="ID", help="default account identifier for this service")
-    p.set_defaults(func=cmd_config)
+    p.set_defaults(func="cmd_config")
 
-    p = sub.add_parser(
+    p = _sub(sub, "remove", "forget SERVICE", "Remove SERVICE from connections.json.", "remove slack", prog)
+    p.add_argument("service", metavar="SERVICE")
+    p.set_defaults(func="cmd_remove")
+
+    p = _sub(
+        sub,
+        "list",
+        "list configured services",
+        "List configured services, their Scalekit connection names and identifiers. --status asks Scalekit for "
+        "each account's live status (concurrently).",
+        "list\nlist --status\nlist --json",
+        prog,
+    )
+    p.add_argument("--status", action="store_true", help="also ask Scalekit for each account's status")
+    p.add_argument("--json", action="store_true", help="JSON array instead of a table")
+    p.set_defaults(func="cmd_list")
+
+    p = _sub(
+        sub,
+        "status",
+        "show whether each service is ready",
+        "One line per service: configured? account status? token expiry? Never the token. Exit code 0 when every "
+        "account is ACTIVE, 4 when one needs authorization, 3 when one is not configured.",
+        "status\nstatus gmail",
+        prog,
+    )
+    p.add_argument("services", nargs="*", metavar="SERVICE")
+    p.set_defaults(func="cmd_status")
+
+    p = _sub(
+        sub,
+        "doctor",
+        "check the whole set-up",
+        "Check .env (and its permissions), the credentials, the environment URL, that Scalekit is reachable and "
+        "accepts the credentials, connections.json and the agent identity. One line per check with a fix.",
+        "doctor",
+        prog,
+    )
+    p.set_defaults(func="cmd_doctor")
+
+    p = _sub(
+        sub,
         "demo",
-        parents=[_common()],
-        help="walk the whole flow against a local Scalekit emulator (no account needed)",
-        description="Start a local Scalekit emulator and walk the real flow: not configured -> configured -> "
+        "walk the whole flow against a local Scalekit emulator (no account needed)",
+        "Start a local Scalekit emulator and walk the real flow: not configured -> configured -> "
         "authorization link -> token. Your own .env and connections.json are not touched.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "demo\ndemo --service slack\ndemo --browser",
+        prog,
     )
     p.add_argument("--service", default="gmail", help="service to demonstrate (default: gmail)")
     p.add_argument(
@@ -95,12 +212,12 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         help="open the authorization link in your browser and wait for your click (default: simulate the click)",
     )
     p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for your click with --browser")
-    p.set_defaults(func=cmd_demo)
+    p.set_defaults(func="cmd_demo")
     return parser
 
 
 def build_token_parser(prog: str) -> argparse.ArgumentParser:
-    """`get_token.py SERVICE`: the same as `scalekit-auth token SERVICE`."""
+    """`get_token.py SERVICE...`: the same as `scalekit-auth token SERVICE...`."""
     p = argparse.ArgumentParser(
         prog=prog,
         description="Print a fresh access token (or API key) for each SERVICE, one per line on stdout.",
@@ -109,58 +226,45 @@ def build_token_parser(prog: str) -> argparse.ArgumentParser:
         parents=[_common()],
     )
     _add_token_arguments(p)
-    p.set_defaults(func=cmd_token)
+    p.set_defaults(func="cmd_token")
     return p
 
 
-# -- commands ------------------------------------------------------------------------
-
-
-def cmd_token(args: argparse.Namespace, broker) -> int:
-    """One token per line, in the order asked; all or nothing."""
-    if len(args.services) == 1:
-        tokens = [broker.get_token(args.services[0], args.identifier)]
-    else:
-        tokens = list(broker.get_tokens(args.services, args.identifier).values())
-    sys.stdout.write("".join(token + "\n" for token in tokens))
-    sys.stdout.flush()
-    return ExitCode.OK
-
-
-def cmd_config(args: argparse.Namespace, broker) -> int:
-    change = broker.configure_connection(args.service, args.connection_name, args.identifier)
-    print(f"{change.describe()} in {broker.connections_file}", file=sys.stderr)
-    return ExitCode.OK
-
-
-def cmd_demo(args: argparse.Namespace, broker) -> int:
-    from .demo import run_demo
-
-    return run_demo(service=args.service, browser=args.browser, timeout=args.timeout)
-
-
-# -- running -------------------------------------------------------------------------
+def _split_exec(argv: list[str]) -> tuple[list[str], list[str] | None]:
+    """`exec gmail -- cmd args` -> (['exec', 'gmail'], ['cmd', 'args']); argparse cannot do this split."""
+    if "--" in argv:
+        cut = argv.index("--")
+        if "exec" in argv[:cut]:
+            return argv[:cut], argv[cut + 1 :]
+    return argv, None
 
 
 def _run(parser: argparse.ArgumentParser, argv: Sequence[str] | None, prog: str) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    argv, command = _split_exec(argv)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse: 0 for --help, 2 for usage errors
         return int(exc.code or 0)
+    if command is not None:
+        args.cmd = command
+    elif getattr(args, "command", None) == "exec":
+        print(f"{prog} exec: put the command after '--', e.g. {prog} exec gmail -- python3 app.py", file=sys.stderr)
+        return int(ExitCode.USAGE)
     debug = args.debug or os.environ.get(DEBUG_VAR, "") not in ("", "0")
     if debug:
         import logging
 
         logging.basicConfig(level=logging.DEBUG, format=f"{prog}: %(name)s: %(message)s", stream=sys.stderr)
+    from . import commands
     from .broker import TokenBroker
 
     broker = TokenBroker()
-    func: Callable[[argparse.Namespace, TokenBroker], int] = args.func
     try:
-        return int(func(args, broker))
+        return int(getattr(commands, args.func)(args, broker))
     except ScalekitAuthError as err:
         if debug:
-            traceback.print_exc()
+            _print_traceback()
         print(f"{prog}: {err}", file=sys.stderr)
         return int(err.exit_code)
     except KeyboardInterrupt:
@@ -170,7 +274,7 @@ def _run(parser: argparse.ArgumentParser, argv: Sequence[str] | None, prog: str)
         return int(ExitCode.ERROR)
     except Exception as err:  # noqa: BLE001 - last line of defence: no traceback without --debug
         if debug:
-            traceback.print_exc()
+            _print_traceback()
         print(
             f"{prog}: unexpected error ({err.__class__.__name__}). Run again with --debug and report it.",
             file=sys.stderr,
@@ -178,6 +282,12 @@ def _run(parser: argparse.ArgumentParser, argv: Sequence[str] | None, prog: str)
         return int(ExitCode.ERROR)
     finally:
         broker.close()
+
+
+def _print_traceback() -> None:
+    import traceback
+
+    traceback.print_exc()
 
 
 def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:

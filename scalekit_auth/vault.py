@@ -179,6 +179,10 @@ class Vault:
                     log.debug("Scalekit client ready for %s", self.settings.env_url)
             return self._client
 
+    def connect(self) -> None:
+        """Log in to Scalekit now (the client-credentials POST), raising our errors if it fails."""
+        self._sdk()
+
     def close(self) -> None:
         """Close the gRPC channel so no background thread outlives its use."""
         with self._lock:

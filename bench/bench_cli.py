@@ -1,0 +1,116 @@
+"""Command-line start-up costs, side by side in one run against the emulator.
+
+Each command is run as a fresh process (as a shell script would) `--runs` times; the table
+shows median wall time and median peak memory (RSS), and each command's time as a fraction
+of `scalekit-auth token gmail`.
+
+    .venv/bin/python bench/bench_cli.py [--runs 10] [--latency 0.05]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from scalekit_auth.emulator import Emulator  # noqa: E402
+
+# Forks the command from a small, freshly exec'd interpreter: a child forked straight from
+# this (large) process would report this process's memory as its own peak RSS.
+LAUNCHER = """
+import os, sys, time
+start = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+    os.execv(sys.argv[1], sys.argv[1:])
+_, status, usage = os.wait4(pid, 0)
+print(time.perf_counter() - start, usage.ru_maxrss, os.waitstatus_to_exitcode(status))
+"""
+
+
+def measure(cmd: list[str], env: dict[str, str], runs: int) -> tuple[float, float]:
+    """(median seconds, median peak RSS in MB) over `runs` fresh processes."""
+    times, rss = [], []
+    for _ in range(runs):
+        proc = subprocess.run(
+            [sys.executable, "-S", "-c", LAUNCHER, *cmd], env=env, capture_output=True, text=True, check=True
+        )
+        wall, maxrss, code = proc.stdout.split()
+        if int(code) != 0:
+            raise SystemExit(f"{' '.join(cmd)} failed ({code}): {proc.stderr}")
+        times.append(float(wall))
+        rss.append(int(maxrss) / 1024)
+    return statistics.median(times), statistics.median(rss)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--latency", type=float, default=0.05, help="emulated network latency per call, s")
+    args = parser.parse_args()
+
+    # As after `pip install` (which byte-compiles), and whatever PYTHONDONTWRITEBYTECODE says here.
+    import compileall
+
+    compileall.compile_dir(str(ROOT / "scalekit_auth"), quiet=1)
+    compileall.compile_file(str(ROOT / "scalekit_helper.py"), quiet=1)
+
+    with tempfile.TemporaryDirectory() as tmp, Emulator() as emu:
+        folder = Path(tmp)
+        (folder / "connections.json").write_text(
+            json.dumps({"gmail": {"connection_name": "gmail_u3134a", "identifier": "bench"}})
+        )
+        emu.seed("gmail_u3134a", "bench")
+        emu.set_latency(args.latency)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SCALEKIT_")}
+        env.update(emu.env)
+        env["SCALEKIT_AUTH_DIR"] = str(folder)
+        env["SCALEKIT_IDENTITY_FILE"] = str(folder / "none.md")
+        cli = [sys.executable, str(ROOT / "scalekit-auth")]
+        cases = [
+            ("scalekit-auth --help", [*cli, "--help"]),
+            ("scalekit-auth list", [*cli, "list"]),
+            ("scalekit-auth config gmail gmail_u3134a", [*cli, "config", "gmail", "gmail_u3134a", "-i", "bench"]),
+            ("scalekit-auth token gmail", [*cli, "token", "gmail"]),
+            ("python3 get_token.py gmail", [sys.executable, str(ROOT / "get_token.py"), "gmail"]),
+        ]
+        measure(cases[3][1], env, 1)  # warm the page cache
+        results = [(name, *measure(cmd, env, args.runs)) for name, cmd in cases]
+
+    token_time = results[3][1]
+    print(
+        f"\nscalekit-auth CLI start-up: {args.runs} runs each, median; emulator latency "
+        f"{args.latency * 1e3:.0f} ms per call; Python {sys.version.split()[0]}\n"
+    )
+    header = ("command", "wall", "peak RSS", "vs token", "target", "met")
+    rows = []
+    for name, wall, rss in results:
+        fast = name.split()[1] in ("--help", "list", "config")
+        ratio = wall / token_time
+        rows.append(
+            (
+                name,
+                f"{wall * 1e3:.0f} ms",
+                f"{rss:.1f} MB",
+                f"{ratio:.2f}x",
+                "< 0.20x" if fast else "",
+                ("yes" if ratio < 0.2 else "NO") if fast else "",
+            )
+        )
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, tuple("-" * w for w in widths), *rows]:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,344 @@
+"""What each `scalekit-auth` subcommand does. Parsing lives in cli.py.
+
+stdout carries data only (tokens, tables, JSON); messages go to stderr. A command
+returns its exit code or raises a ScalekitAuthError, which cli.py prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import re
+import sys
+from typing import Any
+
+from .broker import AccountStatus, TokenBroker
+from .errors import (
+    AuthorizationError,
+    BatchError,
+    ConfigurationError,
+    ExitCode,
+    ScalekitAuthError,
+)
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+# -- output helpers ---------------------------------------------------------------------
+
+
+def use_color(stream: Any = None) -> bool:
+    """Color only on a terminal, and never when NO_COLOR is set (https://no-color.org)."""
+    stream = stream or sys.stdout
+    return (
+        "NO_COLOR" not in os.environ
+        and os.environ.get("TERM") != "dumb"
+        and hasattr(stream, "isatty")
+        and stream.isatty()
+    )
+
+
+def paint(text: str, color: str, stream: Any = None) -> str:
+    codes = {"green": "32", "yellow": "33", "red": "31", "bold": "1", "dim": "2"}
+    return f"\033[{codes[color]}m{text}\033[0m" if use_color(stream) else text
+
+
+def table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip() for row in [header, *rows]]
+    return "\n".join(lines) + "\n"
+
+
+def say(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def in_words(expires_at: _dt.datetime | None) -> str:
+    """'in 58 min', 'in 3 h', 'expired 2 min ago', or '' when unknown."""
+    if expires_at is None:
+        return ""
+    left = (expires_at - _dt.datetime.now(_dt.timezone.utc)).total_seconds()
+    span = abs(left)
+    amount = f"{span:.0f} s" if span < 90 else f"{span / 60:.0f} min" if span < 5400 else f"{span / 3600:.0f} h"
+    return f"in {amount}" if left >= 0 else f"expired {amount} ago"
+
+
+def iso(moment: _dt.datetime | None) -> str | None:
+    return moment.astimezone(_dt.timezone.utc).isoformat().replace("+00:00", "Z") if moment else None
+
+
+def _batch(broker: TokenBroker, services: list[str], one) -> tuple[dict[str, Any], dict[str, BaseException]]:
+    """(results, errors) of `one` over services, concurrently, without raising."""
+    try:
+        return broker.many(services, one), {}
+    except BatchError as err:
+        return err.results, err.errors
+
+
+def _worst_exit(errors: dict[str, BaseException]) -> int:
+    codes = {int(getattr(e, "exit_code", ExitCode.ERROR)) for e in errors.values()}
+    return codes.pop() if len(codes) == 1 else int(ExitCode.ERROR)
+
+
+# -- token / header / exec ------------------------------------------------------------------
+
+
+def cmd_token(args: argparse.Namespace, broker: TokenBroker) -> int:
+    """One token per line, in the order asked; all or nothing. --json: one object per line."""
+    if getattr(args, "json", False):
+        return _token_json(args, broker)
+    if len(args.services) == 1:
+        tokens = [broker.get_token(args.services[0], args.identifier)]
+    else:
+        tokens = list(broker.get_tokens(args.services, args.identifier).values())
+    sys.stdout.write("".join(token + "\n" for token in tokens))
+    sys.stdout.flush()
+    return ExitCode.OK
+
+
+def _token_json(args: argparse.Namespace, broker: TokenBroker) -> int:
+    results, errors = _batch(broker, args.services, lambda s: broker.get_credentials(s, args.identifier))
+    for service in dict.fromkeys(args.services):
+        if service in results:
+            creds = results[service]
+            obj: dict[str, Any] = {
+                "service": service,
+                "identifier": creds.identifier,
+                "status": "ACTIVE",
+                "token": creds.token,
+                "expires_at": iso(creds.expires_at),
+            }
+        else:
+            err = errors[service]
+            obj = {"service": service, "identifier": _identifier_of(broker, service, args.identifier, err)}
+            if isinstance(err, AuthorizationError):
+                obj.update(status=err.status or "NOT_CONNECTED", link=err.link, expires_at=iso(err.expires_at))
+            else:
+                obj.update(
+                    status="ERROR",
+                    error={
+                        "type": err.__class__.__name__,
+                        "message": str(err) if isinstance(err, ScalekitAuthError) else "unexpected error",
+                        "exit_code": int(getattr(err, "exit_code", ExitCode.ERROR)),
+                    },
+                )
+        sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+    return int(ExitCode.OK) if not errors else _worst_exit(errors)
+
+
+def _identifier_of(broker: TokenBroker, service: str, identifier: str | None, err: BaseException) -> str | None:
+    if isinstance(err, AuthorizationError):
+        return err.identifier
+    try:
+        return broker.resolve(service, identifier).identifier
+    except ScalekitAuthError:
+        return identifier
+
+
+def cmd_header(args: argparse.Namespace, broker: TokenBroker) -> int:
+    """`Authorization: Bearer <token>`, for `curl -H @-` (keeps the token out of argv)."""
+    token = broker.get_token(args.service, args.identifier)
+    sys.stdout.write(f"Authorization: Bearer {token}\n")
+    sys.stdout.flush()
+    return ExitCode.OK
+
+
+def env_name_for(service: str) -> str:
+    """gmail -> GMAIL_TOKEN, google-calendar -> GOOGLE_CALENDAR_TOKEN."""
+    return re.sub(r"[^A-Za-z0-9]", "_", service.strip()).upper() + "_TOKEN"
+
+
+def exec_env_names(services: list[str], overrides: list[str]) -> dict[str, str]:
+    """Service -> variable name, from defaults and `--env NAME` / `--env SERVICE=NAME`."""
+    names = {s: env_name_for(s) for s in services}
+    for spec in overrides:
+        service, sep, name = spec.partition("=")
+        if not sep:
+            if len(services) != 1:
+                raise ConfigurationError(
+                    f"--env {spec}: with several services, say which one: --env SERVICE=NAME (e.g. --env gmail={spec})."
+                )
+            service, name = services[0], spec
+        if service not in names:
+            raise ConfigurationError(
+                f"--env {spec}: '{service}' is not one of the services given ({', '.join(names)})."
+            )
+        if not _ENV_NAME.match(name):
+            raise ConfigurationError(f"--env {spec}: '{name}' is not a valid environment variable name.")
+        names[service] = name
+    return names
+
+
+def cmd_exec(args: argparse.Namespace, broker: TokenBroker) -> int:
+    """Run CMD with tokens in environment variables (never in argv); the exit code is CMD's."""
+    if not args.cmd:
+        raise ConfigurationError("exec needs a command after '--', e.g. scalekit-auth exec gmail -- python3 app.py")
+    names = exec_env_names(list(dict.fromkeys(args.services)), args.env or [])
+    tokens = broker.get_tokens(list(names), args.identifier)
+    env = dict(os.environ)
+    for service, token in tokens.items():
+        env[names[service]] = token
+    broker.close()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        os.execvpe(args.cmd[0], args.cmd, env)  # noqa: S606 - replaces this process: signals and exit code are CMD's
+    except FileNotFoundError:
+        say(f"scalekit-auth: command not found: {args.cmd[0]}")
+        return 127
+    except PermissionError:
+        say(f"scalekit-auth: permission denied: {args.cmd[0]}")
+        return 126
+    return ExitCode.ERROR  # pragma: no cover - execvpe does not return
+
+
+# -- config / remove / list / status ---------------------------------------------------------
+
+
+def cmd_config(args: argparse.Namespace, broker: TokenBroker) -> int:
+    change = broker.configure_connection(args.service, args.connection_name, args.identifier)
+    say(f"{change.describe()} in {broker.connections_file}")
+    return ExitCode.OK
+
+
+def cmd_remove(args: argparse.Namespace, broker: TokenBroker) -> int:
+    change = broker.remove_connection(args.service)
+    say(f"{change.describe()} in {broker.connections_file}")
+    return ExitCode.OK
+
+
+def _rows(broker: TokenBroker) -> list[dict[str, Any]]:
+    entries = broker.connections()
+    rows = []
+    for service, entry in entries.items():
+        target = broker.resolve(service)
+        rows.append(
+            {
+                "service": service,
+                "connection_name": entry.connection_name,
+                "identifier": target.identifier,
+                "identifier_source": target.identifier_source,
+            }
+        )
+    return rows
+
+
+def _statuses(broker: TokenBroker, services: list[str]) -> tuple[dict[str, AccountStatus], dict[str, BaseException]]:
+    return _batch(broker, services, broker.account_status)
+
+
+NO_SERVICES = "No services configured in {}. Add one: scalekit-auth config gmail <connection_name>"
+
+
+def cmd_list(args: argparse.Namespace, broker: TokenBroker) -> int:
+    rows = _rows(broker)
+    if not rows:
+        if args.json:
+            sys.stdout.write("[]\n")
+        say(NO_SERVICES.format(broker.connections_file))
+        return ExitCode.OK
+    errors: dict[str, BaseException] = {}
+    if args.status:
+        found, errors = _statuses(broker, [r["service"] for r in rows])
+        for row in rows:
+            st = found.get(row["service"])
+            if st is not None:
+                row["status"] = st.status or "NOT_CONNECTED"
+                row["token_expires_at"] = iso(st.expires_at)
+            else:
+                row["status"] = "ERROR"
+                row["token_expires_at"] = None
+        for message in dict.fromkeys(str(e) for e in errors.values()):
+            say(f"scalekit-auth: {message}")
+    if args.json:
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+    else:
+        header = ["SERVICE", "CONNECTION", "IDENTIFIER"] + (["STATUS", "TOKEN EXPIRES"] if args.status else [])
+        body = []
+        for r in rows:
+            ident = r["identifier"] + ("" if r["identifier_source"] in ("connections.json",) else " (default)")
+            line = [r["service"], r["connection_name"], ident]
+            if args.status:
+                exp = (
+                    _dt.datetime.fromisoformat(r["token_expires_at"].replace("Z", "+00:00"))
+                    if r["token_expires_at"]
+                    else None
+                )
+                line += [r["status"], in_words(exp) if r["status"] == "ACTIVE" else ""]
+            body.append(line)
+        sys.stdout.write(table(body, header))
+    return int(ExitCode.OK) if not errors else _worst_exit(errors)
+
+
+def cmd_status(args: argparse.Namespace, broker: TokenBroker) -> int:
+    """One line per service: configured? account status? token expiry? Never the token."""
+    configured = broker.connections()
+    services = [s.strip().lower() for s in args.services] if args.services else list(configured)
+    if not services:
+        say(NO_SERVICES.format(broker.connections_file))
+        return ExitCode.CONFIGURATION
+    known = [s for s in services if s in configured]
+    found, errors = _statuses(broker, known) if known else ({}, {})
+    width = max(len(s) for s in services)
+    lines: list[tuple[str, str, str, str]] = []  # (service, label, color, rest)
+    codes: set[int] = set()
+    for service in services:
+        if service not in configured:
+            lines.append((service, "NOT_CONFIGURED", "red", f"run: scalekit-auth config {service} <connection_name>"))
+            codes.add(int(ExitCode.CONFIGURATION))
+            continue
+        entry = configured[service]
+        if service in errors:
+            err = errors[service]
+            lines.append((service, "ERROR", "red", f"{entry.connection_name}: {err}"))
+            codes.add(int(getattr(err, "exit_code", ExitCode.ERROR)))
+            continue
+        st = found[service]
+        where = f"{entry.connection_name} / {st.target.identifier}"
+        if st.status == "ACTIVE":
+            expiry = in_words(st.expires_at)
+            lines.append((service, "ACTIVE", "green", where + (f"  token expires {expiry}" if expiry else "")))
+        else:
+            lines.append(
+                (
+                    service,
+                    st.status or "NOT_CONNECTED",
+                    "yellow",
+                    f"{where}  needs authorization (run: scalekit-auth token {service})",
+                )
+            )
+            codes.add(int(ExitCode.AUTHORIZATION_REQUIRED))
+    label_width = max(len(line[1]) for line in lines)
+    for service, label, color, rest in lines:
+        print(f"{service.ljust(width)}  {paint(label.ljust(label_width), color)}  {rest}")
+    sys.stdout.flush()
+    if not codes:
+        return ExitCode.OK
+    return codes.pop() if len(codes) == 1 else int(ExitCode.ERROR)
+
+
+def cmd_doctor(args: argparse.Namespace, broker: TokenBroker) -> int:
+    from .doctor import run_checks
+
+    worst = 0
+    for check in run_checks(broker):
+        label = {"ok": paint("ok  ", "green"), "warn": paint("warn", "yellow"), "fail": paint("fail", "red")}[
+            check.level
+        ]
+        line = f"{label}  {check.name}: {check.detail}"
+        if check.fix and check.level != "ok":
+            line += f" -> {check.fix}"
+        print(line)
+        if check.level == "fail" and not worst:
+            worst = int(check.exit_code)
+    sys.stdout.flush()
+    return worst
+
+
+def cmd_demo(args: argparse.Namespace, broker: TokenBroker) -> int:
+    from .demo import run_demo
+
+    return run_demo(service=args.service, browser=args.browser, timeout=args.timeout)

@@ -1,0 +1,360 @@
+"""Every `scalekit-auth` subcommand, run as a subprocess against the emulator."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from .conftest import ROOT
+from .test_cli import assert_one_clean_line
+
+
+@pytest.fixture
+def ready(skill, emulator):
+    """gmail ACTIVE, slack EXPIRED, notion configured for bob with no account."""
+    skill.use(emulator)
+    skill.set_agent_name("Mess")
+    skill.configure("gmail", "gmail_u3134a")
+    skill.configure("slack", "slack_x7y9z")
+    skill.configure("notion", "notion_demo", "bob")
+    emulator.seed("gmail_u3134a", "mess", access_token="gmail-token-xyz", ttl=3600)
+    emulator.seed("slack_x7y9z", "mess", "EXPIRED", access_token="stale-slack")
+    return skill
+
+
+def top_level(*args: str, env: dict | None = None):
+    """The `scalekit-auth` file at the top of the skill folder."""
+    return subprocess.run(
+        [sys.executable, str(ROOT / "scalekit-auth"), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
+        stdin=subprocess.DEVNULL,
+    )
+
+
+# -- entry points and conventions -----------------------------------------------------
+
+
+def test_help_lists_every_command_and_the_exit_codes(skill):
+    proc = top_level("--help")
+    assert proc.returncode == 0
+    for command in ("token", "header", "exec", "config", "remove", "list", "status", "doctor", "demo"):
+        assert f"  {command}" in proc.stdout
+    assert "exit codes:" in proc.stdout
+
+
+@pytest.mark.parametrize("command", ["token", "header", "exec", "config", "remove", "list", "status", "doctor", "demo"])
+def test_every_command_has_help_with_examples(skill, command):
+    proc = top_level(command, "--help")
+    assert proc.returncode == 0
+    assert "examples:" in proc.stdout
+
+
+def test_unknown_command_is_a_usage_error(skill):
+    proc = top_level("fly")
+    assert proc.returncode == 2
+    assert "invalid choice: 'fly'" in proc.stderr
+
+
+@pytest.mark.parametrize("args", [["config"], ["config", "gmail"], ["remove"], ["header"], ["token"], []])
+def test_missing_arguments_are_usage_errors(skill, args):
+    proc = top_level(*args)
+    assert proc.returncode == 2
+    assert "usage:" in proc.stderr
+
+
+def test_fast_paths_never_import_the_sdk(skill):
+    code = (
+        "import sys\n"
+        "from scalekit_auth.cli import main\n"
+        "for argv in (['config', 'gmail', 'gmail_u3134a'], ['list'], ['list', '--json'], ['remove', 'gmail']):\n"
+        "    assert main(argv) == 0, argv\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "assert 'scalekit' not in sys.modules and 'grpc' not in sys.modules, 'SDK imported'\n"
+        "print('ok')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.stdout.strip().endswith("ok"), proc.stderr
+
+
+def test_python_dash_m_and_the_top_level_file_agree(ready):
+    a = ready.cli("token", "gmail")
+    b = top_level("token", "gmail")
+    c = ready.run("gmail")
+    assert a.stdout == b.stdout == c.stdout == "gmail-token-xyz\n"
+
+
+# -- config / remove / list -------------------------------------------------------------
+
+
+def test_config_validates_and_leaves_a_broken_file_untouched(skill):
+    skill.connections_file.write_text('{"gmail": {"connection_name": ')
+    proc = top_level("config", "slack", "slack_x7y9z")
+    assert proc.returncode == 3
+    assert_one_clean_line(proc.stderr)
+    assert "not valid JSON" in proc.stderr
+    assert skill.connections_file.read_text() == '{"gmail": {"connection_name": '
+
+
+@pytest.mark.parametrize(
+    ("args", "phrase"),
+    [
+        (["config", "bad service", "gmail_u3134a"], "service name"),
+        (["config", "gmail", "has space"], "connection name"),
+        (["config", "gmail", "gmail_u3134a", "--identifier", ""], "identifier is empty"),
+    ],
+)
+def test_config_rejects_invalid_names(skill, args, phrase):
+    proc = top_level(*args)
+    assert proc.returncode == 3
+    assert_one_clean_line(proc.stderr)
+    assert phrase in proc.stderr
+    assert not skill.connections_file.exists()
+
+
+def test_config_update_prints_what_changed(skill):
+    top_level("config", "gmail", "gmail_a")
+    proc = top_level("config", "gmail", "gmail_b", "-i", "alice")
+    assert "updated gmail: gmail_a -> gmail_b (identifier alice)" in proc.stderr
+    assert proc.stdout == ""
+
+
+def test_remove(skill):
+    top_level("config", "gmail", "gmail_a")
+    top_level("config", "slack", "slack_a")
+    proc = top_level("remove", "gmail")
+    assert proc.returncode == 0 and "removed gmail" in proc.stderr
+    assert list(json.loads(skill.connections_file.read_text())) == ["slack"]
+    again = top_level("remove", "gmail")
+    assert again.returncode == 3
+    assert "'gmail' is not in" in again.stderr
+
+
+def test_list_table_and_json(ready):
+    proc = top_level("list")
+    assert proc.returncode == 0
+    lines = proc.stdout.splitlines()
+    assert lines[0].split() == ["SERVICE", "CONNECTION", "IDENTIFIER"]
+    assert lines[1].split() == ["gmail", "gmail_u3134a", "mess", "(default)"]
+    assert lines[3].split() == ["notion", "notion_demo", "bob"]
+    data = json.loads(top_level("list", "--json").stdout)
+    assert [r["service"] for r in data] == ["gmail", "slack", "notion"]
+    assert data[2] == {
+        "service": "notion",
+        "connection_name": "notion_demo",
+        "identifier": "bob",
+        "identifier_source": "connections.json",
+    }
+
+
+def test_list_status_asks_scalekit_once_per_service_without_credentials(ready, emulator):
+    proc = top_level("list", "--status", "--json")
+    assert proc.returncode == 0, proc.stderr
+    data = {r["service"]: r for r in json.loads(proc.stdout)}
+    assert data["gmail"]["status"] == "ACTIVE" and data["gmail"]["token_expires_at"].endswith("Z")
+    assert data["slack"]["status"] == "EXPIRED"
+    assert data["notion"]["status"] == "NOT_CONNECTED"
+    assert "gmail-token-xyz" not in proc.stdout + proc.stderr
+    counters = emulator.counters()
+    assert counters["rpc.GetConnectedAccountDetails"] == 3
+    assert "rpc.GetConnectedAccountAuth" not in counters
+    table = top_level("list", "--status")
+    assert "ACTIVE" in table.stdout and "in 60 min" in table.stdout
+
+
+def test_list_with_nothing_configured(skill):
+    proc = top_level("list")
+    assert proc.returncode == 0
+    assert proc.stdout == ""
+    assert "No services configured" in proc.stderr
+
+
+# -- token --json / header / exec ---------------------------------------------------------
+
+
+def test_token_json_gives_one_stable_object_per_service(ready):
+    proc = ready.cli("token", "gmail", "slack", "notion", "ghost", "--json")
+    objs = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [o["service"] for o in objs] == ["gmail", "slack", "notion", "ghost"]
+    gmail, slack, notion, ghost = objs
+    assert gmail["status"] == "ACTIVE" and gmail["token"] == "gmail-token-xyz" and gmail["identifier"] == "mess"
+    assert slack["status"] == "EXPIRED" and slack["link"].startswith("http://") and slack["expires_at"].endswith("Z")
+    assert "token" not in slack
+    assert notion["status"] == "NOT_CONNECTED" and notion["identifier"] == "bob"
+    assert ghost["status"] == "ERROR"
+    assert ghost["error"]["type"] == "ServiceNotConfiguredError" and ghost["error"]["exit_code"] == 3
+    assert proc.returncode == 1  # mixed failures
+
+
+def test_token_json_all_good_exits_0(ready):
+    proc = ready.cli("token", "gmail", "--json")
+    assert proc.returncode == 0
+    assert json.loads(proc.stdout)["token"] == "gmail-token-xyz"
+
+
+def test_header_for_curl(ready):
+    proc = top_level("header", "gmail")
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "Authorization: Bearer gmail-token-xyz\n", "")
+
+
+def test_header_when_authorization_is_needed(ready):
+    proc = top_level("header", "slack")
+    assert proc.returncode == 4
+    assert proc.stdout == ""
+    assert "Authorization needed" in proc.stderr
+
+
+def test_exec_puts_tokens_in_the_environment_not_argv(ready, emulator):
+    emulator.seed("slack_x7y9z", "mess", access_token="slack-token-abc")
+    script = (
+        "import os, sys, pathlib\n"
+        "argv = pathlib.Path('/proc/self/cmdline').read_bytes().decode()\n"
+        "assert os.environ['GMAIL_TOKEN'] not in argv and os.environ['SLACK_TOKEN'] not in argv\n"
+        "print(os.environ['GMAIL_TOKEN'], os.environ['SLACK_TOKEN'])\n"
+        "sys.exit(7)\n"
+    )
+    proc = top_level("exec", "gmail", "slack", "--", sys.executable, "-c", script)
+    assert proc.stdout == "gmail-token-xyz slack-token-abc\n", proc.stderr
+    assert proc.returncode == 7  # the child's exit code
+
+
+def test_exec_env_name_overrides(ready, emulator):
+    emulator.seed("slack_x7y9z", "mess", access_token="slack-token-abc")
+    one = top_level("exec", "gmail", "--env", "GT", "--", sys.executable, "-c", "import os; print(os.environ['GT'])")
+    assert one.stdout == "gmail-token-xyz\n"
+    two = top_level(
+        "exec", "gmail", "slack", "--env", "slack=BOT", "--",
+        sys.executable, "-c", "import os; print(os.environ['GMAIL_TOKEN'], os.environ['BOT'])",
+    )  # fmt: skip
+    assert two.stdout == "gmail-token-xyz slack-token-abc\n"
+    bad = top_level("exec", "gmail", "slack", "--env", "X", "--", "true")
+    assert bad.returncode == 3 and "--env SERVICE=NAME" in bad.stderr
+    invalid = top_level("exec", "gmail", "--env", "1BAD", "--", "true")
+    assert invalid.returncode == 3 and "not a valid environment variable name" in invalid.stderr
+
+
+def test_exec_errors(ready):
+    missing_dashes = top_level("exec", "gmail")
+    assert missing_dashes.returncode == 2 and "after '--'" in missing_dashes.stderr
+    not_found = top_level("exec", "gmail", "--", "no-such-command-here")
+    assert not_found.returncode == 127 and "command not found" in not_found.stderr
+    needs_auth = top_level("exec", "slack", "--", "true")
+    assert needs_auth.returncode == 4 and "Authorization needed" in needs_auth.stderr
+
+
+# -- status / doctor -----------------------------------------------------------------------
+
+
+def test_status_one_line_per_service_never_the_token(ready):
+    proc = top_level("status")
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 3
+    assert lines[0].split()[:2] == ["gmail", "ACTIVE"] and "expires in 60 min" in lines[0]
+    assert lines[1].split()[:2] == ["slack", "EXPIRED"] and "needs authorization" in lines[1]
+    assert lines[2].split()[:2] == ["notion", "NOT_CONNECTED"]
+    assert "gmail-token-xyz" not in proc.stdout + proc.stderr
+    assert proc.returncode == 4
+    assert "\033[" not in proc.stdout  # not a terminal: no color
+
+
+def test_status_exit_codes(ready):
+    assert top_level("status", "gmail").returncode == 0
+    unknown = top_level("status", "gmail", "dropbox")
+    assert unknown.returncode == 3 and "NOT_CONFIGURED" in unknown.stdout
+
+
+def test_status_when_scalekit_is_down(ready, emulator):
+    emulator.stop()
+    proc = top_level("status", "gmail")
+    assert proc.returncode == 5
+    assert "ERROR" in proc.stdout and "Cannot reach Scalekit" in proc.stdout
+
+
+def test_doctor_all_good(ready):
+    (ready.path / ".env").write_text("SCALEKIT_TIMEOUT=5\n")
+    os.chmod(ready.path / ".env", 0o600)
+    proc = top_level("doctor")
+    assert proc.returncode == 0, proc.stdout
+    text = proc.stdout
+    for name in ("skill folder", ".env", "credentials", "environment URL", "Scalekit", "connections.json", "identity"):
+        assert f"ok    {name}:" in text
+    assert "credentials accepted" in text
+    assert "default identifier 'mess'" in text
+    assert os.environ["SCALEKIT_CLIENT_SECRET"] not in text
+
+
+def test_doctor_warns_about_a_readable_env_file(ready):
+    env_file = ready.path / ".env"
+    env_file.write_text("SCALEKIT_TIMEOUT=5\n")
+    os.chmod(env_file, 0o644)
+    proc = top_level("doctor")
+    assert proc.returncode == 0
+    assert "warn  .env:" in proc.stdout and f"chmod 600 {env_file}" in proc.stdout
+
+
+def test_doctor_reports_failures_with_fixes(skill, emulator):
+    skill.connections_file.write_text("[1, 2]")
+    proc = top_level("doctor", env={"SCALEKIT_ENV_URL": "http://example.com"})
+    assert proc.returncode == 3
+    assert "fail  credentials: SCALEKIT_CLIENT_ID, SCALEKIT_CLIENT_SECRET not set" in proc.stdout
+    assert "fail  environment URL:" in proc.stdout
+    assert "warn  Scalekit: not contacted" in proc.stdout
+    assert "fail  connections.json:" in proc.stdout
+
+
+def test_doctor_names_rejected_credentials(ready):
+    proc = top_level("doctor", env={"SCALEKIT_CLIENT_SECRET": "wrong-secret-123"})
+    assert proc.returncode == 6
+    assert "fail  Scalekit:" in proc.stdout and "rejected the client credentials" in proc.stdout
+    assert "wrong-secret-123" not in proc.stdout
+
+
+def test_no_color_is_respected_on_a_terminal(ready):
+    import pty
+
+    def run(env_extra: dict) -> str:
+        env = {**os.environ, **env_extra}
+        env.pop("NO_COLOR", None) if "NO_COLOR" not in env_extra else None
+        out = []
+        pid, fd = pty.fork()
+        if pid == 0:  # child: stdout is the pty
+            os.execve(sys.executable, [sys.executable, str(ROOT / "scalekit-auth"), "status", "gmail"], env)
+        while True:
+            try:
+                data = os.read(fd, 4096)
+            except OSError:
+                break
+            if not data:
+                break
+            out.append(data)
+        os.waitpid(pid, 0)
+        return b"".join(out).decode()
+
+    assert "\033[32m" in run({"TERM": "xterm"})
+    assert "\033[" not in run({"TERM": "xterm", "NO_COLOR": "1"})
+
+
+# -- many writers --------------------------------------------------------------------------
+
+
+def test_concurrent_config_writes_lose_nothing(skill):
+    writer = (
+        "import sys\n"
+        "from scalekit_auth.cli import main\n"
+        "p = int(sys.argv[1])\n"
+        "for i in range(25):\n"
+        "    assert main(['config', f'svc{p}-{i}', f'conn_{p}_{i}']) == 0\n"
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", writer, str(p)], cwd=ROOT, stderr=subprocess.DEVNULL) for p in range(8)
+    ]
+    assert [p.wait(timeout=120) for p in procs] == [0] * 8
+    data = json.loads(skill.connections_file.read_text())
+    assert len(data) == 200
+    assert data["svc7-24"] == {"connection_name": "conn_7_24"}
