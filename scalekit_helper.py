@@ -3,10 +3,20 @@
 A thin facade; the implementation lives in the `scalekit_auth` package beside this file.
 """
 
-from scalekit_auth.api import close, configure_connection, get_credentials, get_token, get_tokens, invalidate
+from scalekit_auth.api import (
+    close,
+    configure_connection,
+    get_credentials,
+    get_token,
+    get_tokens,
+    invalidate,
+    wait_for_authorization,
+)
 from scalekit_auth.credentials import ServiceCredentials
 from scalekit_auth.errors import (
+    AuthorizationDeclinedError,
     AuthorizationError,
+    AuthorizationTimeoutError,
     BatchError,
     ConfigurationError,
     CredentialsRejectedError,
@@ -22,7 +32,9 @@ from scalekit_auth.errors import (
 )
 
 __all__ = [
+    "AuthorizationDeclinedError",
     "AuthorizationError",
+    "AuthorizationTimeoutError",
     "BatchError",
     "ConfigurationError",
     "CredentialsRejectedError",
@@ -42,4 +54,5 @@ __all__ = [
     "get_token",
     "get_tokens",
     "invalidate",
+    "wait_for_authorization",
 ]

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from .broker import TokenBroker
 from .connections import Change
 from .credentials import ServiceCredentials
+from .errors import AuthorizationError
+
+if TYPE_CHECKING:
+    from .waiting import OnLink
 
 _lock = threading.Lock()
 _broker: TokenBroker | None = None
@@ -25,15 +30,48 @@ def default_broker() -> TokenBroker:
         return _broker
 
 
-def get_token(service: str, identifier: str | None = None, *, force_refresh: bool = False) -> str:
+def get_token(
+    service: str,
+    identifier: str | None = None,
+    *,
+    force_refresh: bool = False,
+    wait: bool = False,
+    timeout: float = 300.0,
+    on_link: OnLink | None = None,
+) -> str:
     """A valid access token for `service` (e.g. "gmail") from Scalekit's vault.
 
     Served from memory while it is more than SCALEKIT_CACHE_MARGIN seconds from expiry;
     `force_refresh=True` asks Scalekit again. Raises ConfigurationError when the service or
     Scalekit credentials are not set up, and AuthorizationError (with `.link` and
-    `.expires_at`) when the user must connect the account first.
+    `.expires_at`) when the user must connect the account first -- unless `wait=True`:
+    then the link goes to `on_link(link, expires_at)` (default: printed on stderr), new
+    links follow as old ones expire, and the token is returned once the user has
+    authorized (AuthorizationTimeoutError after `timeout` seconds).
     """
-    return default_broker().get_token(service, identifier, force_refresh=force_refresh)
+    broker = default_broker()
+    try:
+        return broker.get_token(service, identifier, force_refresh=force_refresh)
+    except AuthorizationError as err:
+        if not wait:
+            raise
+        from .waiting import wait_for_credentials
+
+        return wait_for_credentials(broker, service, identifier, timeout, on_link, first=err).token
+
+
+def wait_for_authorization(
+    service: str, identifier: str | None = None, timeout: float = 300.0, on_link: OnLink | None = None
+) -> str:
+    """Block until the user has authorized `service`, handing each new link to `on_link`; return the token.
+
+    Returns at once when the account is already ACTIVE. Raises AuthorizationTimeoutError
+    (carrying the latest link) after `timeout` seconds, AuthorizationDeclinedError when the
+    user declined; Ctrl-C stops it.
+    """
+    from .waiting import wait_for_authorization as wait
+
+    return wait(default_broker(), service, identifier, timeout, on_link)
 
 
 def get_tokens(

@@ -52,6 +52,7 @@ class AccountStatus:
     target: Target
     status: str | None  # None: Scalekit has no account for this identifier yet
     expires_at: object = None  # datetime of the access token's expiry, when known
+    updated_at: object = None  # when Scalekit last changed the account
 
 
 class _Memo:
@@ -248,7 +249,25 @@ class TokenBroker:
         snap = self.vault(self.settings(directory)).account_status(target.connection_name, target.identifier)
         if snap is None:
             return AccountStatus(target, None)
-        return AccountStatus(target, snap.status, snap.expires_at)
+        return AccountStatus(target, snap.status, snap.expires_at, snap.updated_at)
+
+    def authorization_link(self, service: str, identifier: str | None = None) -> AuthorizationError:
+        """A fresh authorization link, as the AuthorizationError get_token would raise (not raised)."""
+        directory = self._dir()
+        target = self.resolve(service, identifier, directory)
+        vault = self.vault(self.settings(directory))
+        status = vault.account_status(target.connection_name, target.identifier)
+        link = vault.authorization_link(target.connection_name, target.identifier)
+        if link is None:
+            raise UnknownConnectionError(target.service, target.connection_name)
+        return AuthorizationError(
+            target.service,
+            link[0],
+            link[1],
+            identifier=target.identifier,
+            connection_name=target.connection_name,
+            status=status.status if status is not None else None,
+        )
 
     # -- batch -----------------------------------------------------------------------
     def many(self, services: Iterable[str], one: Callable[[str], V]) -> dict[str, V]:

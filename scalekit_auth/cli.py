@@ -32,11 +32,13 @@ examples:
   {prog} gmail --identifier alice
   {{ read -r GMAIL; read -r SLACK; }} < <({prog} gmail slack)   # one token per line, in order
   {prog} gmail slack --json                                 # one JSON object per service
+  {prog} gmail --wait 120                                   # show the link, wait for the user
 """
 
 COMMANDS_HELP = """\
 commands:
   token SERVICE...          print fresh token(s) on stdout (also: get_token.py SERVICE...)
+  auth SERVICE              print an authorization link and wait until the user is done
   header SERVICE            print 'Authorization: Bearer <token>' for curl -H @-
   exec SERVICE... -- CMD    run CMD with tokens in $SERVICE_TOKEN variables
   config SERVICE CONNECTION register the Scalekit connection serving SERVICE
@@ -64,6 +66,16 @@ def _identifier(p: argparse.ArgumentParser) -> None:
     p.add_argument("--identifier", "-i", metavar="ID", help="whose account (default: connections.json, then the agent)")
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not 0 < value <= 86400:
+        raise argparse.ArgumentTypeError(f"expected between 0 and 86400 seconds, got {text!r}")
+    return value
+
+
 def _add_token_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("services", nargs="+", metavar="SERVICE", help="service name(s) from connections.json, e.g. gmail")
     _identifier(p)
@@ -71,6 +83,14 @@ def _add_token_arguments(p: argparse.ArgumentParser) -> None:
         "--json",
         action="store_true",
         help="one JSON object per service and line: {service, identifier, status, token | link+expires_at | error}",
+    )
+    p.add_argument(
+        "--wait",
+        nargs="?",
+        const=300.0,
+        type=_seconds,
+        metavar="SECONDS",
+        help="if authorization is needed, show the link and wait for it (default 300 s); new links as old expire",
     )
 
 
@@ -106,6 +126,23 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     )
     _add_token_arguments(p)
     p.set_defaults(func="cmd_token")
+
+    p = _sub(
+        sub,
+        "auth",
+        "connect an account: print a link and wait for the user",
+        "Print a fresh authorization link for SERVICE and wait until the user has authorized it, issuing a new "
+        "link whenever the current one expires. On a terminal a countdown is shown; with --json each new link is "
+        "one JSON line on stdout (for an agent to forward) and the last line reports ACTIVE.",
+        "auth gmail\nauth gmail --identifier alice --timeout 600\nauth slack --json\nauth gmail --force",
+        prog,
+    )
+    p.add_argument("service", metavar="SERVICE")
+    _identifier(p)
+    p.add_argument("--timeout", type=_seconds, default=300.0, help="seconds to wait before giving up (default 300)")
+    p.add_argument("--json", action="store_true", help="one JSON line per link, then one for the result")
+    p.add_argument("--force", action="store_true", help="issue a link even if the account is already connected")
+    p.set_defaults(func="cmd_auth")
 
     p = _sub(
         sub,

@@ -85,8 +85,113 @@ def _worst_exit(errors: dict[str, BaseException]) -> int:
 # -- token / header / exec ------------------------------------------------------------------
 
 
+class WaitDisplay:
+    """What a person or an agent sees while we wait: links, and a countdown on a terminal.
+
+    --json: one JSON line on stdout per new link (an agent forwards each to chat).
+    Terminal: the link, then a one-line countdown redrawn on stderr.
+    Otherwise: one line on stderr per link.
+    """
+
+    def __init__(self, service: str, identifier: str | None, as_json: bool) -> None:
+        self.service = service
+        self.identifier = identifier
+        self.as_json = as_json
+        self.live = not as_json and sys.stderr.isatty()
+        self._drawn = False
+
+    def on_link(self, link: str, expires_at: _dt.datetime | None) -> None:
+        if self.as_json:
+            obj = {
+                "service": self.service,
+                "identifier": self.identifier,
+                "status": "WAITING",
+                "link": link,
+                "expires_at": iso(expires_at),
+            }
+            sys.stdout.write(json.dumps(obj) + "\n")
+            sys.stdout.flush()
+            return
+        from .errors import expiry_phrase
+
+        self.clear()
+        say(f"Open this link to connect {self.service} ({expiry_phrase(expires_at)}):")
+        say(f"  {paint(link, 'bold', sys.stderr)}")
+
+    def on_tick(self, link_left: float, total_left: float) -> None:
+        if not self.live:
+            return
+        minutes, seconds = divmod(int(max(total_left, 0)), 60)
+        line = (
+            f"Waiting for you to authorize {self.service}: link valid {max(int(link_left), 0)} s more, "
+            f"giving up in {minutes}:{seconds:02d} (Ctrl-C to stop)"
+        )
+        sys.stderr.write("\r\033[K" + paint(line, "dim", sys.stderr))
+        sys.stderr.flush()
+        self._drawn = True
+
+    def clear(self) -> None:
+        if self._drawn:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+            self._drawn = False
+
+
+def _wait(args: argparse.Namespace, broker: TokenBroker, service: str, first: AuthorizationError | None, **kw):
+    from .waiting import wait_for_credentials
+
+    display = WaitDisplay(service, first.identifier if first else args.identifier, args.json)
+    try:
+        return wait_for_credentials(
+            broker,
+            service,
+            args.identifier,
+            args.timeout,
+            display.on_link,
+            on_tick=display.on_tick,
+            first=first,
+            **kw,
+        )
+    finally:
+        display.clear()
+
+
+def _credentials_waiting(args: argparse.Namespace, broker: TokenBroker) -> list[Any]:
+    """--wait: fetch all; then wait, one service after another, for those needing authorization."""
+    import time
+
+    deadline = time.monotonic() + args.timeout
+    results, errors = _batch(broker, args.services, lambda s: broker.get_credentials(s, args.identifier))
+    for service in dict.fromkeys(args.services):
+        err = errors.get(service)
+        if isinstance(err, AuthorizationError):
+            args.timeout = max(deadline - time.monotonic(), 0.001)
+            results[service] = _wait(args, broker, service, err)
+            del errors[service]
+    if errors:
+        raise BatchError(results, errors) if len(args.services) > 1 else next(iter(errors.values()))
+    return [results[s] for s in dict.fromkeys(args.services)]
+
+
 def cmd_token(args: argparse.Namespace, broker: TokenBroker) -> int:
     """One token per line, in the order asked; all or nothing. --json: one object per line."""
+    if getattr(args, "wait", None) is not None:
+        args.timeout = args.wait
+        creds = _credentials_waiting(args, broker)
+        if args.json:
+            for c in creds:
+                obj = {
+                    "service": c.service,
+                    "identifier": c.identifier,
+                    "status": "ACTIVE",
+                    "token": c.token,
+                    "expires_at": iso(c.expires_at),
+                }
+                sys.stdout.write(json.dumps(obj) + "\n")
+        else:
+            sys.stdout.write("".join(c.token + "\n" for c in creds))
+        sys.stdout.flush()
+        return ExitCode.OK
     if getattr(args, "json", False):
         return _token_json(args, broker)
     if len(args.services) == 1:
@@ -136,6 +241,26 @@ def _identifier_of(broker: TokenBroker, service: str, identifier: str | None, er
         return broker.resolve(service, identifier).identifier
     except ScalekitAuthError:
         return identifier
+
+
+def cmd_auth(args: argparse.Namespace, broker: TokenBroker) -> int:
+    """Print a fresh link and wait until the user has authorized (never prints the token)."""
+    if not args.force:
+        try:
+            creds = broker.get_credentials(args.service, args.identifier)
+        except AuthorizationError as err:
+            creds = _wait(args, broker, args.service, err)
+        else:
+            say(f"{creds.service} is already connected for '{creds.identifier}' (use --force to authorize again).")
+    else:
+        creds = _wait(args, broker, args.service, None, force_link=True)
+    if args.json:
+        obj = {"service": creds.service, "identifier": creds.identifier, "status": "ACTIVE"}
+        sys.stdout.write(json.dumps({**obj, "expires_at": iso(creds.expires_at)}) + "\n")
+        sys.stdout.flush()
+    else:
+        say(paint(f"{creds.service} is connected for '{creds.identifier}'.", "green", sys.stderr))
+    return ExitCode.OK
 
 
 def cmd_header(args: argparse.Namespace, broker: TokenBroker) -> int:

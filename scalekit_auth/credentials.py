@@ -36,6 +36,7 @@ class AccountSnapshot:
     scopes: tuple[str, ...] = ()
     expires_at: _dt.datetime | None = None
     fields: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}), repr=False)
+    updated_at: _dt.datetime | None = None
 
     def __repr__(self) -> str:
         return (

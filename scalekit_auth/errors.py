@@ -177,6 +177,45 @@ class AuthorizationError(ScalekitAuthError):
         return (self.expires_at - _dt.datetime.now(_dt.timezone.utc)).total_seconds()
 
 
+class AuthorizationTimeoutError(AuthorizationError):
+    """wait_for_authorization gave up: nobody authorized within the timeout. Carries the latest link."""
+
+    def __init__(self, latest: AuthorizationError, waited: float) -> None:
+        super().__init__(
+            latest.service,
+            latest.link,
+            latest.expires_at,
+            identifier=latest.identifier,
+            connection_name=latest.connection_name,
+            status=latest.status,
+        )
+        self.waited = waited
+        self.args = (
+            f"Nobody authorized {latest.service} within {waited:.0f} seconds. "
+            f"The latest link ({expiry_phrase(latest.expires_at)}): {latest.link}",
+        )
+
+
+class AuthorizationDeclinedError(AuthorizationError):
+    """The user declined access (or the sign-in failed). Carries a new link for another try."""
+
+    def __init__(self, fresh: AuthorizationError) -> None:
+        super().__init__(
+            fresh.service,
+            fresh.link,
+            fresh.expires_at,
+            identifier=fresh.identifier,
+            connection_name=fresh.connection_name,
+            status=fresh.status,
+        )
+        who = f" for '{fresh.identifier}'" if fresh.identifier else ""
+        self.args = (
+            f"The {fresh.service} authorization{who} was declined (or the sign-in did not complete), so the "
+            f"account is still not connected. To try again, open this link ({expiry_phrase(fresh.expires_at)}): "
+            f"{fresh.link}",
+        )
+
+
 # -- the Scalekit service --------------------------------------------------------
 
 

@@ -7,6 +7,7 @@ here into a scalekit-auth error; the original stays chained as `__cause__`.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import logging
 import socket
@@ -193,8 +194,13 @@ class Vault:
                 channel.close()
 
     # -- calls -----------------------------------------------------------------
+    @classmethod
+    def _snapshot(cls, acc: Any) -> AccountSnapshot:
+        snap = cls._credentials_of(acc)
+        return dataclasses.replace(snap, updated_at=_aware(getattr(acc, "updated_at", None)))
+
     @staticmethod
-    def _snapshot(acc: Any) -> AccountSnapshot:
+    def _credentials_of(acc: Any) -> AccountSnapshot:
         details = acc.authorization_details or {}
         expires_at = _aware(acc.token_expires_at)
         if "oauth_token" in details:

@@ -116,3 +116,11 @@ def skill(tmp_path, monkeypatch):
     from scalekit_auth import api
 
     api.close()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Expose each phase's report on the test item (for screenshots on failure)."""
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)

@@ -450,6 +450,7 @@ class World:
             link.used = True
             link.outcome = "denied"
             acc = self.accounts[link.account_key]
+            acc.updated_at = time.time()  # the declined attempt is recorded on the account
             self.counters["links_denied"] += 1
             return acc
 

@@ -1,0 +1,212 @@
+"""Waiting for a person to authorize: links handed out, renewed, approved, denied, timed out."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+import requests
+
+from scalekit_auth.emulator import Emulator
+from scalekit_helper import (
+    AuthorizationDeclinedError,
+    AuthorizationError,
+    AuthorizationTimeoutError,
+    get_token,
+    wait_for_authorization,
+)
+
+from .conftest import ROOT
+
+
+class Links:
+    """Collects links handed to on_link; can click Allow on each as it arrives."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, object]] = []
+        self.arrived = threading.Event()
+
+    def __call__(self, link: str, expires_at) -> None:
+        self.seen.append((link, expires_at))
+        self.arrived.set()
+
+
+def click(link: str, decision: str = "allow") -> requests.Response:
+    return requests.post(link, data={"decision": decision}, timeout=5)
+
+
+def later(seconds: float, func, *args) -> threading.Thread:
+    def run() -> None:
+        time.sleep(seconds)
+        func(*args)
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t
+
+
+@pytest.fixture
+def gmail(skill, emulator):
+    skill.use(emulator)
+    skill.configure("gmail", "gmail_u3134a", "mess")
+    return skill
+
+
+def test_wait_returns_the_token_once_the_user_allows(gmail, emulator):
+    links = Links()
+    clicker = later(0.8, lambda: click(links.seen[-1][0]))
+    token = get_token("gmail", wait=True, timeout=30, on_link=links)
+    clicker.join()
+    assert token == emulator.account("gmail_u3134a", "mess")["access_token"]
+    assert len(links.seen) == 1
+    assert emulator.counters().get("rpc.GetConnectedAccountDetails", 0) >= 1  # polled status, not credentials
+
+
+def test_an_active_account_needs_no_waiting(gmail, emulator):
+    emulator.seed("gmail_u3134a", "mess", access_token="ready-token")
+    links = Links()
+    assert wait_for_authorization("gmail", timeout=5, on_link=links) == "ready-token"
+    assert links.seen == []
+
+
+def test_an_expiring_link_is_replaced_and_the_new_one_works(skill):
+    with Emulator(link_ttl=2.0) as emu:
+        skill.use(emu)
+        skill.configure("gmail", "gmail_u3134a", "mess")
+        links = Links()
+
+        clicks: dict[str, int] = {}
+
+        def approve_second() -> None:
+            deadline = time.monotonic() + 10
+            while len(links.seen) < 2 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            (first, first_expiry), (second, _) = links.seen[0], links.seen[1]
+            time.sleep(max(0.0, first_expiry.timestamp() - time.time()) + 0.1)
+            clicks["first"] = click(first).status_code  # expired by now
+            clicks["second"] = click(second).status_code
+
+        t = threading.Thread(target=approve_second, daemon=True)
+        t.start()
+        token = wait_for_authorization("gmail", timeout=20, on_link=links)
+        t.join()
+        assert clicks == {"first": 410, "second": 200}
+        assert token == emu.account("gmail_u3134a", "mess")["access_token"]
+        assert len({link for link, _ in links.seen}) == len(links.seen) >= 2
+
+
+def test_giving_up_carries_the_latest_link(gmail, emulator):
+    links = Links()
+    started = time.monotonic()
+    with pytest.raises(AuthorizationTimeoutError) as caught:
+        get_token("gmail", wait=True, timeout=1.5, on_link=links)
+    assert 1.4 < time.monotonic() - started < 5
+    err = caught.value
+    assert isinstance(err, AuthorizationError)
+    assert err.link == links.seen[-1][0]
+    assert "Nobody authorized gmail within 2 seconds" in str(err) or "within 1 seconds" in str(err)
+    assert err.exit_code == 4
+
+
+def test_deny_is_reported_with_a_fresh_link(gmail, emulator):
+    links = Links()
+    later(0.5, lambda: click(links.seen[-1][0], "deny"))
+    with pytest.raises(AuthorizationDeclinedError) as caught:
+        get_token("gmail", wait=True, timeout=30, on_link=links)
+    err = caught.value
+    assert "declined" in str(err)
+    assert err.link != links.seen[0][0]
+    assert emulator.account("gmail_u3134a", "mess")["status"] == "PENDING_AUTH"
+    assert click(err.link).status_code == 200  # the fresh link works
+
+
+def test_without_wait_the_error_is_raised_at_once(gmail):
+    with pytest.raises(AuthorizationError):
+        get_token("gmail")
+
+
+# -- command line ----------------------------------------------------------------------
+
+
+def test_token_wait_json_emits_a_line_per_link_then_the_token(gmail, emulator):
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "scalekit-auth"), "token", "gmail", "--wait", "30", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ),
+    )
+    first = json.loads(proc.stdout.readline())
+    assert first["status"] == "WAITING" and first["service"] == "gmail" and first["identifier"] == "mess"
+    assert first["expires_at"].endswith("Z")
+    click(first["link"])
+    out, err = proc.communicate(timeout=30)
+    last = json.loads(out.strip().splitlines()[-1])
+    assert proc.returncode == 0, err
+    assert last["status"] == "ACTIVE"
+    assert last["token"] == emulator.account("gmail_u3134a", "mess")["access_token"]
+
+
+def test_token_wait_plain_prints_the_link_on_stderr_and_the_token_on_stdout(gmail, emulator):
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "get_token.py"), "gmail", "--wait"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ),
+    )
+    assert proc.stderr.readline().startswith("Open this link to connect gmail (expires in about 1 minute")
+    link = proc.stderr.readline().strip()
+    click(link)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0
+    assert out == emulator.account("gmail_u3134a", "mess")["access_token"] + "\n"
+
+
+def test_ctrl_c_stops_waiting_at_once(gmail):
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "scalekit-auth"), "auth", "gmail"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ),
+    )
+    proc.stderr.readline()  # the link is out: we are waiting
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 130
+    assert "interrupted" in err
+    assert time.monotonic() - sent < 3
+
+
+def test_auth_command(gmail, emulator):
+    emulator.seed("gmail_u3134a", "mess")
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scalekit-auth"), "auth", "gmail", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 0
+    assert json.loads(done.stdout)["status"] == "ACTIVE"
+    assert "already connected" in done.stderr
+    assert emulator.account("gmail_u3134a", "mess")["access_token"] not in done.stdout + done.stderr
+
+
+def test_auth_timeout_exits_4_with_the_latest_link(gmail):
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scalekit-auth"), "auth", "gmail", "--timeout", "1"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode == 4
+    assert "Nobody authorized gmail" in proc.stderr
+    assert "Traceback" not in proc.stderr
