@@ -210,3 +210,33 @@ def test_auth_timeout_exits_4_with_the_latest_link(gmail):
     assert proc.returncode == 4
     assert "Nobody authorized gmail" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_on_a_terminal_auth_shows_a_live_countdown(gmail, emulator):
+    import pty
+    import re
+
+    pid, fd = pty.fork()
+    if pid == 0:  # child: stdin/stdout/stderr are the terminal
+        os.execve(sys.executable, [sys.executable, str(ROOT / "scalekit-auth"), "auth", "gmail"], dict(os.environ))
+    seen = b""
+    clicked = False
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+        text = seen.decode(errors="replace")
+        if not clicked and "giving up in" in text:
+            link = re.search(r"(http://127\.0\.0\.1:\d+/connect/[\w-]+)", text).group(1)
+            click(link)
+            clicked = True
+    _, status = os.waitpid(pid, 0)
+    text = seen.decode(errors="replace")
+    assert os.waitstatus_to_exitcode(status) == 0, text
+    assert re.search(r"link valid \d+ s more, giving up in 4:\d\d \(Ctrl-C to stop\)", text)
+    assert "gmail is connected for 'mess'" in text
