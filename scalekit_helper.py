@@ -8,8 +8,10 @@ from scalekit_auth.api import (
     configure_connection,
     get_credentials,
     get_token,
+    get_token_for_url,
     get_tokens,
     invalidate,
+    service_for_url,
     wait_for_authorization,
 )
 from scalekit_auth.credentials import ServiceCredentials
@@ -51,8 +53,24 @@ __all__ = [
     "close",
     "configure_connection",
     "get_credentials",
+    "ScalekitAuth",
     "get_token",
+    "get_token_for_url",
     "get_tokens",
+    "httpx_auth",
     "invalidate",
+    "service_for_url",
+    "session",
     "wait_for_authorization",
 ]
+
+_HTTP = ("ScalekitAuth", "session", "httpx_auth")
+
+
+def __getattr__(name: str):
+    """ScalekitAuth, session and httpx_auth load `requests` only when first used."""
+    if name in _HTTP:
+        from scalekit_auth import http_auth
+
+        return getattr(http_auth, name)
+    raise AttributeError(f"module 'scalekit_helper' has no attribute {name!r}")

@@ -90,6 +90,17 @@ def get_credentials(service: str, identifier: str | None = None, *, force_refres
     return default_broker().get_credentials(service, identifier, force_refresh=force_refresh)
 
 
+def service_for_url(url: str) -> str | None:
+    """The service an API URL belongs to (connections.json "hosts" first, then the built-in table), or None."""
+    return default_broker().service_for_url(url)
+
+
+def get_token_for_url(url: str, identifier: str | None = None, *, force_refresh: bool = False) -> str:
+    """The token for whichever service `url` belongs to; ConfigurationError when none is known."""
+    broker = default_broker()
+    return broker.get_token(broker.service_for_url_or_explain(url), identifier, force_refresh=force_refresh)
+
+
 def invalidate(service: str, identifier: str | None = None) -> int:
     """Forget the cached token of `service` (for one identifier, or all); e.g. after an API says 401."""
     return default_broker().invalidate(service, identifier)

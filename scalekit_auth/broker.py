@@ -22,7 +22,13 @@ from .cache import TokenCache
 from .config import SETTINGS_VARS, SKILL_DIR_VAR, ScalekitSettings, file_signature, load_settings, skill_dir
 from .connections import Change, ConnectionEntry
 from .credentials import ServiceCredentials
-from .errors import AuthorizationError, BatchError, ServiceNotConfiguredError, UnknownConnectionError
+from .errors import (
+    AuthorizationError,
+    BatchError,
+    ConfigurationError,
+    ServiceNotConfiguredError,
+    UnknownConnectionError,
+)
 from .identity import IDENTITY_FILE_VAR, agent_name, identity_file
 
 log = logging.getLogger("scalekit_auth")
@@ -150,6 +156,24 @@ class TokenBroker:
             return Target(name, entry.connection_name, entry.identifier, "connections.json")
         ident, source = self._agent_name()
         return Target(name, entry.connection_name, connections.check_identifier(ident), source)
+
+    def service_for_url(self, url: str) -> str | None:
+        """The service an API URL belongs to: connections.json "hosts" first, then the built-in table."""
+        from .services import service_for_url
+
+        overrides = {s: e.hosts for s, e in self.connections().items() if e.hosts}
+        return service_for_url(url, overrides)
+
+    def service_for_url_or_explain(self, url: str) -> str:
+        """Like service_for_url, raising ConfigurationError (naming the configured services) when unknown."""
+        service = self.service_for_url(url)
+        if service is None:
+            configured = ", ".join(sorted(self.connections())) or "none"
+            raise ConfigurationError(
+                f"No service is known for {_host_of(url)} (configured services: {configured}). Name the service "
+                'explicitly, or add the host to that service in connections.json: "hosts": ["api.example.com"].'
+            )
+        return service
 
     def configure_connection(self, service: str, connection_name: str, identifier: str | None = None) -> Change:
         """Register (or update) which Scalekit connection serves `service`."""
@@ -312,6 +336,15 @@ class TokenBroker:
     ) -> dict[str, ServiceCredentials]:
         """Like get_tokens, returning ServiceCredentials."""
         return self.many(services, lambda s: self.get_credentials(s, identifier, force_refresh=force_refresh))
+
+
+def _host_of(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    try:
+        return urlsplit(url if "://" in url else "https://" + url).netloc or repr(url)
+    except ValueError:
+        return repr(url)
 
 
 def _expiry(creds: ServiceCredentials):

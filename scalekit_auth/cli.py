@@ -41,6 +41,8 @@ commands:
   auth SERVICE              print an authorization link and wait until the user is done
   header SERVICE            print 'Authorization: Bearer <token>' for curl -H @-
   exec SERVICE... -- CMD    run CMD with tokens in $SERVICE_TOKEN variables
+  curl URL [CURL ARGS...]   curl with the right token (service from the URL)
+  which URL                 print the service a URL belongs to
   config SERVICE CONNECTION register the Scalekit connection serving SERVICE
   remove SERVICE            forget SERVICE
   list [--status] [--json]  configured services (and live account status)
@@ -178,6 +180,38 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         help="variable name to use instead of SERVICE_TOKEN (repeatable)",
     )
     p.set_defaults(func="cmd_exec", cmd=[])
+
+    p = _sub(
+        sub,
+        "curl",
+        "run curl with the right token",
+        "Run curl on URL with 'Authorization: Bearer <token>' for the service the URL belongs to. curl reads the "
+        "header from a pipe, so the token is never in argv, shell history or a file. Options for curl go after "
+        "the URL. The exit code is curl's.",
+        "curl https://gmail.googleapis.com/gmail/v1/users/me/profile\n"
+        "curl https://api.github.com/user/repos -s --fail\n"
+        "curl --service crm https://crm.example.com/api/v2/deals -X POST -d @deal.json",
+        prog,
+    )
+    p.add_argument("--service", "-s", help="use this service instead of detecting it from the URL")
+    _identifier(p)
+    p.add_argument("url", metavar="URL")
+    p.add_argument("curl_args", nargs=argparse.REMAINDER, metavar="CURL ARGS", help="passed to curl")
+    p.set_defaults(func="cmd_curl")
+
+    p = _sub(
+        sub,
+        "which",
+        "print the service a URL belongs to",
+        "Print the service name a URL maps to: hosts listed in connections.json first, then the built-in table "
+        "(Gmail, Google Calendar/Drive/Sheets/Docs, Slack, Notion, Linear, GitHub, GitLab, Salesforce, HubSpot, "
+        "Zendesk, Jira, Confluence, Asana, Dropbox, Microsoft Graph/Outlook/Teams/OneDrive, Zoom, Airtable, "
+        "Intercom, ...). Exit code 3 when no service is known.",
+        "which https://gmail.googleapis.com/gmail/v1/users/me/messages\nwhich https://acme.atlassian.net/rest/api/3/issue/X-1",
+        prog,
+    )
+    p.add_argument("url", metavar="URL")
+    p.set_defaults(func="cmd_which")
 
     p = _sub(
         sub,

@@ -320,6 +320,33 @@ def cmd_exec(args: argparse.Namespace, broker: TokenBroker) -> int:
     return ExitCode.ERROR  # pragma: no cover - execvpe does not return
 
 
+def cmd_which(args: argparse.Namespace, broker: TokenBroker) -> int:
+    """Print the service a URL belongs to."""
+    print(broker.service_for_url_or_explain(args.url))
+    return ExitCode.OK
+
+
+def cmd_curl(args: argparse.Namespace, broker: TokenBroker) -> int:
+    """curl URL with the Authorization header read from a pipe: never in argv, never on disk."""
+    import shutil
+
+    service = args.service or broker.service_for_url_or_explain(args.url)
+    token = broker.get_token(service, args.identifier)
+    curl = shutil.which("curl")
+    if curl is None:
+        raise ConfigurationError("curl is not installed (e.g. apt-get install curl).")
+    read_fd, write_fd = os.pipe()
+    os.write(write_fd, f"Authorization: Bearer {token}\n".encode())
+    os.close(write_fd)
+    os.set_inheritable(read_fd, True)
+    argv = [curl, "-H", f"@/dev/fd/{read_fd}", *args.curl_args, args.url]
+    broker.close()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(curl, argv)  # noqa: S606 - replaces this process: curl's exit code is ours
+    return ExitCode.ERROR  # pragma: no cover
+
+
 # -- config / remove / list / status ---------------------------------------------------------
 
 

@@ -72,6 +72,7 @@ class ConnectionEntry:
     connection_name: str
     identifier: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    hosts: tuple[str, ...] = ()
 
 
 def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -151,9 +152,24 @@ def parse_entries(raw: Mapping[str, Any], path: Path) -> dict[str, ConnectionEnt
         identifier = value.get("identifier")
         if identifier is not None:
             identifier = check_identifier(identifier, where=f'"identifier" of {where}')
+        hosts = _check_hosts(value.get("hosts", []), service, where)
         extra = {k: v for k, v in value.items() if k not in ("connection_name", "identifier")}
-        entries[service] = ConnectionEntry(service, connection_name, identifier, extra)
+        entries[service] = ConnectionEntry(service, connection_name, identifier, extra, hosts)
     return entries
+
+
+def _check_hosts(value: Any, service: str, where: str) -> tuple[str, ...]:
+    """`"hosts": ["api.example.com", "example.com/api"]`: URL patterns that mean this service."""
+    from .services import parse_pattern
+
+    if not isinstance(value, list) or not all(isinstance(h, str) for h in value):
+        raise ConfigurationError(f'"hosts" of {where} must be a list of strings like ["api.example.com"].')
+    for text in value:
+        try:
+            parse_pattern(text, service)
+        except ValueError as err:
+            raise ConfigurationError(f'"hosts" of {where}: {err}.') from None
+    return tuple(value)
 
 
 def load(path: Path) -> dict[str, ConnectionEntry]:

@@ -377,6 +377,7 @@ def test_the_sdk_is_not_imported_until_a_token_is_requested(skill):
         "try:\n    get_token('gmail')\nexcept ConfigurationError:\n    pass\n"
         "assert 'scalekit' not in sys.modules, 'imported on a configuration error'\n"
         "assert 'grpc' not in sys.modules\n"
+        "assert 'requests' not in sys.modules, 'requests imported without need'\n"
         "print('ok')\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)

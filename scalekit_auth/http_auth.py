@@ -1,0 +1,145 @@
+"""Put the token where it is needed: `requests` and `httpx` auth, with one-shot 401 recovery.
+
+On a 401 the cached token is dropped, a fresh one fetched, and the request re-sent once,
+only when the token actually changed and the body can be sent again (no streams). A
+second 401 goes back to the caller: never a loop.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import requests
+from requests.auth import AuthBase
+
+from .broker import TokenBroker
+
+log = logging.getLogger("scalekit_auth.http")
+
+_RETRIED = "_scalekit_auth_retried"
+
+
+def _default_broker() -> TokenBroker:
+    from .api import default_broker
+
+    return default_broker()
+
+
+class ScalekitAuth(AuthBase):
+    """`requests` auth: `requests.get(url, auth=ScalekitAuth("gmail"))`.
+
+    With no `service`, it is worked out from each request's URL (see service_for_url).
+    """
+
+    def __init__(self, service: str | None = None, identifier: str | None = None, broker: TokenBroker | None = None):
+        self.service = service
+        self.identifier = identifier
+        self._broker = broker
+
+    def __repr__(self) -> str:
+        return f"ScalekitAuth(service={self.service!r}, identifier={self.identifier!r})"
+
+    @property
+    def broker(self) -> TokenBroker:
+        return self._broker or _default_broker()
+
+    def _service_for(self, url: str) -> str:
+        return self.service or self.broker.service_for_url_or_explain(url)
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        service = self._service_for(request.url or "")
+        request.headers["Authorization"] = f"Bearer {self.broker.get_token(service, self.identifier)}"
+        request.register_hook("response", self._on_response)
+        return request
+
+    def _on_response(self, response: requests.Response, **kwargs: Any) -> requests.Response:
+        request = response.request
+        if response.status_code != 401 or getattr(request, _RETRIED, False):
+            return response
+        if not _can_resend(request):
+            log.debug("401 not retried: the request body cannot be sent again")
+            return response
+        service = self._service_for(request.url or "")
+        old = request.headers.get("Authorization", "")
+        self.broker.invalidate(service, self.identifier)
+        token = self.broker.get_token(service, self.identifier, force_refresh=True)
+        if f"Bearer {token}" == old:
+            log.debug("401 not retried: Scalekit returned the same token")
+            return response
+        response.content  # noqa: B018 - drain so the connection can be reused
+        response.close()
+        retry = request.copy()
+        retry.headers["Authorization"] = f"Bearer {token}"
+        setattr(retry, _RETRIED, True)
+        if retry.body is not None and hasattr(retry.body, "seek"):
+            requests.utils.rewind_body(retry)
+        new_response = response.connection.send(retry, **kwargs)
+        new_response.history.append(response)
+        new_response.request = retry
+        return new_response
+
+
+def _can_resend(request: requests.PreparedRequest) -> bool:
+    body = request.body
+    if body is None or isinstance(body, (bytes, str)):
+        return True
+    # A file-like body can be rewound when requests noted where it started.
+    return hasattr(body, "seek") and isinstance(getattr(request, "_body_position", None), int)
+
+
+def session(service: str | None = None, identifier: str | None = None) -> requests.Session:
+    """A `requests.Session` that authenticates every request with the service's token."""
+    s = requests.Session()
+    s.auth = ScalekitAuth(service, identifier)
+    return s
+
+
+_httpx_class: Any = None
+
+
+def httpx_auth(service: str | None = None, identifier: str | None = None, broker: TokenBroker | None = None):
+    """The same as ScalekitAuth for `httpx` (imported only when this is called)."""
+    global _httpx_class
+    if _httpx_class is None:
+        _httpx_class = _make_httpx_class()
+    return _httpx_class(service, identifier, broker)
+
+
+def _make_httpx_class():
+    from .errors import import_or_explain
+
+    httpx = import_or_explain("httpx", "httpx")
+
+    class ScalekitHttpxAuth(httpx.Auth):
+        """`httpx` auth: `httpx.get(url, auth=httpx_auth("gmail"))`; one retry on 401."""
+
+        requires_request_body = False
+
+        def __init__(self, service: str | None, identifier: str | None, broker: TokenBroker | None) -> None:
+            self.service = service
+            self.identifier = identifier
+            self._broker = broker
+
+        def __repr__(self) -> str:
+            return f"ScalekitHttpxAuth(service={self.service!r}, identifier={self.identifier!r})"
+
+        @property
+        def broker(self) -> TokenBroker:
+            return self._broker or _default_broker()
+
+        def auth_flow(self, request):
+            service = self.service or self.broker.service_for_url_or_explain(str(request.url))
+            token = self.broker.get_token(service, self.identifier)
+            request.headers["Authorization"] = f"Bearer {token}"
+            response = yield request
+            if response.status_code != 401 or not isinstance(request.stream, httpx.ByteStream):
+                return
+            self.broker.invalidate(service, self.identifier)
+            fresh = self.broker.get_token(service, self.identifier, force_refresh=True)
+            if fresh == token:
+                return
+            request.headers["Authorization"] = f"Bearer {fresh}"
+            yield request
+
+    return ScalekitHttpxAuth

@@ -1,0 +1,278 @@
+"""Tokens in real HTTP requests: requests/httpx auth, 401 recovery, session(), curl, which.
+
+A small local API stand-in (127.0.0.1) accepts only the account's *current* token, as a
+real provider does after Scalekit rotates it.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import stat
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import pytest
+import requests
+
+from scalekit_auth.broker import TokenBroker
+from scalekit_auth.errors import ConfigurationError
+from scalekit_auth.http_auth import ScalekitAuth, httpx_auth
+
+from .conftest import ROOT
+
+
+class StandIn:
+    """An HTTP API that answers 200 only to `Bearer <current token>`; records what it saw."""
+
+    def __init__(self, current_token) -> None:
+        self.current_token = current_token
+        self.seen: list[dict] = []
+        stand_in = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args) -> None:
+                pass
+
+            def _answer(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                if self.headers.get("Transfer-Encoding") == "chunked":
+                    body = b""
+                    while True:
+                        size = int(self.rfile.readline().strip(), 16)
+                        if size == 0:
+                            self.rfile.readline()
+                            break
+                        body += self.rfile.read(size)
+                        self.rfile.readline()
+                else:
+                    body = self.rfile.read(length) if length else b""
+                auth = self.headers.get("Authorization", "")
+                stand_in.seen.append({"path": self.path, "auth": auth, "body": body})
+                ok = auth == f"Bearer {stand_in.current_token()}"
+                if ok and self.path.startswith("/gmail/v1/users/me/messages"):
+                    payload = {"messages": [{"id": "m1", "threadId": "t1"}, {"id": "m2", "threadId": "t2"}]}
+                else:
+                    payload = {"ok": True, "path": self.path} if ok else {"error": "invalid_token"}
+                data = json.dumps(payload).encode()
+                self.send_response(200 if ok else 401)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PUT = _answer  # noqa: N815 - stdlib naming
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def api(skill, emulator):
+    """gmail configured (identifier mess, the stand-in's host listed), an ACTIVE account, the stand-in."""
+    skill.use(emulator)
+    emulator.seed("gmail_u3134a", "mess", access_token="token-1")
+    stand_in = StandIn(lambda: emulator.account("gmail_u3134a", "mess")["access_token"])
+    host = stand_in.url.removeprefix("http://")
+    skill.connections_file.write_text(
+        json.dumps({"gmail": {"connection_name": "gmail_u3134a", "identifier": "mess", "hosts": [f"{host}/gmail"]}})
+    )
+    yield stand_in
+    stand_in.stop()
+
+
+@pytest.fixture
+def broker(api):
+    b = TokenBroker()
+    yield b
+    b.close()
+
+
+# -- requests -------------------------------------------------------------------------------
+
+
+def test_the_token_goes_in_the_authorization_header(api, broker):
+    resp = requests.get(f"{api.url}/gmail/v1/users/me/profile", auth=ScalekitAuth("gmail", broker=broker), timeout=5)
+    assert resp.status_code == 200
+    assert api.seen[-1]["auth"] == "Bearer token-1"
+
+
+def test_401_refreshes_the_token_and_resends_once(api, broker, emulator):
+    auth = ScalekitAuth("gmail", broker=broker)
+    assert requests.get(f"{api.url}/gmail/x", auth=auth, timeout=5).status_code == 200  # caches token-1
+    emulator.rotate_token("gmail_u3134a", "mess", "token-2")  # the provider now wants token-2
+    resp = requests.post(f"{api.url}/gmail/send", data=b"hello", auth=auth, timeout=5)
+    assert resp.status_code == 200
+    assert [r.status_code for r in resp.history] == [401]
+    assert [s["auth"] for s in api.seen[1:]] == ["Bearer token-1", "Bearer token-2"]
+    assert api.seen[-1]["body"] == b"hello"  # the same body was sent again
+    assert broker.get_token("gmail") == "token-2"  # and the cache holds the new token
+
+
+def test_a_second_401_goes_back_to_the_caller(api, broker, emulator):
+    auth = ScalekitAuth("gmail", broker=broker)
+    requests.get(f"{api.url}/gmail/x", auth=auth, timeout=5)
+    emulator.rotate_token("gmail_u3134a", "mess", "token-2")
+    api.current_token = lambda: "the-provider-accepts-nothing"
+    resp = requests.get(f"{api.url}/gmail/x", auth=auth, timeout=5)
+    assert resp.status_code == 401
+    assert len(api.seen) == 3  # first call, the 401, one retry: no loop
+
+
+def test_no_resend_when_scalekit_has_no_newer_token(api, broker):
+    api.current_token = lambda: "something-else"
+    resp = requests.get(f"{api.url}/gmail/x", auth=ScalekitAuth("gmail", broker=broker), timeout=5)
+    assert resp.status_code == 401
+    assert len(api.seen) == 1
+
+
+def test_a_streaming_body_is_not_resent(api, broker, emulator):
+    auth = ScalekitAuth("gmail", broker=broker)
+    requests.get(f"{api.url}/gmail/x", auth=auth, timeout=5)
+    emulator.rotate_token("gmail_u3134a", "mess", "token-2")
+    resp = requests.post(f"{api.url}/gmail/upload", data=(c for c in [b"a", b"b"]), auth=auth, timeout=5)
+    assert resp.status_code == 401
+    assert len(api.seen) == 2
+    assert api.seen[-1]["body"] == b"ab"
+
+
+def test_a_file_body_is_rewound_and_resent(api, broker, emulator):
+    auth = ScalekitAuth("gmail", broker=broker)
+    requests.get(f"{api.url}/gmail/x", auth=auth, timeout=5)
+    emulator.rotate_token("gmail_u3134a", "mess", "token-2")
+    resp = requests.put(f"{api.url}/gmail/file", data=io.BytesIO(b"file-content"), auth=auth, timeout=5)
+    assert resp.status_code == 200
+    assert [s["body"] for s in api.seen[1:]] == [b"file-content", b"file-content"]
+
+
+def test_the_service_comes_from_the_url(api, broker):
+    resp = requests.get(f"{api.url}/gmail/v1/users/me/profile", auth=ScalekitAuth(broker=broker), timeout=5)
+    assert resp.status_code == 200
+
+
+def test_an_unknown_url_is_explained_and_nothing_is_sent(api, broker):
+    with pytest.raises(ConfigurationError, match=r"No service is known for .*configured services: gmail"):
+        requests.get(f"{api.url}/other/x", auth=ScalekitAuth(broker=broker), timeout=5)
+    assert api.seen == []
+
+
+def test_readme_example_fetches_unread_gmail_with_session(api):
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"```python\n(# Unread Gmail.*?)```", readme, re.S)
+    assert block, "the README's session() example is missing"
+    code = block.group(1).replace("https://gmail.googleapis.com", api.url)
+    scope: dict = {}
+    exec(compile(code, "README.md", "exec"), scope)  # noqa: S102 - our own README
+    assert [m["id"] for m in scope["unread"]["messages"]] == ["m1", "m2"]
+    assert api.seen[-1]["path"].startswith("/gmail/v1/users/me/messages?q=is%3Aunread")
+
+
+def test_get_token_for_url(api):
+    from scalekit_helper import get_token_for_url, service_for_url
+
+    assert get_token_for_url(f"{api.url}/gmail/v1/x") == "token-1"
+    assert service_for_url("https://api.github.com/user") == "github"
+    with pytest.raises(ConfigurationError, match="configured services: gmail"):
+        get_token_for_url("https://unknown.example.org/x")
+
+
+# -- httpx -----------------------------------------------------------------------------------
+
+
+def test_httpx_401_refreshes_and_resends_once(api, broker, emulator):
+    auth = httpx_auth("gmail", broker=broker)
+    with httpx.Client(auth=auth) as client:
+        assert client.get(f"{api.url}/gmail/x").status_code == 200
+        emulator.rotate_token("gmail_u3134a", "mess", "token-2")
+        resp = client.post(f"{api.url}/gmail/send", content=b"hi")
+        assert resp.status_code == 200
+        assert [s["auth"] for s in api.seen[1:]] == ["Bearer token-1", "Bearer token-2"]
+        api.current_token = lambda: "nothing"
+        emulator.rotate_token("gmail_u3134a", "mess", "token-3")
+        assert client.get(f"{api.url}/gmail/x").status_code == 401
+        assert len(api.seen) == 5
+
+
+def test_httpx_does_not_resend_a_stream(api, broker, emulator):
+    with httpx.Client(auth=httpx_auth(broker=broker)) as client:
+        client.get(f"{api.url}/gmail/x")
+        emulator.rotate_token("gmail_u3134a", "mess", "token-2")
+        resp = client.post(f"{api.url}/gmail/upload", content=(c for c in [b"a", b"b"]))
+        assert resp.status_code == 401
+        assert len(api.seen) == 2
+
+
+# -- command line -----------------------------------------------------------------------------
+
+
+def run_cli(*args: str, env: dict | None = None):
+    return subprocess.run(
+        [sys.executable, str(ROOT / "scalekit-auth"), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_curl_with_detected_service(api):
+    proc = run_cli("curl", f"{api.url}/gmail/v1/users/me/messages?q=is:unread", "-s", "--fail")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["messages"][0]["id"] == "m1"
+    assert api.seen[-1]["auth"] == "Bearer token-1"
+
+
+def test_curl_exit_code_is_curls(api):
+    api.current_token = lambda: "nothing"
+    proc = run_cli("curl", f"{api.url}/gmail/x", "-s", "--fail")
+    assert proc.returncode == 22  # curl's code for an HTTP error with --fail
+
+
+def test_curl_never_puts_the_token_in_argv(api, tmp_path):
+    fake = tmp_path / "curl"
+    fake.write_text(
+        "#!/bin/sh\n"
+        f'printf "%s\\n" "$@" > {tmp_path}/argv\n'
+        f'for a in "$@"; do case "$a" in @*) cat "${{a#@}}" > {tmp_path}/header;; esac; done\n'
+    )
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    proc = run_cli("curl", f"{api.url}/gmail/x", env={"PATH": f"{tmp_path}:{os.environ['PATH']}"})
+    assert proc.returncode == 0, proc.stderr
+    assert "token-1" not in (tmp_path / "argv").read_text()
+    assert (tmp_path / "header").read_text() == "Authorization: Bearer token-1\n"
+    assert not list(Path(tmp_path).glob("*token*"))
+
+
+def test_curl_unknown_url(api):
+    proc = run_cli("curl", "https://unknown.example.org/x")
+    assert proc.returncode == 3
+    assert "No service is known for unknown.example.org" in proc.stderr
+
+
+def test_which(api):
+    assert run_cli("which", "https://gmail.googleapis.com/gmail/v1/users/me/messages").stdout == "gmail\n"
+    assert run_cli("which", f"{api.url}/gmail/v1/x").stdout == "gmail\n"
+    unknown = run_cli("which", "https://unknown.example.org/")
+    assert unknown.returncode == 3 and unknown.stdout == ""
+    assert "configured services: gmail" in unknown.stderr
+
+
+def test_bad_hosts_in_connections_json_are_explained(skill):
+    skill.connections_file.write_text(json.dumps({"gmail": {"connection_name": "g", "hosts": "api.example.com"}}))
+    proc = run_cli("which", "https://api.example.com/")
+    assert proc.returncode == 3
+    assert '"hosts"' in proc.stderr and "must be a list of strings" in proc.stderr
