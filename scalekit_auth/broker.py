@@ -9,8 +9,8 @@ so a warm cache hit costs microseconds and an edit still takes effect at once.
 from __future__ import annotations
 
 import dataclasses
-import logging
 import os
+import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -19,7 +19,15 @@ from typing import Any, TypeVar
 
 from . import connections
 from .cache import TokenCache
-from .config import SETTINGS_VARS, SKILL_DIR_VAR, ScalekitSettings, file_signature, load_settings, skill_dir
+from .config import (
+    SETTINGS_VARS,
+    SKILL_DIR_VAR,
+    ScalekitSettings,
+    env_file_mode_warning,
+    file_signature,
+    load_settings,
+    skill_dir,
+)
 from .connections import Change, ConnectionEntry
 from .credentials import ServiceCredentials
 from .errors import (
@@ -30,8 +38,9 @@ from .errors import (
     UnknownConnectionError,
 )
 from .identity import IDENTITY_FILE_VAR, agent_name, identity_file
+from .logs import get_logger
 
-log = logging.getLogger("scalekit_auth")
+log = get_logger("scalekit_auth")
 
 ACTIVE = "ACTIVE"
 MAX_BATCH_WORKERS = 16
@@ -89,6 +98,7 @@ class TokenBroker:
         self._lock = threading.Lock()
         self._vaults: dict[tuple[str, str, str, float], Any] = {}
         self._memo = _Memo()
+        self._warned: set[str] = set()
         self.cache: TokenCache[ServiceCredentials] = TokenCache()
 
     def __repr__(self) -> str:
@@ -134,7 +144,19 @@ class TokenBroker:
         env_file = self._memo.get("env_file", folder, lambda: os.path.join(folder, ".env"))
         signature = (self._env_values(SETTINGS_VARS), file_signature(env_file))
         env = self.environ
-        return self._memo.get(("settings", folder), signature, lambda: load_settings(Path(folder), env))
+        return self._memo.get(("settings", folder), signature, lambda: self._load_settings(folder, env_file, env))
+
+    def _load_settings(self, folder: str, env_file: str, env: Mapping[str, str]) -> ScalekitSettings:
+        """Read the settings (only when something changed) and warn once about a readable .env."""
+        settings = load_settings(Path(folder), env)
+        warning = env_file_mode_warning(Path(env_file))
+        if warning and env_file not in self._warned:
+            self._warned.add(env_file)
+            print(
+                f"scalekit-auth: warning: {warning}; it holds your client secret. Run: chmod 600 {env_file}",
+                file=sys.stderr,
+            )
+        return settings
 
     def _agent_name(self) -> tuple[str, str]:
         env = self.environ

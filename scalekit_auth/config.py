@@ -222,3 +222,14 @@ def file_signature(path: str | os.PathLike[str]) -> tuple[int, int, int] | None:
     except OSError:
         return (-1, -1, -1)
     return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+def env_file_mode_warning(path: Path) -> str | None:
+    """A warning when .env is readable or writable by group or others, else None."""
+    try:
+        mode = path.stat().st_mode & 0o777
+    except OSError:
+        return None
+    if mode & 0o077:
+        return f"{path} is readable by other users (mode {mode:03o})"
+    return None

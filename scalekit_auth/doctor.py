@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import os
-import stat
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 from .broker import TokenBroker
-from .config import CLIENT_ID_VAR, CLIENT_SECRET_VAR, ENV_URL_VARS, normalize_env_url, read_env_file
+from .config import (
+    CLIENT_ID_VAR,
+    CLIENT_SECRET_VAR,
+    ENV_URL_VARS,
+    env_file_mode_warning,
+    normalize_env_url,
+    read_env_file,
+)
 from .errors import ConfigurationError, ExitCode, ScalekitAuthError
 
 
@@ -20,17 +25,6 @@ class Check:
     detail: str
     fix: str = ""
     exit_code: int = int(ExitCode.CONFIGURATION)
-
-
-def env_file_mode_warning(path: Path) -> str | None:
-    """A warning when .env is readable or writable by group or others, else None."""
-    try:
-        mode = stat.S_IMODE(path.stat().st_mode)
-    except OSError:
-        return None
-    if mode & 0o077:
-        return f"{path} is readable by other users (mode {mode:03o})"
-    return None
 
 
 def run_checks(broker: TokenBroker) -> list[Check]:

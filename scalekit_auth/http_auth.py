@@ -7,15 +7,15 @@ second 401 goes back to the caller: never a loop.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import requests
 from requests.auth import AuthBase
 
 from .broker import TokenBroker
+from .logs import get_logger
 
-log = logging.getLogger("scalekit_auth.http")
+log = get_logger("scalekit_auth.http")
 
 _RETRIED = "_scalekit_auth_retried"
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
-import logging
 import socket
 import ssl
 import threading
@@ -29,8 +28,9 @@ from .errors import (
     ScalekitUnavailableError,
     import_or_explain,
 )
+from .logs import get_logger
 
-log = logging.getLogger("scalekit_auth.vault")
+log = get_logger("scalekit_auth.vault")
 
 _EPOCH_FLOOR = _dt.datetime(1971, 1, 1, tzinfo=_dt.timezone.utc)
 
@@ -231,35 +231,51 @@ class Vault:
         kind = OAUTH if (acc.authorization_type or "OAUTH") in ("OAUTH", "OAUTH_M2M") else STATIC
         return AccountSnapshot(status=acc.status, kind=kind, expires_at=expires_at)
 
-    def account(self, connection_name: str, identifier: str) -> AccountSnapshot | None:
-        """The account with its credentials; None when Scalekit has no such account (or connection)."""
+    def _rpc(self, what: str, call: Any) -> Any:
+        """One SDK call; None for NOT_FOUND. After an outage the client is dropped, so the next
+        call starts a fresh connection instead of waiting out gRPC's reconnect backoff."""
         client = self._sdk()
         try:
-            with self._calling("get_connected_account"):
-                resp = client.actions.get_connected_account(connection_name=connection_name, identifier=identifier)
+            with self._calling(what):
+                return call(client.actions)
         except _NotFoundError:
             return None
-        return self._snapshot(resp.connected_account)
+        except ScalekitUnavailableError:
+            self._reset(client)
+            raise
+
+    def _reset(self, client: Any) -> None:
+        with self._lock:
+            if self._client is not client:
+                return
+            self._client = None
+        channel = getattr(getattr(client, "core_client", None), "grpc_secure_channel", None)
+        if channel is not None:
+            channel.close()
+
+    def account(self, connection_name: str, identifier: str) -> AccountSnapshot | None:
+        """The account with its credentials; None when Scalekit has no such account (or connection)."""
+        resp = self._rpc(
+            "get_connected_account",
+            lambda a: a.get_connected_account(connection_name=connection_name, identifier=identifier),
+        )
+        return None if resp is None else self._snapshot(resp.connected_account)
 
     def account_status(self, connection_name: str, identifier: str) -> AccountSnapshot | None:
         """The account without credentials (status, expiry); None when there is none."""
-        client = self._sdk()
-        try:
-            with self._calling("get_connected_account_details"):
-                resp = client.actions.get_connected_account_details(
-                    connection_name=connection_name, identifier=identifier
-                )
-        except _NotFoundError:
-            return None
-        return self._snapshot(resp.connected_account)
+        resp = self._rpc(
+            "get_connected_account_details",
+            lambda a: a.get_connected_account_details(connection_name=connection_name, identifier=identifier),
+        )
+        return None if resp is None else self._snapshot(resp.connected_account)
 
     def authorization_link(self, connection_name: str, identifier: str) -> tuple[str, _dt.datetime | None] | None:
         """(link, expiry) for the user to authorize; None when the connection does not exist."""
-        client = self._sdk()
-        try:
-            with self._calling("get_authorization_link"):
-                resp = client.actions.get_authorization_link(connection_name=connection_name, identifier=identifier)
-        except _NotFoundError:
+        resp = self._rpc(
+            "get_authorization_link",
+            lambda a: a.get_authorization_link(connection_name=connection_name, identifier=identifier),
+        )
+        if resp is None:
             return None
         if not resp.link:
             raise ScalekitServiceError("Scalekit returned an empty authorization link. Try again in a moment.")

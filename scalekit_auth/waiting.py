@@ -9,7 +9,6 @@ declined (or the sign-in failed). Ctrl-C stops it at once (KeyboardInterrupt pro
 from __future__ import annotations
 
 import datetime as _dt
-import logging
 import sys
 import time
 from collections.abc import Callable
@@ -24,8 +23,9 @@ from .errors import (
     ScalekitUnavailableError,
     expiry_phrase,
 )
+from .logs import get_logger
 
-log = logging.getLogger("scalekit_auth.waiting")
+log = get_logger("scalekit_auth.waiting")
 
 FIRST_POLL = 1.0
 MAX_POLL = 5.0

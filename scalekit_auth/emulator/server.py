@@ -251,6 +251,12 @@ class Emulator:
     def rotate_token(self, connection: str, identifier: str, access_token: str | None = None) -> str:
         return self.world.rotate_token(connection, identifier, access_token)
 
+    def token_history(self, connection: str, identifier: str) -> list[dict[str, Any]]:
+        """Every access token the account has had: {token, issued_at, replaced_at (None if current)}."""
+        with self.world._lock:
+            rows = self.world.token_history.get((connection, identifier), [])
+            return [{"token": t, "issued_at": i, "replaced_at": r} for t, i, r in rows]
+
     def expire_token(self, connection: str, identifier: str) -> None:
         """Make an ACTIVE account's access token due, so the next lookup refreshes it."""
         with self.world._lock:
@@ -319,6 +325,7 @@ class Emulator:
                 "revoke",
                 "rotate_token",
                 "expire_token",
+                "token_history",
                 "fail_next",
                 "set_latency",
                 "clear_faults",

@@ -141,6 +141,7 @@ class World:
         self.client_tokens: dict[str, float] = {}
         self.faults: list[Fault] = []
         self.counters: Counter[str] = Counter()
+        self.token_history: dict[tuple[str, str], list[list]] = {}  # [token, issued_at, replaced_at]
         self._initial_connections = list(connections)
 
     # -- counters and faults -------------------------------------------------
@@ -185,6 +186,7 @@ class World:
             self.links.clear()
             self.faults.clear()
             self.counters.clear()
+            self.token_history.clear()
             self.latency = 0.0
             self.connections = {c.name: c for c in self._initial_connections}
 
@@ -245,10 +247,19 @@ class World:
                 raise EmulatorError("NOT_FOUND", "connected account not found")
             return acc
 
+    def _set_access_token(self, acc: Account, token: str) -> None:
+        """Replace the access token, keeping a history of when each one was current."""
+        now = time.time()
+        history = self.token_history.setdefault(acc.key, [])
+        if history and history[-1][2] is None:
+            history[-1][2] = now
+        history.append([token, now, None])
+        acc.access_token = token
+
     def _grant(self, acc: Account, access_token: str | None = None, ttl: float | None = None) -> None:
         """Give an account fresh credentials, as a completed authorization would."""
         if acc.connection.kind == "oauth":
-            acc.access_token = access_token or new_access_token()
+            self._set_access_token(acc, access_token or new_access_token())
             acc.refresh_token = acc.refresh_token or new_refresh_token()
             acc.scopes = acc.scopes or list(_PROVIDER_SCOPES.get(acc.connection.provider, ["read"]))
             acc.token_expires_at = time.time() + (self.token_ttl if ttl is None else ttl)
@@ -284,10 +295,9 @@ class World:
             self._apply_details(acc, oauth, static)
             return acc
 
-    @staticmethod
-    def _apply_details(acc: Account, oauth: dict | None, static: dict | None) -> None:
+    def _apply_details(self, acc: Account, oauth: dict | None, static: dict | None) -> None:
         if oauth and oauth.get("access_token"):
-            acc.access_token = oauth["access_token"]
+            self._set_access_token(acc, oauth["access_token"])
             acc.refresh_token = oauth.get("refresh_token", "") or acc.refresh_token
             acc.scopes = list(oauth.get("scopes") or acc.scopes)
             acc.token_expires_at = time.time() + 3600
@@ -366,7 +376,7 @@ class World:
                 and acc.token_expires_at
                 and acc.token_expires_at <= time.time()
             ):
-                acc.access_token = new_access_token()
+                self._set_access_token(acc, new_access_token())
                 acc.token_expires_at = time.time() + self.token_ttl
                 acc.updated_at = time.time()
                 self.counters["token_refreshes"] += 1
