@@ -1,7 +1,8 @@
 """A memory-only token cache with single-flight lookups. Nothing here touches a file or a log.
 
 An entry is served while its token is more than `margin` seconds from expiry (or, when
-Scalekit gives no expiry, for `default_ttl` seconds). N threads asking for the same cold
+Scalekit gives no expiry, for `default_ttl` seconds; see `lifetime` for tokens that arrive
+already inside the margin). N threads asking for the same cold
 key share one upstream lookup: one leads, the rest wait for its result or its error.
 Errors are never stored.
 """
@@ -71,11 +72,22 @@ class TokenCache(Generic[T]):
         return f"TokenCache(entries={len(self._entries)}, margin={self.margin:g}s, default_ttl={self.default_ttl:g}s)"
 
     def lifetime(self, expires_at: _dt.datetime | None, now: _dt.datetime | None = None) -> float:
-        """Seconds an entry may be served: up to `margin` before expiry, or `default_ttl`."""
+        """Seconds an entry may be served.
+
+        Normally until `margin` seconds before expiry (or `default_ttl` when there is no
+        expiry). A token Scalekit hands back already inside the margin is the best there is:
+        ask again after half its remaining life, or keep it until it expires once under a
+        second is left, so lookups are bounded by expiries rather than by requests.
+        """
         if expires_at is None:
             return self.default_ttl
         now = now or _dt.datetime.now(_dt.timezone.utc)
-        return (expires_at - now).total_seconds() - self.margin
+        remaining = (expires_at - now).total_seconds()
+        if remaining - self.margin > 0:
+            return remaining - self.margin
+        if remaining <= 0:
+            return 0.0
+        return remaining / 2 if remaining / 2 >= 1.0 else remaining
 
     def peek(self, key: Hashable) -> T | None:
         """The cached value when fresh, else None. Never fetches."""

@@ -60,11 +60,28 @@ def test_a_token_inside_the_refresh_margin_is_looked_up_again(broker, emulator, 
     assert lookups(emulator) == 2
 
 
-def test_a_token_already_within_the_margin_is_never_cached(broker, emulator):
+def test_a_token_arriving_inside_the_margin_is_rechecked_at_half_its_life(broker, emulator):
     emulator.seed("gmail_u3134a", "agent", ttl=120)  # default margin is 300 s
     broker.get_token("gmail")
     broker.get_token("gmail")
-    assert lookups(emulator) == 2
+    assert lookups(emulator) == 1
+    (key,) = broker.cache._entries
+    left = broker.cache._entries[key].fresh_until - time.monotonic()
+    assert 55 < left <= 60
+
+
+def test_lifetime_rules():
+    import datetime as dt
+
+    from scalekit_auth.cache import TokenCache
+
+    cache = TokenCache(margin=300)
+    now = dt.datetime.now(dt.timezone.utc)
+    assert cache.lifetime(now - dt.timedelta(seconds=1), now) == 0  # expired: never cached
+    assert cache.lifetime(now + dt.timedelta(seconds=0.6), now) == pytest.approx(0.6)  # last second: kept
+    assert cache.lifetime(now + dt.timedelta(seconds=120), now) == pytest.approx(60)  # inside margin: half
+    assert cache.lifetime(now + dt.timedelta(seconds=400), now) == pytest.approx(100)  # until the margin
+    assert cache.lifetime(None, now) == cache.default_ttl
 
 
 def test_force_refresh_and_invalidate(broker, emulator):

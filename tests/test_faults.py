@@ -1,0 +1,149 @@
+"""Faults, one explicit test each, through our library, the real SDK and the emulator."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from scalekit_auth.broker import TokenBroker
+from scalekit_auth.config import DEFAULT_TIMEOUT
+from scalekit_auth.errors import (
+    CredentialsRejectedError,
+    RateLimitedError,
+    ScalekitTimeoutError,
+    ScalekitUnavailableError,
+)
+
+from .conftest import ROOT
+
+LOOKUP = "rpc.GetConnectedAccountAuth"
+
+
+@pytest.fixture
+def warm(skill, emulator):
+    """A broker whose Scalekit client is already connected (so faults hit RPCs)."""
+    skill.use(emulator)
+    skill.configure("gmail", "gmail_u3134a")
+    emulator.seed("gmail_u3134a", "agent", access_token="tok-1")
+    broker = TokenBroker()
+    assert broker.get_token("gmail") == "tok-1"
+    yield broker
+    broker.close()
+
+
+def test_unavailable_on_the_next_two_calls_then_success(warm, emulator):
+    emulator.fail_next(2, "UNAVAILABLE")
+    assert warm.get_token("gmail", force_refresh=True) == "tok-1"
+    assert emulator.counters()[LOOKUP] == 4  # warm-up, two failures, the retry that worked
+
+
+def test_unavailable_on_every_call_gives_our_error_in_bounded_time(warm, emulator):
+    emulator.fail_next(-1, "UNAVAILABLE")
+    started = time.monotonic()
+    with pytest.raises(ScalekitUnavailableError, match="Cannot reach Scalekit"):
+        warm.get_token("gmail", force_refresh=True)
+    assert time.monotonic() - started < 10
+    emulator.clear_faults()
+    assert warm.get_token("gmail", force_refresh=True) == "tok-1"
+
+
+def test_rate_limit_says_to_slow_down(warm, emulator):
+    emulator.fail_next(1, "RESOURCE_EXHAUSTED")
+    with pytest.raises(RateLimitedError, match="Slow down"):
+        warm.get_token("gmail", force_refresh=True)
+    assert emulator.counters()[LOOKUP] == 2  # not retried
+
+
+def test_the_default_timeout_is_well_under_the_sdks():
+    assert DEFAULT_TIMEOUT <= 10 < 20
+
+
+def test_latency_beyond_our_timeout_on_a_call(warm, emulator, monkeypatch):
+    monkeypatch.setenv("SCALEKIT_TIMEOUT", "1")
+    warm.get_token("gmail", force_refresh=True)  # a client with the 1 s deadline
+    emulator.set_latency(3)
+    started = time.monotonic()
+    with pytest.raises(ScalekitTimeoutError, match="did not answer within 1 seconds"):
+        warm.get_token("gmail", force_refresh=True)
+    assert 0.9 < time.monotonic() - started < 2.5
+
+
+def test_latency_beyond_our_timeout_on_the_login(skill, emulator, monkeypatch):
+    skill.use(emulator)
+    skill.configure("gmail", "gmail_u3134a")
+    monkeypatch.setenv("SCALEKIT_TIMEOUT", "1")
+    emulator.set_latency(3)
+    broker = TokenBroker()
+    started = time.monotonic()
+    with pytest.raises(ScalekitTimeoutError):
+        broker.get_token("gmail")
+    assert 0.9 < time.monotonic() - started < 2.5
+    broker.close()
+
+
+def test_rotated_client_secret_is_named_as_the_cause(warm, emulator):
+    emulator.rotate_client_secret()
+    with pytest.raises(CredentialsRejectedError, match="SCALEKIT_CLIENT_ID / SCALEKIT_CLIENT_SECRET"):
+        warm.get_token("gmail", force_refresh=True)
+
+
+def test_rotated_token_while_cached_then_invalidate(warm, emulator):
+    emulator.rotate_token("gmail_u3134a", "agent", "tok-2")
+    assert warm.get_token("gmail") == "tok-1"
+    warm.invalidate("gmail")
+    assert warm.get_token("gmail") == "tok-2"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start_emulator(port: int, secret: str) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "scalekit_auth.emulator", "--port", str(port),
+            "--client-id", "skc_fixed", "--client-secret", secret,
+            "--ca-dir", os.environ["SCALEKIT_EMULATOR_CA_DIR"],
+            "--seed", "gmail_u3134a:agent:ACTIVE",
+        ],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    proc.stdout.readline()  # the first export line: it is serving
+    return proc
+
+
+def test_emulator_killed_mid_run_then_back(skill, monkeypatch):
+    port, secret = _free_port(), "fixed-secret-for-restart"
+    monkeypatch.setenv("SCALEKIT_ENV_URL", f"https://127.0.0.1:{port}")
+    monkeypatch.setenv("SCALEKIT_CLIENT_ID", "skc_fixed")
+    monkeypatch.setenv("SCALEKIT_CLIENT_SECRET", secret)
+    skill.configure("gmail", "gmail_u3134a")
+    first = _start_emulator(port, secret)
+    broker = TokenBroker()
+    try:
+        assert broker.get_token("gmail")
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+        started = time.monotonic()
+        with pytest.raises(ScalekitUnavailableError, match="Cannot reach Scalekit"):
+            broker.get_token("gmail", force_refresh=True)
+        assert time.monotonic() - started < 10
+        second = _start_emulator(port, secret)
+        try:
+            token = broker.get_token("gmail", force_refresh=True)  # same broker: it reconnects by itself
+            assert token.startswith("emu_at_")
+        finally:
+            second.send_signal(signal.SIGINT)
+            second.wait(timeout=10)
+    finally:
+        broker.close()
+        if first.poll() is None:
+            first.kill()
