@@ -49,6 +49,15 @@ def parse_connection(spec: str | Connection) -> Connection:
     return Connection(name=name, kind=kind or "oauth")
 
 
+def _socket_dir() -> Path:
+    """A private temp directory whose socket paths fit the ~107-byte Unix socket limit."""
+    path = Path(tempfile.mkdtemp(prefix="scalekit-emulator-"))
+    if len(str(path / "grpc.sock")) <= 100:
+        return path
+    path.rmdir()
+    return Path(tempfile.mkdtemp(prefix="ske-", dir="/tmp"))
+
+
 class _UnixHTTPServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
 
@@ -104,7 +113,7 @@ class Emulator:
     def start(self) -> Emulator:
         if self._router is not None:
             return self
-        self._workdir = Path(tempfile.mkdtemp(prefix="scalekit-emulator-"))
+        self._workdir = _socket_dir()
         cert = self.ca.issue_server_certificate(self._workdir)
         grpc_sock = str(self._workdir / "grpc.sock")
         http_sock = str(self._workdir / "http.sock")
