@@ -102,8 +102,17 @@ def get_token_for_url(url: str, identifier: str | None = None, *, force_refresh:
 
 
 def invalidate(service: str, identifier: str | None = None) -> int:
-    """Forget the cached token of `service` (for one identifier, or all); e.g. after an API says 401."""
-    return default_broker().invalidate(service, identifier)
+    """Forget the cached token of `service` (for one identifier, or all); e.g. after an API says 401.
+
+    A running agent forgets it too.
+    """
+    broker = default_broker()
+    dropped = broker.invalidate(service, identifier)
+    if broker.use_agent:
+        from . import agent_client
+
+        agent_client.invalidate(service, identifier)
+    return dropped
 
 
 def configure_connection(service: str, connection_name: str, identifier: str | None = None) -> Change:

@@ -9,12 +9,14 @@ so a warm cache hit costs microseconds and an edit still takes effect at once.
 from __future__ import annotations
 
 import dataclasses
+import datetime as _dt
 import os
 import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 from . import connections
@@ -92,8 +94,15 @@ class TokenBroker:
     every call, so edits to .env or connections.json take effect immediately.
     """
 
-    def __init__(self, directory: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None):
+    def __init__(
+        self,
+        directory: str | os.PathLike[str] | None = None,
+        environ: Mapping[str, str] | None = None,
+        *,
+        use_agent: bool = True,
+    ):
         self._directory = os.fspath(directory) if directory is not None else None
+        self.use_agent = use_agent
         self._environ = environ
         self._lock = threading.Lock()
         self._vaults: dict[tuple[str, str, str, float], Any] = {}
@@ -232,8 +241,33 @@ class TokenBroker:
         self.cache.clear()
 
     # -- tokens --------------------------------------------------------------------
-    def _fetch(self, target: Target, settings: ScalekitSettings) -> ServiceCredentials:
+    def _from_agent(self, target: Target, force: bool) -> ServiceCredentials | None:
+        """Ask a running agent (a socket round trip) before loading the SDK here; None if there is none."""
+        if not self.use_agent or self._directory is not None:
+            return None
+        from . import agent_client
+
+        found = agent_client.credentials([target.service], target.identifier, force, self.environ)
+        if not found:
+            return None
+        item = found[0]
+        expires = item.get("expires_at")
+        return ServiceCredentials(
+            service=target.service,
+            identifier=item.get("identifier") or target.identifier,
+            connection_name=item.get("connection_name") or target.connection_name,
+            kind=item.get("kind") or "oauth",
+            access_token=item.get("access_token") or "",
+            scopes=tuple(item.get("scopes") or ()),
+            expires_at=_dt.datetime.fromtimestamp(expires, tz=_dt.timezone.utc) if expires else None,
+            fields=MappingProxyType(dict(item.get("fields") or {})),
+        )
+
+    def _fetch(self, target: Target, settings: ScalekitSettings, force: bool = False) -> ServiceCredentials:
         """One upstream lookup: credentials when ACTIVE, else AuthorizationError with a fresh link."""
+        via_agent = self._from_agent(target, force)
+        if via_agent is not None:
+            return via_agent
         vault = self.vault(settings)
         snap = vault.account(target.connection_name, target.identifier)
         if snap is not None and snap.status == ACTIVE:
@@ -265,7 +299,7 @@ class TokenBroker:
             cache.margin, cache.default_ttl = settings.cache_margin, settings.cache_ttl
         creds = cache.get(
             (settings.env_url, target.connection_name, target.identifier),
-            lambda: self._fetch(target, settings),
+            lambda: self._fetch(target, settings, force_refresh),
             _expiry,
             force=force_refresh or not settings.cache,
             store=settings.cache,

@@ -48,6 +48,7 @@ commands:
   list [--status] [--json]  configured services (and live account status)
   status [SERVICE...]       one line per service: configured? authorized? expiry?
   doctor                    check the whole set-up, with a fix for each problem
+  agent start|stop|status   a background process that keeps tokens warm (like ssh-agent)
   demo                      walk the whole flow against a local Scalekit emulator
 
 examples:
@@ -269,6 +270,23 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
 
     p = _sub(
         sub,
+        "agent",
+        "keep a warm token agent running (like ssh-agent)",
+        "A background process holding the Scalekit client and the memory cache, so later `token`, `header`, "
+        "`exec` and `get_token.py` calls (and get_token() in Python) answer in milliseconds without loading the "
+        "Scalekit SDK. Tokens stay in its memory only; it serves only your user through a private Unix socket "
+        "and exits after --idle-timeout seconds without a request (default 900). SCALEKIT_AUTH_AGENT=0 makes "
+        "callers ignore it.",
+        "agent start\nagent start --idle-timeout 3600\nagent status\nagent stop",
+        prog,
+    )
+    p.add_argument("action", choices=("start", "stop", "status"), help="start (idempotent), stop, or status")
+    p.add_argument("--idle-timeout", type=_seconds, default=None, metavar="SECONDS", help="exit after this idle time")
+    p.add_argument("--json", action="store_true", help="status as JSON")
+    p.set_defaults(func="cmd_agent")
+
+    p = _sub(
+        sub,
         "demo",
         "walk the whole flow against a local Scalekit emulator (no account needed)",
         "Start a local Scalekit emulator and walk the real flow: not configured -> configured -> "
@@ -327,10 +345,16 @@ def _run(parser: argparse.ArgumentParser, argv: Sequence[str] | None, prog: str)
         import logging
 
         logging.basicConfig(level=logging.DEBUG, format=f"{prog}: %(name)s: %(message)s", stream=sys.stderr)
+    asked_agent = False
+    if args.func in _AGENT_COMMANDS and getattr(args, "wait", None) is None and not getattr(args, "json", False):
+        asked_agent = True
+        answered = _via_agent(args, prog, debug)
+        if answered is not None:
+            return answered
     from . import commands
     from .broker import TokenBroker
 
-    broker = TokenBroker()
+    broker = TokenBroker(use_agent=not asked_agent)
     try:
         return int(getattr(commands, args.func)(args, broker))
     except ScalekitAuthError as err:
@@ -353,6 +377,44 @@ def _run(parser: argparse.ArgumentParser, argv: Sequence[str] | None, prog: str)
         return int(ExitCode.ERROR)
     finally:
         broker.close()
+
+
+_AGENT_COMMANDS = ("cmd_token", "cmd_header", "cmd_exec")
+
+
+def _via_agent(args: argparse.Namespace, prog: str, debug: bool) -> int | None:
+    """token/header/exec through a running agent (standard library only); None to do it in-process."""
+    from . import agent_client
+
+    services = list(dict.fromkeys(args.services)) if hasattr(args, "services") else [args.service]
+    try:
+        names = None
+        if args.func == "cmd_exec":
+            if not args.cmd:
+                return None
+            from .execenv import env_names
+
+            names = env_names(services, args.env or [])
+        found = agent_client.credentials(services, args.identifier)
+    except ScalekitAuthError as err:
+        if debug:
+            _print_traceback()
+        print(f"{prog}: {err}", file=sys.stderr)
+        return int(err.exit_code)
+    if found is None or any(item.get("token") is None for item in found):
+        return None  # no agent, or an account without a single token: the in-process path explains
+    tokens = [item["token"] for item in found]
+    if args.func == "cmd_token":
+        sys.stdout.write("".join(t + "\n" for t in tokens))
+    elif args.func == "cmd_header":
+        sys.stdout.write(f"Authorization: Bearer {tokens[0]}\n")
+    else:
+        from .execenv import exec_with
+
+        assert names is not None
+        return exec_with(args.cmd, {names[s]: t for s, t in zip(services, tokens)})
+    sys.stdout.flush()
+    return int(ExitCode.OK)
 
 
 def _print_traceback() -> None:

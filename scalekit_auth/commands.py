@@ -10,8 +10,8 @@ import argparse
 import datetime as _dt
 import json
 import os
-import re
 import sys
+import time
 from typing import Any
 
 from .broker import AccountStatus, TokenBroker
@@ -22,9 +22,6 @@ from .errors import (
     ExitCode,
     ScalekitAuthError,
 )
-
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
 
 # -- output helpers ---------------------------------------------------------------------
 
@@ -271,53 +268,16 @@ def cmd_header(args: argparse.Namespace, broker: TokenBroker) -> int:
     return ExitCode.OK
 
 
-def env_name_for(service: str) -> str:
-    """gmail -> GMAIL_TOKEN, google-calendar -> GOOGLE_CALENDAR_TOKEN."""
-    return re.sub(r"[^A-Za-z0-9]", "_", service.strip()).upper() + "_TOKEN"
-
-
-def exec_env_names(services: list[str], overrides: list[str]) -> dict[str, str]:
-    """Service -> variable name, from defaults and `--env NAME` / `--env SERVICE=NAME`."""
-    names = {s: env_name_for(s) for s in services}
-    for spec in overrides:
-        service, sep, name = spec.partition("=")
-        if not sep:
-            if len(services) != 1:
-                raise ConfigurationError(
-                    f"--env {spec}: with several services, say which one: --env SERVICE=NAME (e.g. --env gmail={spec})."
-                )
-            service, name = services[0], spec
-        if service not in names:
-            raise ConfigurationError(
-                f"--env {spec}: '{service}' is not one of the services given ({', '.join(names)})."
-            )
-        if not _ENV_NAME.match(name):
-            raise ConfigurationError(f"--env {spec}: '{name}' is not a valid environment variable name.")
-        names[service] = name
-    return names
-
-
 def cmd_exec(args: argparse.Namespace, broker: TokenBroker) -> int:
     """Run CMD with tokens in environment variables (never in argv); the exit code is CMD's."""
+    from .execenv import env_names, exec_with
+
     if not args.cmd:
         raise ConfigurationError("exec needs a command after '--', e.g. scalekit-auth exec gmail -- python3 app.py")
-    names = exec_env_names(list(dict.fromkeys(args.services)), args.env or [])
+    names = env_names(list(dict.fromkeys(args.services)), args.env or [])
     tokens = broker.get_tokens(list(names), args.identifier)
-    env = dict(os.environ)
-    for service, token in tokens.items():
-        env[names[service]] = token
     broker.close()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    try:
-        os.execvpe(args.cmd[0], args.cmd, env)  # noqa: S606 - replaces this process: signals and exit code are CMD's
-    except FileNotFoundError:
-        say(f"scalekit-auth: command not found: {args.cmd[0]}")
-        return 127
-    except PermissionError:
-        say(f"scalekit-auth: permission denied: {args.cmd[0]}")
-        return 126
-    return ExitCode.ERROR  # pragma: no cover - execvpe does not return
+    return exec_with(args.cmd, {names[service]: token for service, token in tokens.items()})
 
 
 def cmd_which(args: argparse.Namespace, broker: TokenBroker) -> int:
@@ -488,6 +448,47 @@ def cmd_doctor(args: argparse.Namespace, broker: TokenBroker) -> int:
             worst = int(check.exit_code)
     sys.stdout.flush()
     return worst
+
+
+def cmd_agent(args: argparse.Namespace, broker: TokenBroker) -> int:
+    """agent start|stop|status."""
+    from . import agent
+
+    if args.action == "start":
+        info, started = agent.start(args.idle_timeout)
+        minutes = info["idle_timeout"] / 60
+        verb = "started" if started else "already running"
+        say(
+            f"scalekit-auth agent {verb} (pid {info['pid']}, socket {info['socket']}, exits after {minutes:g} min idle)"
+        )
+        return ExitCode.OK
+    if args.action == "stop":
+        stopped = agent.stop()
+        say(
+            f"scalekit-auth agent stopped (pid {stopped['pid']}); its cache is gone."
+            if stopped
+            else "no agent is running"
+        )
+        return ExitCode.OK
+    info = agent.status()
+    if args.json:
+        sys.stdout.write(json.dumps({"running": info is not None, **(info or {})}) + "\n")
+    elif info is None:
+        say("no agent is running for this skill folder (start one: scalekit-auth agent start)")
+    else:
+        up = time.time() - info["started_at"]
+        cache = info["cache"]
+        print(
+            f"running  pid {info['pid']}  up {up / 60:.0f} min  idle {info['idle_for']:.0f} s "
+            f"(exits after {info['idle_timeout'] / 60:g} min idle)  cached tokens {cache['entries']}, "
+            f"hits {cache['hits']}, lookups {cache['misses']}\nsocket   {info['socket']}"
+            + (
+                ""
+                if info["context_matches"]
+                else "\nnote     it was started with different settings; this shell does not use it"
+            )
+        )
+    return int(ExitCode.OK if info is not None else ExitCode.ERROR)
 
 
 def cmd_demo(args: argparse.Namespace, broker: TokenBroker) -> int:

@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from . import paths
 from .errors import ConfigurationError, MissingCredentialsError, import_or_explain
 
-SKILL_DIR_VAR = "SCALEKIT_AUTH_DIR"
+SKILL_DIR_VAR = paths.SKILL_DIR_VAR
 TIMEOUT_VAR = "SCALEKIT_TIMEOUT"
 CACHE_VAR = "SCALEKIT_CACHE"
 CACHE_MARGIN_VAR = "SCALEKIT_CACHE_MARGIN"
@@ -38,23 +39,10 @@ SETTINGS_VARS = (
     CACHE_TTL_VAR,
 )
 
-_PACKAGE_PARENT = Path(__file__).resolve().parent.parent
-
 
 def skill_dir(environ: Mapping[str, str] | None = None) -> Path:
-    """The folder holding `.env` and `connections.json`.
-
-    `SCALEKIT_AUTH_DIR` if set; else the skill folder this package sits in (a drop-in
-    copy); else, for a pip install, `$XDG_CONFIG_HOME/scalekit-auth` (~/.config/scalekit-auth).
-    """
-    env = os.environ if environ is None else environ
-    override = env.get(SKILL_DIR_VAR, "").strip()
-    if override:
-        return Path(override).expanduser()
-    if (_PACKAGE_PARENT / "scalekit_helper.py").exists():
-        return _PACKAGE_PARENT
-    base = env.get("XDG_CONFIG_HOME", "").strip() or str(Path.home() / ".config")
-    return Path(base) / "scalekit-auth"
+    """The folder holding `.env` and `connections.json` (see paths.skill_dir)."""
+    return Path(paths.skill_dir(environ))
 
 
 def is_loopback_host(host: str) -> bool:

@@ -270,3 +270,55 @@ class BatchError(ScalekitAuthError):
     def tokens(self) -> dict[str, Any]:
         """What succeeded (tokens from get_tokens, credentials from get_credentials_many)."""
         return self.results
+
+
+# -- across the agent socket -------------------------------------------------------
+
+_WIRE_FIELDS = ("service", "link", "identifier", "connection_name", "status", "missing", "configured", "package")
+
+
+def to_wire(err: BaseException) -> dict[str, Any]:
+    """An error as plain JSON data (message, class, exit code, the fields callers use)."""
+    data: dict[str, Any] = {
+        "type": err.__class__.__name__,
+        "message": str(err) if isinstance(err, ScalekitAuthError) else f"unexpected error ({err.__class__.__name__})",
+        "exit_code": int(getattr(err, "exit_code", ExitCode.ERROR)),
+    }
+    for name in _WIRE_FIELDS:
+        value = getattr(err, name, None)
+        if value is not None:
+            data[name] = list(value) if isinstance(value, tuple) else value
+    expires_at = getattr(err, "expires_at", None)
+    if expires_at is not None:
+        data["expires_at"] = expires_at.timestamp()
+    if isinstance(err, BatchError):
+        data["results"] = err.results
+        data["errors"] = {service: to_wire(e) for service, e in err.errors.items()}
+    return data
+
+
+def from_wire(data: dict[str, Any]) -> ScalekitAuthError:
+    """The same exception class, message, exit code and fields as on the other side."""
+    cls = globals().get(str(data.get("type")))
+    if not (isinstance(cls, type) and issubclass(cls, ScalekitAuthError)):
+        cls = ScalekitAuthError
+    err = cls.__new__(cls)
+    Exception.__init__(err, str(data.get("message", "")))
+    for name in _WIRE_FIELDS:
+        if name in data:
+            value = data[name]
+            setattr(err, name, tuple(value) if name in ("missing", "configured") else value)
+    if "expires_at" in data:
+        err.expires_at = _dt.datetime.fromtimestamp(float(data["expires_at"]), tz=_dt.timezone.utc)
+    elif issubclass(cls, AuthorizationError):
+        err.expires_at = None
+    if isinstance(err, BatchError):
+        err.results = dict(data.get("results") or {})
+        err.errors = {service: from_wire(e) for service, e in (data.get("errors") or {}).items()}
+    if int(data.get("exit_code", err.exit_code)) != int(err.exit_code):
+        err.exit_code = (
+            ExitCode(int(data["exit_code"]))
+            if int(data["exit_code"]) in ExitCode._value2member_map_
+            else ExitCode.ERROR
+        )
+    return err

@@ -7,7 +7,9 @@ shares one CA, and the CA variables are set before any test makes a channel.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -112,10 +114,14 @@ def skill(tmp_path, monkeypatch):
     folder.mkdir()
     monkeypatch.setenv("SCALEKIT_AUTH_DIR", str(folder))
     monkeypatch.setenv("SCALEKIT_IDENTITY_FILE", str(tmp_path / "IDENTITY.md"))
+    runtime = tempfile.mkdtemp(prefix="ska-", dir="/tmp")  # short: Unix socket paths are limited
+    monkeypatch.setenv("XDG_RUNTIME_DIR", runtime)
     yield Skill(folder, monkeypatch)
-    from scalekit_auth import api
+    from scalekit_auth import agent, api
 
     api.close()
+    agent.stop()
+    shutil.rmtree(runtime, ignore_errors=True)
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -1,0 +1,317 @@
+"""The scalekit-auth agent: one warm process keeping the Scalekit client and the memory cache.
+
+Like ssh-agent: later `get_token.py` calls ask it over a Unix socket and skip Python's SDK
+import, the login and the lookup. It runs the same TokenBroker as the library (no second
+implementation), never writes a token to disk, serves only its own user (directory 0700,
+socket 0600, peer UID checked with SO_PEERCRED), and exits after an idle period.
+
+    python3 -m scalekit_auth.agent [--idle-timeout SECONDS]     # in the foreground
+    scalekit-auth agent start|stop|status                        # detached
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import socketserver
+import stat
+import struct
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from . import agent_client, paths
+from .broker import TokenBroker
+from .credentials import ServiceCredentials
+from .errors import BatchError, ConfigurationError, ScalekitAuthError, to_wire
+
+DEFAULT_IDLE_TIMEOUT = 900.0
+IDLE_VAR = "SCALEKIT_AGENT_IDLE_TIMEOUT"
+
+
+def creds_to_wire(creds: ServiceCredentials) -> dict[str, Any]:
+    return {
+        "service": creds.service,
+        "identifier": creds.identifier,
+        "connection_name": creds.connection_name,
+        "kind": creds.kind,
+        "token": creds.token if _has_token(creds) else None,
+        "access_token": creds.access_token,
+        "scopes": list(creds.scopes),
+        "expires_at": creds.expires_at.timestamp() if creds.expires_at else None,
+        "fields": dict(creds.fields),
+    }
+
+
+def _has_token(creds: ServiceCredentials) -> bool:
+    try:
+        _ = creds.token
+    except ScalekitAuthError:
+        return False
+    return True
+
+
+def ensure_private_dir(path: str) -> None:
+    """Create the runtime directory 0700, or refuse one that others could use."""
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    st = os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode):
+        raise ConfigurationError(f"{path} is not a directory; remove it so the agent can create its own.")
+    if st.st_uid != os.getuid():
+        raise ConfigurationError(f"{path} belongs to another user; the agent will not use it (set XDG_RUNTIME_DIR).")
+    if stat.S_IMODE(st.st_mode) & 0o077:
+        os.chmod(path, 0o700)
+
+
+class _Handler(socketserver.StreamRequestHandler):
+    server: AgentServer
+
+    def handle(self) -> None:
+        for line in self.rfile:
+            if not line.strip():
+                continue
+            reply = self.server.answer(line)
+            try:
+                data = json.dumps(reply).encode()
+            except (TypeError, ValueError):
+                data = json.dumps(
+                    {"ok": False, "error": {"type": "ScalekitAuthError", "message": "agent error"}}
+                ).encode()
+            self.wfile.write(data + b"\n")
+            self.wfile.flush()
+
+
+class AgentServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    """Answers JSON-line requests on a private Unix socket with the shared TokenBroker."""
+
+    daemon_threads = True
+
+    def __init__(self, path: str, broker: TokenBroker, idle_timeout: float, environ: Mapping[str, str]) -> None:
+        self.path = path
+        self.broker = broker
+        self.idle_timeout = idle_timeout
+        self.context = paths.context_fingerprint(environ)
+        self.started = time.time()
+        self._last = time.monotonic()
+        self._active = 0
+        self._lock = threading.Lock()
+        ensure_private_dir(os.path.dirname(path))
+        if os.path.exists(path):
+            if agent_client.ping(_unforced(environ), timeout=1, any_context=True) is not None:
+                raise ConfigurationError(f"an agent is already serving {path}")
+            os.unlink(path)  # stale socket of an agent that died
+        old = os.umask(0o177)
+        try:
+            super().__init__(path, _Handler)
+        finally:
+            os.umask(old)
+        os.chmod(path, 0o600)
+
+    def verify_request(self, request: Any, client_address: Any) -> bool:
+        """Only our own user: the kernel says who is on the other end (SO_PEERCRED)."""
+        so_peercred = getattr(socket, "SO_PEERCRED", None)
+        if so_peercred is None:  # pragma: no cover - not Linux: the 0700 directory is the guard
+            return True
+        _pid, uid, _gid = struct.unpack("3i", request.getsockopt(socket.SOL_SOCKET, so_peercred, 12))
+        return uid == os.getuid()
+
+    def touch(self, delta: int) -> None:
+        with self._lock:
+            self._active += delta
+            self._last = time.monotonic()
+
+    def idle_for(self) -> float:
+        with self._lock:
+            return 0.0 if self._active else time.monotonic() - self._last
+
+    def answer(self, line: bytes) -> dict[str, Any]:
+        try:
+            request = json.loads(line)
+            op = request.get("op")
+        except (ValueError, AttributeError):
+            return {"ok": False, "error": {"type": "ScalekitAuthError", "message": "bad request", "exit_code": 1}}
+        if request.get("context") != self.context and not (op in ("ping", "stop") and request.get("any_context")):
+            return {"ok": False, "mismatch": True}
+        working = op not in ("ping", "stop")  # status checks do not keep an idle agent alive
+        if working:
+            self.touch(+1)
+        try:
+            return {"ok": True, "result": self._do(op, request)}
+        except ScalekitAuthError as err:
+            return {"ok": False, "error": to_wire(err)}
+        except Exception as err:  # noqa: BLE001 - reported as data, like the in-process path would
+            return {"ok": False, "error": to_wire(err)}
+        finally:
+            if working:
+                self.touch(-1)
+
+    def _do(self, op: str, request: dict[str, Any]) -> Any:
+        broker = self.broker
+        if op == "token":
+            services = list(dict.fromkeys(request.get("services") or []))
+            identifier = request.get("identifier")
+            force = bool(request.get("force_refresh"))
+            if len(services) == 1:
+                found = [broker.get_credentials(services[0], identifier, force_refresh=force)]
+            else:
+                try:
+                    found = list(broker.get_credentials_many(services, identifier, force_refresh=force).values())
+                except BatchError as err:
+                    raise BatchError({s: creds_to_wire(c) for s, c in err.results.items()}, err.errors) from None
+            return [creds_to_wire(c) for c in found]
+        if op == "invalidate":
+            return broker.invalidate(request["service"], request.get("identifier"))
+        if op == "clear":
+            broker.cache.clear()
+            return True
+        if op == "ping":
+            stats = broker.cache.stats()
+            return {
+                "pid": os.getpid(),
+                "socket": self.path,
+                "skill_dir": str(broker.directory),
+                "started_at": self.started,
+                "idle_for": self.idle_for(),
+                "idle_timeout": self.idle_timeout,
+                "context_matches": request.get("context") == self.context,
+                "cache": {"entries": stats.entries, "hits": stats.hits, "misses": stats.misses},
+            }
+        if op == "stop":
+            broker.cache.clear()
+            threading.Thread(target=self.shutdown, daemon=True).start()
+            return {"pid": os.getpid()}
+        raise ConfigurationError(f"unknown agent request {op!r}")
+
+    def watch_idle(self) -> None:
+        """Shut down after `idle_timeout` seconds without a request."""
+        step = max(0.05, min(5.0, self.idle_timeout / 4))
+        while not self._stopped.wait(step):
+            if self.idle_for() >= self.idle_timeout:
+                self.shutdown()
+                return
+
+    def run(self) -> None:
+        self._stopped = threading.Event()
+        watcher = threading.Thread(target=self.watch_idle, name="agent-idle", daemon=True)
+        watcher.start()
+        try:
+            self.serve_forever(poll_interval=0.2)
+        finally:
+            self._stopped.set()
+            self.server_close()
+            try:
+                os.unlink(self.path)
+            except FileNotFoundError:
+                pass
+            self.broker.close()  # closes the Scalekit client and wipes the cache
+
+
+def _warm_up(broker: TokenBroker) -> None:
+    """Load the SDK and log in now, so even the first request only costs a lookup."""
+    try:
+        broker.vault(broker.settings()).connect()
+    except ScalekitAuthError:
+        pass  # reported to whoever asks for a token
+
+
+def serve(idle_timeout: float, environ: Mapping[str, str] | None = None) -> int:
+    """Run an agent in this process until stopped or idle."""
+    env = dict(os.environ if environ is None else environ)
+    env[paths.AGENT_VAR] = "0"  # the agent's own broker never asks an agent
+    broker = TokenBroker(environ=env, use_agent=False)
+    server = AgentServer(paths.agent_socket(env), broker, idle_timeout, env)
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())
+    threading.Thread(target=_warm_up, args=(broker,), name="agent-warm-up", daemon=True).start()
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+# -- control: start / stop / status -----------------------------------------------------------
+
+
+def _unforced(environ: Mapping[str, str] | None) -> dict[str, str]:
+    env = dict(os.environ if environ is None else environ)
+    env.pop(paths.AGENT_VAR, None)  # `agent status/stop` work even with SCALEKIT_AUTH_AGENT=0
+    return env
+
+
+def status(environ: Mapping[str, str] | None = None) -> dict | None:
+    return agent_client.ping(_unforced(environ), any_context=True)
+
+
+def start(idle_timeout: float | None = None, environ: Mapping[str, str] | None = None) -> tuple[dict, bool]:
+    """(status, started_now). Idempotent: a running agent for this configuration is kept."""
+    env = _unforced(environ)
+    running = agent_client.ping(env, any_context=True)
+    if running is not None:
+        if running.get("context_matches"):
+            return running, False
+        raise ConfigurationError(
+            "an agent with different settings (environment variables) is running for this skill folder; "
+            "stop it first: scalekit-auth agent stop"
+        )
+    ensure_private_dir(paths.runtime_dir(env))
+    idle = idle_timeout if idle_timeout is not None else float(env.get(IDLE_VAR) or DEFAULT_IDLE_TIMEOUT)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "scalekit_auth.agent", "--idle-timeout", str(idle)],
+        cwd=root,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        close_fds=True,
+    )
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        info = agent_client.ping(env, timeout=1)
+        if info is not None:
+            return info, True
+        if proc.poll() is not None:
+            raise ConfigurationError(
+                f"the agent exited at start (code {proc.returncode}); run `python3 -m scalekit_auth.agent` to see why"
+            )
+        time.sleep(0.05)
+    proc.kill()
+    raise ConfigurationError("the agent did not start within 20 seconds")
+
+
+def stop(environ: Mapping[str, str] | None = None) -> dict | None:
+    """Stop the agent (its cache is wiped); None when none was running."""
+    env = _unforced(environ)
+    reply = agent_client.call({"op": "stop", "any_context": True}, env, timeout=5)
+    if not reply or not reply.get("ok"):
+        return None
+    path = paths.agent_socket(env)
+    deadline = time.monotonic() + 10
+    while os.path.exists(path) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return reply.get("result")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python3 -m scalekit_auth.agent", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--idle-timeout", type=float, default=None, help="seconds without a request before exiting")
+    args = parser.parse_args(argv)
+    idle = (
+        args.idle_timeout if args.idle_timeout is not None else float(os.environ.get(IDLE_VAR) or DEFAULT_IDLE_TIMEOUT)
+    )
+    try:
+        return serve(idle)
+    except ScalekitAuthError as err:
+        print(f"scalekit-auth agent: {err}", file=sys.stderr)
+        return int(err.exit_code)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,267 @@
+"""The local token agent: start/stop/status, idle exit, fallback, errors, reload, permissions."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from scalekit_auth import agent, agent_client, paths
+
+from .conftest import ROOT
+
+LOOKUP = "rpc.GetConnectedAccountAuth"
+
+
+def cli(*args: str, env: dict | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "scalekit-auth"), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
+# get_token.py's own code path, run in a fresh interpreter, reporting whether it loaded the SDK
+PROBE = """
+import sys
+from scalekit_auth.cli import get_token_main
+code = get_token_main(sys.argv[1:])
+print("SDK-LOADED" if "scalekit" in sys.modules else "SDK-NOT-LOADED", file=sys.stderr)
+sys.exit(code)
+"""
+
+
+def probe(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", PROBE, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
+    )
+
+
+@pytest.fixture
+def ready(skill, emulator):
+    skill.use(emulator)
+    skill.configure("gmail", "gmail_u3134a", "mess")
+    skill.configure("slack", "slack_x7y9z", "mess")
+    emulator.seed("gmail_u3134a", "mess", access_token="gmail-token")
+    return skill
+
+
+@pytest.fixture
+def running(ready):
+    proc = cli("agent", "start")
+    assert proc.returncode == 0, proc.stderr
+    return agent.status()
+
+
+def test_start_is_idempotent_status_reports_and_stop_ends_it(ready):
+    assert cli("agent", "status").returncode == 1
+    first = cli("agent", "start")
+    assert first.returncode == 0 and "agent started (pid" in first.stderr
+    info = json.loads(cli("agent", "status", "--json").stdout)
+    assert info["running"] and info["context_matches"]
+    again = cli("agent", "start")
+    assert "already running" in again.stderr and str(info["pid"]) in again.stderr
+    text = cli("agent", "status").stdout
+    assert text.startswith(f"running  pid {info['pid']}")
+    stopped = cli("agent", "stop")
+    assert stopped.returncode == 0 and "its cache is gone" in stopped.stderr
+    assert not Path(info["socket"]).exists()
+    assert cli("agent", "status").returncode == 1
+    assert gone(info["pid"])
+
+
+def gone(pid: int, within: float = 10) -> bool:
+    """True once the process has exited (a zombie waiting for its reaper counts as exited)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0]
+        except (FileNotFoundError, ProcessLookupError):
+            return True
+        if state == "Z":
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_calls_go_through_the_agent_without_loading_the_sdk(running, emulator):
+    for _ in range(3):
+        proc = probe("gmail")
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout == "gmail-token\n"
+        assert "SDK-NOT-LOADED" in proc.stderr
+    assert emulator.counters()[LOOKUP] == 1  # one lookup, then the agent's cache
+    assert agent.status()["cache"]["hits"] >= 2
+
+
+def test_python_get_token_uses_the_agent(running, emulator):
+    code = (
+        "import sys\nfrom scalekit_helper import get_token\n"
+        "print(get_token('gmail'))\nprint('scalekit' in sys.modules)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.stdout.split() == ["gmail-token", "False"], proc.stderr
+
+
+def test_header_and_exec_through_the_agent(running):
+    assert cli("header", "gmail").stdout == "Authorization: Bearer gmail-token\n"
+    show = "import os; print(os.environ['GMAIL_TOKEN'])"
+    proc = cli("exec", "gmail", "--", sys.executable, "-c", show)
+    assert (proc.returncode, proc.stdout) == (0, "gmail-token\n")
+
+
+def test_errors_cross_the_socket_unchanged(running, emulator):
+    for args, code in ((["nope"], 3), (["slack"], 4), (["gmail", "nope"], 3)):
+        via_agent = probe(*args)
+        in_process = probe(*args, env={"SCALEKIT_AUTH_AGENT": "0"})
+        assert via_agent.returncode == in_process.returncode == code
+        assert "SDK-NOT-LOADED" in via_agent.stderr
+        first_line = via_agent.stderr.splitlines()[0]
+        if args != ["slack"]:  # the link differs between two calls
+            assert first_line == in_process.stderr.splitlines()[0]
+        else:
+            assert first_line.startswith("get_token.py: Authorization needed: the slack account for 'mess'")
+
+
+def test_python_sees_the_same_exception_from_the_agent(running):
+    code = (
+        "import sys\nfrom scalekit_helper import get_token, AuthorizationError\n"
+        "try:\n    get_token('slack')\nexcept AuthorizationError as err:\n"
+        "    print(type(err).__name__, err.service, err.identifier, err.link.startswith('http'),"
+        " err.expires_at.tzinfo is not None, err.exit_code)\n"
+        "print('scalekit' in sys.modules)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.stdout.split() == ["AuthorizationError", "slack", "mess", "True", "True", "4", "False"], proc.stderr
+
+
+def test_config_changes_take_effect_in_the_agent(running, emulator):
+    emulator.seed("slack_x7y9z", "mess", access_token="slack-token")
+    assert probe("gmail").stdout == "gmail-token\n"
+    assert cli("config", "gmail", "slack_x7y9z").returncode == 0
+    proc = probe("gmail")
+    assert proc.stdout == "slack-token\n" and "SDK-NOT-LOADED" in proc.stderr
+
+
+def test_disabled_with_the_variable_and_bypassed_for_other_settings(running, emulator):
+    off = probe("gmail", env={"SCALEKIT_AUTH_AGENT": "0"})
+    assert off.stdout == "gmail-token\n" and "SDK-LOADED" in off.stderr
+    other = probe("gmail", env={"SCALEKIT_CACHE_MARGIN": "10"})  # a different configuration
+    assert other.stdout == "gmail-token\n" and "SDK-LOADED" in other.stderr
+
+
+def test_fallback_when_the_agent_dies_mid_request(running, emulator):
+    emulator.set_latency(1.5)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", PROBE, "gmail"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    time.sleep(0.7)  # the agent is now waiting on Scalekit for this request
+    os.kill(running["pid"], signal.SIGKILL)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert out == "gmail-token\n"
+    assert "SDK-LOADED" in err  # it finished the job in-process
+
+
+def test_idle_agent_exits_by_itself(ready):
+    assert cli("agent", "start", "--idle-timeout", "1").returncode == 0
+    info = agent.status()
+    deadline = time.monotonic() + 15
+    while agent.status() is not None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert agent.status() is None
+    assert not Path(info["socket"]).exists()
+
+
+def test_stop_wipes_the_cache(ready, emulator):
+    cli("agent", "start")
+    probe("gmail")
+    probe("gmail")
+    assert emulator.counters()[LOOKUP] == 1
+    cli("agent", "stop")
+    cli("agent", "start")
+    assert agent.status()["cache"]["entries"] == 0
+    probe("gmail")
+    assert emulator.counters()[LOOKUP] == 2
+
+
+def test_private_directory_and_socket_and_no_token_on_disk(running):
+    sock = Path(running["socket"])
+    assert stat.S_IMODE(sock.parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE(sock.stat().st_mode) == 0o600
+    assert stat.S_ISSOCK(sock.stat().st_mode)
+    probe("gmail")
+    for folder in (sock.parent, Path(os.environ["SCALEKIT_AUTH_DIR"])):
+        for path in folder.rglob("*"):
+            if path.is_file():
+                assert b"gmail-token" not in path.read_bytes()
+
+
+# A stdlib client for another user: asks for a token with the right context.
+OTHER_USER_CLIENT = """
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(5)
+try:
+    s.connect(sys.argv[1])
+except OSError as err:
+    print("CONNECT-REFUSED", err.errno); sys.exit(0)
+try:
+    s.sendall(json.dumps({"v": 1, "op": "token", "services": ["gmail"], "context": sys.argv[2]}).encode() + b"\\n")
+    data = s.recv(65536)
+except ConnectionResetError:
+    data = b""
+print("REPLY" if data else "CLOSED-WITHOUT-REPLY", data.decode()[:200])
+"""
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="needs root to run a client as another user")
+def test_another_user_cannot_use_the_agent(running):
+    sock = running["socket"]
+    context = paths.context_fingerprint()
+    nobody = {"user": 65534, "group": 65534, "env": {"PATH": "/usr/bin:/bin"}}
+    blocked = subprocess.run(
+        ["/usr/bin/python3", "-c", OTHER_USER_CLIENT, sock, context],
+        capture_output=True, text=True, timeout=30, cwd="/", **nobody,
+    )  # fmt: skip
+    assert blocked.stdout.startswith("CONNECT-REFUSED 13"), blocked.stdout + blocked.stderr  # EACCES: 0700 dir
+    # Even with the directory and socket opened up, the agent checks who is calling (SO_PEERCRED).
+    base = os.environ["XDG_RUNTIME_DIR"]
+    os.chmod(base, 0o711)
+    os.chmod(Path(sock).parent, 0o711)
+    os.chmod(sock, 0o666)
+    try:
+        peer = subprocess.run(
+            ["/usr/bin/python3", "-c", OTHER_USER_CLIENT, sock, context],
+            capture_output=True, text=True, timeout=30, cwd="/", **nobody,
+        )  # fmt: skip
+    finally:
+        os.chmod(base, 0o700)
+        os.chmod(Path(sock).parent, 0o700)
+        os.chmod(sock, 0o600)
+    assert peer.stdout.startswith("CLOSED-WITHOUT-REPLY"), peer.stdout + peer.stderr
+    assert "gmail-token" not in peer.stdout
+    assert agent_client.tokens(["gmail"]) == ["gmail-token"]  # and we still can
+
+
+def test_an_insecure_runtime_directory_is_refused(ready, tmp_path, monkeypatch):
+    runtime = Path(os.environ["XDG_RUNTIME_DIR"]) / "scalekit-auth"
+    runtime.mkdir(mode=0o700)
+    os.chown(runtime, 65534, 65534) if os.getuid() == 0 else pytest.skip("needs root to chown")
+    proc = cli("agent", "start")
+    assert proc.returncode == 3
+    assert "belongs to another user" in proc.stderr
