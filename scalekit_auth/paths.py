@@ -43,7 +43,7 @@ def skill_dir(environ: Mapping[str, str] | None = None) -> str:
     override = env.get(SKILL_DIR_VAR, "").strip()
     if override:
         return os.path.abspath(os.path.expanduser(override))
-    if os.path.exists(os.path.join(_PACKAGE_PARENT, "scalekit_helper.py")):
+    if os.path.exists(os.path.join(_PACKAGE_PARENT, "SKILL.md")):  # a skill folder, not site-packages
         return _PACKAGE_PARENT
     base = env.get("XDG_CONFIG_HOME", "").strip() or os.path.join(os.path.expanduser("~"), ".config")
     return os.path.join(base, "scalekit-auth")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -212,3 +213,25 @@ def test_any_bytes_give_entries_or_a_configuration_error(tmp_path, data):
         connections.load(path)
     except ConfigurationError:
         pass
+
+
+def test_skill_folder_resolution(tmp_path):
+    from scalekit_auth import paths
+
+    assert paths.skill_dir({"SCALEKIT_AUTH_DIR": str(tmp_path)}) == str(tmp_path)
+    # a drop-in copy (this checkout has SKILL.md beside the package) uses its own folder
+    assert paths.skill_dir({}) == str(Path(__file__).resolve().parent.parent)
+
+
+def test_a_pip_installed_package_uses_the_config_home(tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    site = tmp_path / "site-packages"
+    shutil.copytree(Path(__file__).resolve().parent.parent / "scalekit_auth", site / "scalekit_auth")
+    shutil.copy(Path(__file__).resolve().parent.parent / "scalekit_helper.py", site / "scalekit_helper.py")
+    code = "from scalekit_auth import paths; print(paths.skill_dir())"
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "cfg")}
+    out = subprocess.run([sys.executable, "-c", code], cwd=site, env=env, capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == str(tmp_path / "cfg" / "scalekit-auth"), out.stderr
