@@ -274,11 +274,16 @@ class TokenBroker:
             log.debug("%s: account for %s is ACTIVE", target.service, target.identifier)
             return ServiceCredentials.from_snapshot(target.service, target.identifier, target.connection_name, snap)
         status = snap.status if snap is not None else None
+        log.debug("%s: account for %s is %s; authorization link issued", target.service, target.identifier, status)
+        raise self._link_error(vault, target, status)
+
+    @staticmethod
+    def _link_error(vault: Any, target: Target, status: str | None) -> AuthorizationError:
+        """A fresh authorization link for the target, as an AuthorizationError (not raised)."""
         link = vault.authorization_link(target.connection_name, target.identifier)
         if link is None:
             raise UnknownConnectionError(target.service, target.connection_name)
-        log.debug("%s: account for %s is %s; authorization link issued", target.service, target.identifier, status)
-        raise AuthorizationError(
+        return AuthorizationError(
             target.service,
             link[0],
             link[1],
@@ -336,18 +341,8 @@ class TokenBroker:
         directory = self._dir()
         target = self.resolve(service, identifier, directory)
         vault = self.vault(self.settings(directory))
-        status = vault.account_status(target.connection_name, target.identifier)
-        link = vault.authorization_link(target.connection_name, target.identifier)
-        if link is None:
-            raise UnknownConnectionError(target.service, target.connection_name)
-        return AuthorizationError(
-            target.service,
-            link[0],
-            link[1],
-            identifier=target.identifier,
-            connection_name=target.connection_name,
-            status=status.status if status is not None else None,
-        )
+        snap = vault.account_status(target.connection_name, target.identifier)
+        return self._link_error(vault, target, snap.status if snap is not None else None)
 
     # -- batch -----------------------------------------------------------------------
     def many(self, services: Iterable[str], one: Callable[[str], V]) -> dict[str, V]:

@@ -169,6 +169,17 @@ class AuthorizationError(ScalekitAuthError):
             f"Open this link to connect it ({expiry_phrase(expires_at)}): {link}"
         )
 
+    def _link_fields(self) -> dict[str, Any]:
+        """What a derived error (timeout, declined) keeps from this one."""
+        return {
+            "service": self.service,
+            "link": self.link,
+            "expires_at": self.expires_at,
+            "identifier": self.identifier,
+            "connection_name": self.connection_name,
+            "status": self.status,
+        }
+
     @property
     def seconds_left(self) -> float:
         """Seconds until the link expires (negative once it has)."""
@@ -181,14 +192,7 @@ class AuthorizationTimeoutError(AuthorizationError):
     """wait_for_authorization gave up: nobody authorized within the timeout. Carries the latest link."""
 
     def __init__(self, latest: AuthorizationError, waited: float) -> None:
-        super().__init__(
-            latest.service,
-            latest.link,
-            latest.expires_at,
-            identifier=latest.identifier,
-            connection_name=latest.connection_name,
-            status=latest.status,
-        )
+        super().__init__(**latest._link_fields())
         self.waited = waited
         self.args = (
             f"Nobody authorized {latest.service} within {waited:.0f} seconds. "
@@ -200,14 +204,7 @@ class AuthorizationDeclinedError(AuthorizationError):
     """The user declined access (or the sign-in failed). Carries a new link for another try."""
 
     def __init__(self, fresh: AuthorizationError) -> None:
-        super().__init__(
-            fresh.service,
-            fresh.link,
-            fresh.expires_at,
-            identifier=fresh.identifier,
-            connection_name=fresh.connection_name,
-            status=fresh.status,
-        )
+        super().__init__(**fresh._link_fields())
         who = f" for '{fresh.identifier}'" if fresh.identifier else ""
         self.args = (
             f"The {fresh.service} authorization{who} was declined (or the sign-in did not complete), so the "

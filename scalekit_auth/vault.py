@@ -89,6 +89,18 @@ class Vault:
         return f"Vault(env_url={self.settings.env_url!r}, connected={self._client is not None})"
 
     # -- errors ----------------------------------------------------------------
+    def _timed_out(self) -> ScalekitTimeoutError:
+        return ScalekitTimeoutError(
+            f"Scalekit at {self.settings.env_url} did not answer within {self.settings.timeout:g} seconds. "
+            "Check the network, or raise SCALEKIT_TIMEOUT if the link is slow."
+        )
+
+    def _unreachable(self, reason: str) -> ScalekitUnavailableError:
+        return ScalekitUnavailableError(
+            f"Cannot reach Scalekit at {self.settings.env_url} ({reason}). "
+            "Check the network and SCALEKIT_ENV_URL, then try again."
+        )
+
     def _translate(self, exc: BaseException) -> BaseException:
         from requests import exceptions as rex
         from scalekit.common import exceptions as sk
@@ -108,15 +120,9 @@ class Vault:
                 "retrying, and reuse a token while it is valid instead of asking for one per request."
             )
         if isinstance(exc, sk.ScalekitGatewayTimeoutException):
-            return ScalekitTimeoutError(
-                f"Scalekit at {url} did not answer within {self.settings.timeout:g} seconds. "
-                "Check the network, or raise SCALEKIT_TIMEOUT if the link is slow."
-            )
+            return self._timed_out()
         if isinstance(exc, sk.ScalekitServiceUnavailableException):
-            reason = _network_reason(exc, getattr(exc, "message", "") or "")
-            return ScalekitUnavailableError(
-                f"Cannot reach Scalekit at {url} ({reason}). Check the network and SCALEKIT_ENV_URL, then try again."
-            )
+            return self._unreachable(_network_reason(exc, getattr(exc, "message", "") or ""))
         if isinstance(exc, sk.ScalekitServerException):
             status = getattr(getattr(exc, "grpc_status", None), "name", "an error")
             detail = (getattr(exc, "message", "") or "").strip().splitlines()
@@ -132,15 +138,9 @@ class Vault:
                 "Check SCALEKIT_ENV_URL (and REQUESTS_CA_BUNDLE if you use a private CA)."
             )
         if isinstance(inner, rex.Timeout):
-            return ScalekitTimeoutError(
-                f"Scalekit at {url} did not answer within {self.settings.timeout:g} seconds. "
-                "Check the network, or raise SCALEKIT_TIMEOUT."
-            )
+            return self._timed_out()
         if isinstance(inner, (rex.ConnectionError, OSError)):
-            return ScalekitUnavailableError(
-                f"Cannot reach Scalekit at {url} ({_network_reason(inner)}). "
-                "Check the network and SCALEKIT_ENV_URL, then try again."
-            )
+            return self._unreachable(_network_reason(inner))
         if isinstance(inner, (ValueError, TypeError, KeyError)):
             return ScalekitServiceError(
                 f"Scalekit at {url} returned an answer this client could not read ({inner.__class__.__name__}). "
