@@ -42,6 +42,20 @@ def sdk(emulator):
     client.core_client.grpc_secure_channel.close()
 
 
+def run_script(script: str, *args: str, env: dict | None = None, timeout: float = 60):
+    """Run a top-level script of the skill folder (get_token.py, scalekit-auth) as a shell user would."""
+    import subprocess
+
+    return subprocess.run(
+        [sys.executable, str(ROOT / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        stdin=subprocess.DEVNULL,
+    )
+
+
 class Skill:
     """A throwaway skill folder wired to the process environment for one test."""
 
@@ -78,16 +92,7 @@ class Skill:
 
     def run(self, *args: str, script: str = "get_token.py", env: dict | None = None, timeout: float = 60):
         """Run a top-level script (get_token.py) as a shell user would; returns CompletedProcess."""
-        import subprocess
-
-        return subprocess.run(
-            [sys.executable, str(ROOT / script), *args],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env={**os.environ, **(env or {})},
-            stdin=subprocess.DEVNULL,
-        )
+        return run_script(script, *args, env=env, timeout=timeout)
 
     def cli(self, *args: str, env: dict | None = None, timeout: float = 60):
         """Run `python3 -m scalekit_auth ARGS`."""

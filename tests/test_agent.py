@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -15,19 +16,12 @@ import pytest
 
 from scalekit_auth import agent, agent_client, paths
 
-from .conftest import ROOT
+from .conftest import ROOT, run_script
 
 LOOKUP = "rpc.GetConnectedAccountAuth"
 
 
-def cli(*args: str, env: dict | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(ROOT / "scalekit-auth"), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, **(env or {})},
-    )
+cli = functools.partial(run_script, "scalekit-auth")
 
 
 # get_token.py's own code path, run in a fresh interpreter, reporting whether it loaded the SDK

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -9,7 +10,7 @@ import sys
 
 import pytest
 
-from .conftest import ROOT
+from .conftest import ROOT, run_script
 from .test_cli import assert_one_clean_line
 
 
@@ -26,16 +27,7 @@ def ready(skill, emulator):
     return skill
 
 
-def top_level(*args: str, env: dict | None = None):
-    """The `scalekit-auth` file at the top of the skill folder."""
-    return subprocess.run(
-        [sys.executable, str(ROOT / "scalekit-auth"), *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, **(env or {})},
-        stdin=subprocess.DEVNULL,
-    )
+top_level = functools.partial(run_script, "scalekit-auth")  # the file at the top of the skill folder
 
 
 # -- entry points and conventions -----------------------------------------------------

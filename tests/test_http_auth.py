@@ -6,13 +6,12 @@ real provider does after Scalekit rotates it.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
 import re
 import stat
-import subprocess
-import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -25,7 +24,7 @@ from scalekit_auth.broker import TokenBroker
 from scalekit_auth.errors import ConfigurationError
 from scalekit_auth.http_auth import ScalekitAuth, httpx_auth
 
-from .conftest import ROOT
+from .conftest import ROOT, run_script
 
 
 class StandIn:
@@ -219,14 +218,7 @@ def test_httpx_does_not_resend_a_stream(api, broker, emulator):
 # -- command line -----------------------------------------------------------------------------
 
 
-def run_cli(*args: str, env: dict | None = None):
-    return subprocess.run(
-        [sys.executable, str(ROOT / "scalekit-auth"), *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, **(env or {})},
-    )
+run_cli = functools.partial(run_script, "scalekit-auth")
 
 
 def test_curl_with_detected_service(api):

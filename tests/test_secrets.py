@@ -19,7 +19,7 @@ from scalekit_auth.emulator import Emulator
 from scalekit_auth.errors import ScalekitAuthError
 from scalekit_auth.logs import RedactingFilter, get_logger, redact_text
 
-from .conftest import ROOT
+from .conftest import run_script
 
 CANARY_AT = "cnryAT4f7a1c9e3b5d2f8a6c0e4b7d1f3a9c5"
 CANARY_RT = "cnryRT8b2d6f0a4c7e1b9d3f5a8c2e6b0d4f7"
@@ -129,13 +129,7 @@ def test_objects_holding_a_token_show_at_most_a_short_prefix(canary):
 
 
 def run(args: list[str], env: dict | None = None, script: str = "scalekit-auth") -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(ROOT / script), *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, **(env or {})},
-    )
+    return run_script(script, *args, env=env)
 
 
 def test_no_secret_in_files_argv_or_debug_output(canary, tmp_path):
