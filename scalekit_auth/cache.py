@@ -89,13 +89,6 @@ class TokenCache(Generic[T]):
             return 0.0
         return remaining / 2 if remaining / 2 >= 1.0 else remaining
 
-    def peek(self, key: Hashable) -> T | None:
-        """The cached value when fresh, else None. Never fetches."""
-        entry = self._entries.get(key)
-        if entry is not None and entry.fresh_until > time.monotonic():
-            return entry.value
-        return None
-
     def get(
         self,
         key: Hashable,
