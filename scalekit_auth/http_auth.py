@@ -26,11 +26,8 @@ def _default_broker() -> TokenBroker:
     return default_broker()
 
 
-class ScalekitAuth(AuthBase):
-    """`requests` auth: `requests.get(url, auth=ScalekitAuth("gmail"))`.
-
-    With no `service`, it is worked out from each request's URL (see service_for_url).
-    """
+class _TokenSource:
+    """What both auth classes share: which service and account, and the broker to ask."""
 
     def __init__(self, service: str | None = None, identifier: str | None = None, broker: TokenBroker | None = None):
         self.service = service
@@ -38,7 +35,7 @@ class ScalekitAuth(AuthBase):
         self._broker = broker
 
     def __repr__(self) -> str:
-        return f"ScalekitAuth(service={self.service!r}, identifier={self.identifier!r})"
+        return f"{type(self).__name__}(service={self.service!r}, identifier={self.identifier!r})"
 
     @property
     def broker(self) -> TokenBroker:
@@ -46,6 +43,13 @@ class ScalekitAuth(AuthBase):
 
     def _service_for(self, url: str) -> str:
         return self.service or self.broker.service_for_url_or_explain(url)
+
+
+class ScalekitAuth(_TokenSource, AuthBase):
+    """`requests` auth: `requests.get(url, auth=ScalekitAuth("gmail"))`.
+
+    With no `service`, it is worked out from each request's URL (see service_for_url).
+    """
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         service = self._service_for(request.url or "")
@@ -111,25 +115,13 @@ def _make_httpx_class():
 
     httpx = import_or_explain("httpx", "httpx")
 
-    class ScalekitHttpxAuth(httpx.Auth):
+    class ScalekitHttpxAuth(_TokenSource, httpx.Auth):
         """`httpx` auth: `httpx.get(url, auth=httpx_auth("gmail"))`; one retry on 401."""
 
         requires_request_body = False
 
-        def __init__(self, service: str | None, identifier: str | None, broker: TokenBroker | None) -> None:
-            self.service = service
-            self.identifier = identifier
-            self._broker = broker
-
-        def __repr__(self) -> str:
-            return f"ScalekitHttpxAuth(service={self.service!r}, identifier={self.identifier!r})"
-
-        @property
-        def broker(self) -> TokenBroker:
-            return self._broker or _default_broker()
-
         def auth_flow(self, request):
-            service = self.service or self.broker.service_for_url_or_explain(str(request.url))
+            service = self._service_for(str(request.url))
             token = self.broker.get_token(service, self.identifier)
             request.headers["Authorization"] = f"Bearer {token}"
             response = yield request
