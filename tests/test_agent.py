@@ -173,12 +173,13 @@ def test_fallback_when_the_agent_dies_mid_request(running, emulator):
 
 def test_idle_agent_exits_by_itself(ready):
     assert cli("agent", "start", "--idle-timeout", "1").returncode == 0
-    info = agent.status()
-    deadline = time.monotonic() + 15
+    socket_path = paths.agent_socket()
+    deadline = time.monotonic() + 30
     while agent.status() is not None and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert agent.status() is None
-    assert not Path(info["socket"]).exists()
+    last = agent.status()
+    assert last is None, f"still running after 30 s: {last}"
+    assert not Path(socket_path).exists()
 
 
 def test_stop_wipes_the_cache(ready, emulator):
@@ -209,7 +210,7 @@ def test_private_directory_and_socket_and_no_token_on_disk(running):
 OTHER_USER_CLIENT = """
 import json, socket, sys
 s = socket.socket(socket.AF_UNIX)
-s.settimeout(5)
+s.settimeout(30)
 try:
     s.connect(sys.argv[1])
 except OSError as err:
@@ -230,7 +231,7 @@ def test_another_user_cannot_use_the_agent(running):
     nobody = {"user": 65534, "group": 65534, "env": {"PATH": "/usr/bin:/bin"}}
     blocked = subprocess.run(
         ["/usr/bin/python3", "-c", OTHER_USER_CLIENT, sock, context],
-        capture_output=True, text=True, timeout=30, cwd="/", **nobody,
+        capture_output=True, text=True, timeout=60, cwd="/", **nobody,
     )  # fmt: skip
     assert blocked.stdout.startswith("CONNECT-REFUSED 13"), blocked.stdout + blocked.stderr  # EACCES: 0700 dir
     # Even with the directory and socket opened up, the agent checks who is calling (SO_PEERCRED).
@@ -241,7 +242,7 @@ def test_another_user_cannot_use_the_agent(running):
     try:
         peer = subprocess.run(
             ["/usr/bin/python3", "-c", OTHER_USER_CLIENT, sock, context],
-            capture_output=True, text=True, timeout=30, cwd="/", **nobody,
+            capture_output=True, text=True, timeout=60, cwd="/", **nobody,
         )  # fmt: skip
     finally:
         os.chmod(base, 0o700)
