@@ -1,5 +1,9 @@
 """Throwaway TLS material for the emulator: one CA per directory, one server certificate per start.
 
+Both certificates meet strict X.509 verification (Python 3.13's default `VERIFY_X509_STRICT`,
+OpenSSL's `-x509_strict`): key identifiers on both, critical basicConstraints, key usage that
+matches the role, a subjectAltName on the leaf.
+
 gRPC reads its trusted roots once per process, so every emulator a process starts
 must be signed by the same CA. `CertificateAuthority.shared()` gives that CA.
 """
@@ -59,13 +63,29 @@ class CertificateAuthority:
         self.cert_path = self.directory / CA_CERT_NAME
         self.key_path = self.directory / CA_KEY_NAME
         self.bundle_path = self.directory / BUNDLE_NAME
-        if self.cert_path.exists() and self.key_path.exists():
-            self._cert = x509.load_pem_x509_certificate(self.cert_path.read_bytes())
-            self._key = serialization.load_pem_private_key(self.key_path.read_bytes(), None)
-        else:
+        loaded = self._load()
+        if loaded is None:
             self._key, self._cert = self._create()
-        if not self.bundle_path.exists():
             self._write_bundle()
+        else:
+            self._key, self._cert = loaded
+            if not self.bundle_path.exists():
+                self._write_bundle()
+
+    def _load(self):
+        """The CA already in the directory, or None when there is none or it would fail strict checks."""
+        if not (self.cert_path.exists() and self.key_path.exists()):
+            return None
+        cert = x509.load_pem_x509_certificate(self.cert_path.read_bytes())
+        key = serialization.load_pem_private_key(self.key_path.read_bytes(), None)
+        try:  # made by an older version, without the extensions strict verifiers require
+            cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier)
+            cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier)
+        except x509.ExtensionNotFound:
+            return None
+        if cert.not_valid_after_utc <= _now() + _dt.timedelta(days=8):  # must outlive the leaves it signs
+            return None
+        return key, cert
 
     @classmethod
     def shared(cls) -> CertificateAuthority:
@@ -107,6 +127,7 @@ class CertificateAuthority:
                 critical=True,
             )
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()), critical=False)
             .sign(key, hashes.SHA256())
         )
         _write_private(
@@ -155,7 +176,23 @@ class CertificateAuthority:
                 critical=False,
             )
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=False,
+                    crl_sign=False,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
             .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(self._cert.public_key()), critical=False)
             .sign(self._key, hashes.SHA256())
         )
         cert_path = directory / "server.pem"
