@@ -1,6 +1,8 @@
 """scalekit-auth's public surface: `from scalekit_helper import get_token`.
 
 A thin facade; the implementation lives in the `scalekit_auth` package beside this file.
+Its first import checks the Python version (see scalekit_auth/__init__.py), so this file
+stays parseable by old interpreters too: no annotations, no f-strings.
 """
 
 from scalekit_auth.api import (
@@ -67,10 +69,10 @@ __all__ = [
 _HTTP = ("ScalekitAuth", "session", "httpx_auth")
 
 
-def __getattr__(name: str):
+def __getattr__(name):  # type: (str) -> object
     """ScalekitAuth, session and httpx_auth load `requests` only when first used."""
     if name in _HTTP:
         from scalekit_auth import http_auth
 
         return getattr(http_auth, name)
-    raise AttributeError(f"module 'scalekit_helper' has no attribute {name!r}")
+    raise AttributeError("module 'scalekit_helper' has no attribute " + repr(name))

@@ -131,7 +131,7 @@ def main() -> int:
         )
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, tuple("-" * w for w in widths), *rows]:
-        print("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
 
     print("\n`python3 get_token.py gmail` with the token agent (same run):\n")
     header2 = ("setting", "wall", "peak RSS", "speed-up", "target", "met")
@@ -146,7 +146,7 @@ def main() -> int:
         rows2.append((label, f"{wall * 1e3:.0f} ms", f"{rss:.1f} MB", f"{speed:.1f}x", target, met))
     widths = [max(len(r[i]) for r in [header2, *rows2]) for i in range(len(header2))]
     for row in [header2, tuple("-" * w for w in widths), *rows2]:
-        print("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
     return 0
 
 

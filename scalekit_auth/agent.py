@@ -33,6 +33,13 @@ from .errors import BatchError, ConfigurationError, ScalekitAuthError, to_wire
 
 DEFAULT_IDLE_TIMEOUT = 900.0
 IDLE_VAR = "SCALEKIT_AGENT_IDLE_TIMEOUT"
+#: How long a status check waits for a live agent's answer. A socket nobody listens on fails at
+#: once, so this only matters for an agent that is alive but slow (a busy machine): then waiting
+#: is right, and calling it dead would let a second agent take over its socket.
+PING_TIMEOUT = 15.0
+#: How long `agent start` waits for the new agent to answer, and `agent stop` for it to go.
+START_TIMEOUT = 60.0
+STOP_TIMEOUT = 30.0
 
 
 def creds_to_wire(creds: ServiceCredentials) -> dict[str, Any]:
@@ -101,9 +108,10 @@ class AgentServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
         self._last = time.monotonic()
         self._active = 0
         self._lock = threading.Lock()
+        self._retiring = False
         ensure_private_dir(os.path.dirname(path))
         if os.path.exists(path):
-            if agent_client.ping(_unforced(environ), timeout=1, any_context=True) is not None:
+            if agent_client.ping(_unforced(environ), timeout=PING_TIMEOUT, any_context=True) is not None:
                 raise ConfigurationError(f"an agent is already serving {path}")
             os.unlink(path)  # stale socket of an agent that died
         old = os.umask(0o177)
@@ -112,6 +120,25 @@ class AgentServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
         finally:
             os.umask(old)
         os.chmod(path, 0o600)
+        self._inode = os.stat(path).st_ino
+
+    def retire(self) -> None:
+        """Stop in an order clients can observe: first the socket name goes (no new client finds
+        this agent, `agent status` says it is not running), then the agent stops answering."""
+        with self._lock:
+            if self._retiring:
+                return
+            self._retiring = True
+        self._unlink_own_socket()
+        threading.Thread(target=self.shutdown, name="agent-shutdown", daemon=True).start()
+
+    def _unlink_own_socket(self) -> None:
+        """Remove the socket file if it is still ours (a new agent may have bound the name since)."""
+        try:
+            if os.lstat(self.path).st_ino == self._inode:
+                os.unlink(self.path)
+        except FileNotFoundError:
+            pass
 
     def verify_request(self, request: Any, client_address: Any) -> bool:
         """Only our own user: the kernel says who is on the other end (SO_PEERCRED)."""
@@ -184,7 +211,7 @@ class AgentServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
             }
         if op == "stop":
             broker.cache.clear()
-            threading.Thread(target=self.shutdown, daemon=True).start()
+            self.retire()
             return {"pid": os.getpid()}
         raise ConfigurationError(f"unknown agent request {op!r}")
 
@@ -193,7 +220,7 @@ class AgentServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
         step = max(0.05, min(5.0, self.idle_timeout / 4))
         while not self._stopped.wait(step):
             if self.idle_for() >= self.idle_timeout:
-                self.shutdown()
+                self.retire()
                 return
 
     def run(self) -> None:
@@ -204,11 +231,8 @@ class AgentServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
             self.serve_forever(poll_interval=0.2)
         finally:
             self._stopped.set()
+            self._unlink_own_socket()
             self.server_close()
-            try:
-                os.unlink(self.path)
-            except FileNotFoundError:
-                pass
             self.broker.close()  # closes the Scalekit client and wipes the cache
 
 
@@ -226,7 +250,7 @@ def serve(idle_timeout: float, environ: Mapping[str, str] | None = None) -> int:
     env[paths.AGENT_VAR] = "0"  # the agent's own broker never asks an agent
     broker = TokenBroker(environ=env, use_agent=False)
     server = AgentServer(paths.agent_socket(env), broker, idle_timeout, env)
-    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())
+    signal.signal(signal.SIGTERM, lambda *_: server.retire())
     threading.Thread(target=_warm_up, args=(broker,), name="agent-warm-up", daemon=True).start()
     try:
         server.run()
@@ -245,13 +269,14 @@ def _unforced(environ: Mapping[str, str] | None) -> dict[str, str]:
 
 
 def status(environ: Mapping[str, str] | None = None) -> dict | None:
-    return agent_client.ping(_unforced(environ), any_context=True)
+    """The running agent's status, or None when none answers on the socket."""
+    return agent_client.ping(_unforced(environ), timeout=PING_TIMEOUT, any_context=True)
 
 
 def start(idle_timeout: float | None = None, environ: Mapping[str, str] | None = None) -> tuple[dict, bool]:
     """(status, started_now). Idempotent: a running agent for this configuration is kept."""
     env = _unforced(environ)
-    running = agent_client.ping(env, any_context=True)
+    running = agent_client.ping(env, timeout=PING_TIMEOUT, any_context=True)
     if running is not None:
         if running.get("context_matches"):
             return running, False
@@ -272,9 +297,9 @@ def start(idle_timeout: float | None = None, environ: Mapping[str, str] | None =
         start_new_session=True,
         close_fds=True,
     )
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
-        info = agent_client.ping(env, timeout=1)
+        info = agent_client.ping(env, timeout=PING_TIMEOUT)
         if info is not None:
             return info, True
         if proc.poll() is not None:
@@ -283,17 +308,17 @@ def start(idle_timeout: float | None = None, environ: Mapping[str, str] | None =
             )
         time.sleep(0.05)
     proc.kill()
-    raise ConfigurationError("the agent did not start within 20 seconds")
+    raise ConfigurationError(f"the agent did not start within {START_TIMEOUT:.0f} seconds")
 
 
 def stop(environ: Mapping[str, str] | None = None) -> dict | None:
     """Stop the agent (its cache is wiped); None when none was running."""
     env = _unforced(environ)
-    reply = agent_client.call({"op": "stop", "any_context": True}, env, timeout=5)
+    reply = agent_client.call({"op": "stop", "any_context": True}, env, timeout=PING_TIMEOUT)
     if not reply or not reply.get("ok"):
         return None
     path = paths.agent_socket(env)
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + STOP_TIMEOUT
     while os.path.exists(path) and time.monotonic() < deadline:
         time.sleep(0.05)
     return reply.get("result")

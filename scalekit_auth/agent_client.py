@@ -109,7 +109,7 @@ def invalidate(service: str, identifier: str | None = None, environ: Mapping[str
         pass
 
 
-def ping(environ: Mapping[str, str] | None = None, timeout: float = 2.0, any_context: bool = False) -> dict | None:
+def ping(environ: Mapping[str, str] | None = None, timeout: float = 15.0, any_context: bool = False) -> dict | None:
     """The agent's status, or None. `any_context` answers even for another configuration."""
     env = os.environ if environ is None else environ
     reply = call({"op": "ping", "any_context": any_context}, env, timeout=timeout)

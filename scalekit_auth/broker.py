@@ -259,7 +259,7 @@ class TokenBroker:
             kind=item.get("kind") or "oauth",
             access_token=item.get("access_token") or "",
             scopes=tuple(item.get("scopes") or ()),
-            expires_at=_dt.datetime.fromtimestamp(expires, tz=_dt.timezone.utc) if expires else None,
+            expires_at=_dt.datetime.fromtimestamp(expires, tz=_dt.UTC) if expires else None,
             fields=MappingProxyType(dict(item.get("fields") or {})),
         )
 

@@ -81,7 +81,7 @@ class TokenCache(Generic[T]):
         """
         if expires_at is None:
             return self.default_ttl
-        now = now or _dt.datetime.now(_dt.timezone.utc)
+        now = now or _dt.datetime.now(_dt.UTC)
         remaining = (expires_at - now).total_seconds()
         if remaining - self.margin > 0:
             return remaining - self.margin

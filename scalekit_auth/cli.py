@@ -412,7 +412,7 @@ def _via_agent(args: argparse.Namespace, prog: str, debug: bool) -> int | None:
         from .execenv import exec_with
 
         assert names is not None
-        return exec_with(args.cmd, {names[s]: t for s, t in zip(services, tokens)})
+        return exec_with(args.cmd, {names[s]: t for s, t in zip(services, tokens, strict=True)})
     sys.stdout.flush()
     return int(ExitCode.OK)
 

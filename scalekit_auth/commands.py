@@ -44,7 +44,7 @@ def paint(text: str, color: str, stream: Any = None) -> str:
 
 def table(rows: list[list[str]], header: list[str]) -> str:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip() for row in [header, *rows]]
+    lines = ["  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in [header, *rows]]
     return "\n".join(lines) + "\n"
 
 
@@ -56,14 +56,14 @@ def in_words(expires_at: _dt.datetime | None) -> str:
     """'in 58 min', 'in 3 h', 'expired 2 min ago', or '' when unknown."""
     if expires_at is None:
         return ""
-    left = (expires_at - _dt.datetime.now(_dt.timezone.utc)).total_seconds()
+    left = (expires_at - _dt.datetime.now(_dt.UTC)).total_seconds()
     span = abs(left)
     amount = f"{span:.0f} s" if span < 90 else f"{span / 60:.0f} min" if span < 5400 else f"{span / 3600:.0f} h"
     return f"in {amount}" if left >= 0 else f"expired {amount} ago"
 
 
 def iso(moment: _dt.datetime | None) -> str | None:
-    return moment.astimezone(_dt.timezone.utc).isoformat().replace("+00:00", "Z") if moment else None
+    return moment.astimezone(_dt.UTC).isoformat().replace("+00:00", "Z") if moment else None
 
 
 def _batch(broker: TokenBroker, services: list[str], one) -> tuple[dict[str, Any], dict[str, BaseException]]:

@@ -101,7 +101,7 @@ class ServiceCredentials:
         """Seconds until the access token expires; None when Scalekit gave no expiry."""
         if self.expires_at is None:
             return None
-        now = now or _dt.datetime.now(_dt.timezone.utc)
+        now = now or _dt.datetime.now(_dt.UTC)
         return (self.expires_at - now).total_seconds()
 
     def __repr__(self) -> str:

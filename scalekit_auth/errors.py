@@ -131,7 +131,7 @@ def expiry_phrase(expires_at: _dt.datetime | None, now: _dt.datetime | None = No
     """'expires in about 1 minute, at 10:45:03 UTC' (or 'expired at ...')."""
     if expires_at is None:
         return "expires soon"
-    now = now or _dt.datetime.now(_dt.timezone.utc)
+    now = now or _dt.datetime.now(_dt.UTC)
     left = int((expires_at - now).total_seconds())
     clock = expires_at.strftime("%H:%M:%S UTC")
     if left >= 45:
@@ -185,7 +185,7 @@ class AuthorizationError(ScalekitAuthError):
         """Seconds until the link expires (negative once it has)."""
         if self.expires_at is None:
             return 0.0
-        return (self.expires_at - _dt.datetime.now(_dt.timezone.utc)).total_seconds()
+        return (self.expires_at - _dt.datetime.now(_dt.UTC)).total_seconds()
 
 
 class AuthorizationTimeoutError(AuthorizationError):
@@ -306,7 +306,7 @@ def from_wire(data: dict[str, Any]) -> ScalekitAuthError:
             value = data[name]
             setattr(err, name, tuple(value) if name in ("missing", "configured") else value)
     if "expires_at" in data:
-        err.expires_at = _dt.datetime.fromtimestamp(float(data["expires_at"]), tz=_dt.timezone.utc)
+        err.expires_at = _dt.datetime.fromtimestamp(float(data["expires_at"]), tz=_dt.UTC)
     elif issubclass(cls, AuthorizationError):
         err.expires_at = None
     if isinstance(err, BatchError):

@@ -32,7 +32,7 @@ from .logs import get_logger
 
 log = get_logger("scalekit_auth.vault")
 
-_EPOCH_FLOOR = _dt.datetime(1971, 1, 1, tzinfo=_dt.timezone.utc)
+_EPOCH_FLOOR = _dt.datetime(1971, 1, 1, tzinfo=_dt.UTC)
 
 
 class _NotFoundError(Exception):
@@ -44,7 +44,7 @@ def _aware(value: _dt.datetime | None) -> _dt.datetime | None:
     if value is None:
         return None
     if value.tzinfo is None:
-        value = value.replace(tzinfo=_dt.timezone.utc)
+        value = value.replace(tzinfo=_dt.UTC)
     return value if value > _EPOCH_FLOOR else None
 
 

@@ -50,7 +50,7 @@ def print_link(service: str) -> OnLink:
 def _left(moment: _dt.datetime | None) -> float:
     if moment is None:
         return float("inf")
-    return (moment - _dt.datetime.now(_dt.timezone.utc)).total_seconds()
+    return (moment - _dt.datetime.now(_dt.UTC)).total_seconds()
 
 
 def wait_for_credentials(

@@ -56,6 +56,48 @@ def run_script(script: str, *args: str, env: dict | None = None, timeout: float 
     )
 
 
+def run_on_terminal(argv: list[str], env: dict | None = None, on_output=None, timeout: float = 120) -> tuple[int, str]:
+    """Run a command with a pseudo-terminal as its stdin, stdout and stderr; (exit code, everything it wrote).
+
+    `on_output(text_so_far)` is called after each chunk (e.g. to click a link it printed). Uses
+    subprocess rather than pty.fork(): forking a multi-threaded test process can deadlock the child.
+    """
+    import select
+    import subprocess
+    import time
+
+    master, slave = os.openpty()
+    proc = subprocess.Popen(
+        argv, stdin=slave, stdout=slave, stderr=slave, env=env, cwd=ROOT, start_new_session=True, close_fds=True
+    )
+    os.close(slave)
+    seen = b""
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 1.0)
+            if not ready:
+                if proc.poll() is not None:
+                    break
+                continue
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            seen += chunk
+            if on_output is not None:
+                on_output(seen.decode(errors="replace"))
+        code = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+    return code, seen.decode(errors="replace")
+
+
 class Skill:
     """A throwaway skill folder wired to the process environment for one test."""
 

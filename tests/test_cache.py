@@ -76,7 +76,7 @@ def test_lifetime_rules():
     from scalekit_auth.cache import TokenCache
 
     cache = TokenCache(margin=300)
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     assert cache.lifetime(now - dt.timedelta(seconds=1), now) == 0  # expired: never cached
     assert cache.lifetime(now + dt.timedelta(seconds=0.6), now) == pytest.approx(0.6)  # last second: kept
     assert cache.lifetime(now + dt.timedelta(seconds=120), now) == pytest.approx(60)  # inside margin: half

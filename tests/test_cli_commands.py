@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from .conftest import ROOT, run_script
+from .conftest import ROOT, run_on_terminal, run_script
 from .test_cli import assert_one_clean_line
 
 
@@ -308,25 +308,12 @@ def test_doctor_names_rejected_credentials(ready):
 
 
 def test_no_color_is_respected_on_a_terminal(ready):
-    import pty
-
     def run(env_extra: dict) -> str:
         env = {**os.environ, **env_extra}
         env.pop("NO_COLOR", None) if "NO_COLOR" not in env_extra else None
-        out = []
-        pid, fd = pty.fork()
-        if pid == 0:  # child: stdout is the pty
-            os.execve(sys.executable, [sys.executable, str(ROOT / "scalekit-auth"), "status", "gmail"], env)
-        while True:
-            try:
-                data = os.read(fd, 4096)
-            except OSError:
-                break
-            if not data:
-                break
-            out.append(data)
-        os.waitpid(pid, 0)
-        return b"".join(out).decode()
+        code, text = run_on_terminal([sys.executable, str(ROOT / "scalekit-auth"), "status", "gmail"], env)
+        assert code == 0, text
+        return text
 
     assert "\033[32m" in run({"TERM": "xterm"})
     assert "\033[" not in run({"TERM": "xterm", "NO_COLOR": "1"})

@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 import requests
@@ -27,7 +27,7 @@ from .conftest import ROOT
 
 def utc(naive: datetime) -> float:
     """The SDK hands back naive UTC datetimes."""
-    return naive.replace(tzinfo=timezone.utc).timestamp()
+    return naive.replace(tzinfo=UTC).timestamp()
 
 
 # -- client credentials ---------------------------------------------------------

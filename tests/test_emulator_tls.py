@@ -63,7 +63,7 @@ def test_python_strict_handshake_with_a_running_emulator(authority):
 
 def _lax_ca_and_leaf():
     """A CA and leaf as the emulator used to make them: no key identifiers, so strict mode refuses the leaf."""
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "lax CA")])
     ca = (

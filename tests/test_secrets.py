@@ -112,7 +112,7 @@ def test_no_secret_in_logs_errors_or_reprs(canary, monkeypatch):
         broker.close()
     finally:
         logging.getLogger().removeHandler(capture)
-        for lg, level in zip(loggers, old_levels):
+        for lg, level in zip(loggers, old_levels, strict=True):
             lg.setLevel(level)
     assert capture.lines, "nothing was logged at DEBUG: the check would prove nothing"
     assert_clean("\n".join(capture.lines), "a log record")

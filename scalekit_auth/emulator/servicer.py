@@ -5,7 +5,8 @@ from __future__ import annotations
 import base64
 import functools
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import grpc
 from google.protobuf import struct_pb2, timestamp_pb2

@@ -37,7 +37,7 @@ _shared: CertificateAuthority | None = None
 
 
 def _now() -> _dt.datetime:
-    return _dt.datetime.now(_dt.timezone.utc)
+    return _dt.datetime.now(_dt.UTC)
 
 
 def _write_private(path: Path, data: bytes) -> None:
