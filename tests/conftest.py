@@ -56,6 +56,24 @@ def run_script(script: str, *args: str, env: dict | None = None, timeout: float 
     )
 
 
+def popen_as_in_a_terminal(argv: list[str], **kwargs):
+    """Popen for a child that must react to Ctrl-C (SIGINT) as it would in a terminal.
+
+    A program started in the background by a non-interactive shell (`make test &`, CI) inherits
+    SIGINT *ignored*, and Python then never raises KeyboardInterrupt. A handled signal is reset
+    to the default on exec, so installing Python's own handler around the spawn gives the child
+    the disposition a terminal user has.
+    """
+    import signal
+    import subprocess
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return subprocess.Popen(argv, **kwargs)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def run_on_terminal(argv: list[str], env: dict | None = None, on_output=None, timeout: float = 120) -> tuple[int, str]:
     """Run a command with a pseudo-terminal as its stdin, stdout and stderr; (exit code, everything it wrote).
 

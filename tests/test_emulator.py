@@ -273,11 +273,11 @@ def test_token_endpoint_fault(emulator):
 def test_latency_beyond_the_deadline_times_out(emulator):
     emulator.seed("gmail_u3134a", "alice")
     client = ScalekitClient(emulator.url, emulator.client_id, emulator.client_secret, call_timeout_s=0.2)
-    emulator.set_latency(2.0)
+    emulator.set_latency(120)
     started = time.monotonic()
     with pytest.raises(ScalekitGatewayTimeoutException):
         client.actions.get_connected_account(connection_name="gmail_u3134a", identifier="alice")
-    assert time.monotonic() - started < 1.5
+    assert time.monotonic() - started < 60  # the 0.2 s deadline, not the 120 s answer
     emulator.clear_faults()
     client.actions.get_connected_account(connection_name="gmail_u3134a", identifier="alice")
 
@@ -393,7 +393,7 @@ def test_command_line_prints_exports_serves_and_stops(tmp_path):
         client.core_client.grpc_secure_channel.close()
     finally:
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=10)
+        out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0
     assert "Ctrl-C" in err
 

@@ -48,7 +48,7 @@ def test_unavailable_on_every_call_gives_our_error_in_bounded_time(warm, emulato
     started = time.monotonic()
     with pytest.raises(ScalekitUnavailableError, match="Cannot reach Scalekit"):
         warm.get_token("gmail", force_refresh=True)
-    assert time.monotonic() - started < 10
+    assert time.monotonic() - started < 30  # the SDK's few retries, not a hang
     emulator.clear_faults()
     assert warm.get_token("gmail", force_refresh=True) == "tok-1"
 
@@ -67,23 +67,23 @@ def test_the_default_timeout_is_well_under_the_sdks():
 def test_latency_beyond_our_timeout_on_a_call(warm, emulator, monkeypatch):
     monkeypatch.setenv("SCALEKIT_TIMEOUT", "1")
     warm.get_token("gmail", force_refresh=True)  # a client with the 1 s deadline
-    emulator.set_latency(3)
+    emulator.set_latency(120)
     started = time.monotonic()
     with pytest.raises(ScalekitTimeoutError, match="did not answer within 1 seconds"):
         warm.get_token("gmail", force_refresh=True)
-    assert 0.9 < time.monotonic() - started < 2.5
+    assert 1 <= time.monotonic() - started < 60  # our deadline, not the 120 s answer
 
 
 def test_latency_beyond_our_timeout_on_the_login(skill, emulator, monkeypatch):
     skill.use(emulator)
     skill.configure("gmail", "gmail_u3134a")
     monkeypatch.setenv("SCALEKIT_TIMEOUT", "1")
-    emulator.set_latency(3)
+    emulator.set_latency(120)
     broker = TokenBroker()
     started = time.monotonic()
     with pytest.raises(ScalekitTimeoutError):
         broker.get_token("gmail")
-    assert 0.9 < time.monotonic() - started < 2.5
+    assert 1 <= time.monotonic() - started < 60  # our deadline, not the 120 s answer
     broker.close()
 
 
@@ -125,24 +125,25 @@ def test_emulator_killed_mid_run_then_back(skill, monkeypatch):
     monkeypatch.setenv("SCALEKIT_ENV_URL", f"https://127.0.0.1:{port}")
     monkeypatch.setenv("SCALEKIT_CLIENT_ID", "skc_fixed")
     monkeypatch.setenv("SCALEKIT_CLIENT_SECRET", secret)
+    monkeypatch.setenv("SCALEKIT_TIMEOUT", "120")
     skill.configure("gmail", "gmail_u3134a")
     first = _start_emulator(port, secret)
     broker = TokenBroker()
     try:
         assert broker.get_token("gmail")
         first.send_signal(signal.SIGKILL)
-        first.wait(timeout=10)
+        first.wait(timeout=60)
         started = time.monotonic()
         with pytest.raises(ScalekitUnavailableError, match="Cannot reach Scalekit"):
             broker.get_token("gmail", force_refresh=True)
-        assert time.monotonic() - started < 10
+        assert time.monotonic() - started < 60  # refused at once, not the 120 s timeout
         second = _start_emulator(port, secret)
         try:
             token = broker.get_token("gmail", force_refresh=True)  # same broker: it reconnects by itself
             assert token.startswith("emu_at_")
         finally:
             second.send_signal(signal.SIGINT)
-            second.wait(timeout=10)
+            second.wait(timeout=60)
     finally:
         broker.close()
         if first.poll() is None:

@@ -125,8 +125,7 @@ class EmulatorHandler(BaseHTTPRequestHandler):
     def _token(self, body: bytes) -> None:
         world = self.emu.world
         world.count("oauth_token")
-        if world.latency:
-            time.sleep(world.latency)
+        world.delay()
         fault = world.take_fault(TOKEN_PATH, rpc=False)
         if fault is not None:
             return self._json(

@@ -113,6 +113,7 @@ class Emulator:
     def start(self) -> Emulator:
         if self._router is not None:
             return self
+        self.world.stopping.clear()
         self._workdir = _socket_dir()
         cert = self.ca.issue_server_certificate(self._workdir)
         grpc_sock = str(self._workdir / "grpc.sock")
@@ -152,6 +153,7 @@ class Emulator:
 
     def stop(self) -> None:
         """Stop everything and cut open connections; safe to call twice."""
+        self.world.stopping.set()  # calls held back by latency end now
         if self._router is not None:
             self._router.stop()
             self._router = None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import functools
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -105,8 +104,7 @@ def rpc(func: Callable) -> Callable:
         name = func.__name__
         world.count("rpc_calls")
         world.count(f"rpc.{name}")
-        if world.latency:
-            time.sleep(world.latency)
+        world.delay()
         if not world.client_token_valid(_bearer(context)):
             world.count("rpc_unauthenticated")
             context.abort(grpc.StatusCode.UNAUTHENTICATED, "invalid or expired access token")

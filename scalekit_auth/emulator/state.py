@@ -135,6 +135,8 @@ class World:
         self.client_token_ttl = client_token_ttl
         self.link_ttl = link_ttl
         self.latency = 0.0
+        #: Set when the emulator stops, so calls held back by `latency` end at once.
+        self.stopping = threading.Event()
         self.connections: dict[str, Connection] = {c.name: c for c in connections}
         self.accounts: dict[tuple[str, str], Account] = {}
         self.links: dict[str, Link] = {}
@@ -145,6 +147,11 @@ class World:
         self._initial_connections = list(connections)
 
     # -- counters and faults -------------------------------------------------
+    def delay(self) -> None:
+        """Hold a call back by the configured latency (ends early when the emulator stops)."""
+        if self.latency:
+            self.stopping.wait(self.latency)
+
     def count(self, name: str, n: int = 1) -> None:
         with self._lock:
             self.counters[name] += n
