@@ -16,6 +16,10 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+#: The cache's notion of "now" (monotonic seconds). A module attribute so tests can move time
+#: forward instead of sleeping; nothing else changes it.
+_clock = time.monotonic
+
 T = TypeVar("T")
 
 DEFAULT_MARGIN = 300.0  # seconds before expiry at which a cached token is no longer served
@@ -46,7 +50,7 @@ class _Flight(Generic[T]):
 @dataclass
 class _Entry(Generic[T]):
     value: T
-    fresh_until: float  # time.monotonic() deadline
+    fresh_until: float  # _clock() deadline
 
 
 @dataclass(frozen=True)
@@ -105,13 +109,13 @@ class TokenCache(Generic[T]):
         """
         if not force:
             entry = self._entries.get(key)  # lock-free fast path: dict reads are atomic
-            if entry is not None and entry.fresh_until > time.monotonic():
+            if entry is not None and entry.fresh_until > _clock():
                 self._hits += 1
                 return entry.value
         with self._lock:
             if not force:
                 entry = self._entries.get(key)
-                if entry is not None and entry.fresh_until > time.monotonic():
+                if entry is not None and entry.fresh_until > _clock():
                     self._hits += 1
                     return entry.value
             flight = self._flights.get(key)
@@ -131,7 +135,7 @@ class TokenCache(Generic[T]):
         lifetime = self.lifetime(expiry_of(value)) if store else 0.0
         with self._lock:
             if lifetime > 0:
-                self._entries[key] = _Entry(value, time.monotonic() + lifetime)
+                self._entries[key] = _Entry(value, _clock() + lifetime)
             else:
                 self._entries.pop(key, None)
             self._flights.pop(key, None)

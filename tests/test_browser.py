@@ -10,6 +10,7 @@ import queue
 import re
 import shutil
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -59,7 +60,7 @@ def page(browser, request):
 class Waiting:
     """get_token(wait=True) running in a thread; links arrive on a queue."""
 
-    def __init__(self, timeout: float = 30) -> None:
+    def __init__(self, timeout: float = 120) -> None:
         self.links: queue.Queue = queue.Queue()
         self.result: dict = {}
         self.thread = threading.Thread(target=self._run, args=(timeout,), daemon=True)
@@ -75,10 +76,25 @@ class Waiting:
         self.links.put((link, expires_at))
 
     def next_link(self) -> str:
-        return self.links.get(timeout=20)[0]
+        return self.next_link_and_expiry()[0]
+
+    def next_link_and_expiry(self):
+        return self.links.get(timeout=60)
+
+    def usable_link(self, at_least: float = 3.0) -> str:
+        """The newest link shown so far that is valid for `at_least` more seconds (waits for one)."""
+        deadline = time.monotonic() + 60
+        link, expires_at = self.links.get(timeout=60)
+        while time.monotonic() < deadline:
+            while not self.links.empty():
+                link, expires_at = self.links.get_nowait()
+            if expires_at.timestamp() - time.time() >= at_least:
+                return link
+            link, expires_at = self.links.get(timeout=60)
+        raise AssertionError("no usable authorization link within 60 s")
 
     def finish(self) -> dict:
-        self.thread.join(timeout=30)
+        self.thread.join(timeout=120)
         assert not self.thread.is_alive(), "the waiting call did not return"
         return self.result
 
@@ -98,17 +114,18 @@ def test_user_clicks_allow_and_the_waiting_call_gets_the_token(skill, emulator, 
 
 
 def test_link_expired_before_the_click_then_the_new_link_works(skill, page):
-    with Emulator(link_ttl=2.0) as emu:
+    with Emulator(link_ttl=8.0) as emu:
         skill.use(emu)
         skill.configure("gmail", "gmail_u3134a", "mess")
         waiting = Waiting()
-        first = waiting.next_link()
-        second = waiting.next_link()  # issued as the first one runs out
-        page.wait_for_timeout(700)  # now the first has expired
+        first, first_expiry = waiting.next_link_and_expiry()
+        deadline = time.monotonic() + 60
+        while time.time() <= first_expiry.timestamp() + 0.2 and time.monotonic() < deadline:
+            time.sleep(0.1)  # until the first link has run out
         page.goto(first)
         assert page.locator("#result").inner_text() == "Link not valid"
         assert "expired" in page.content()
-        page.goto(second)
+        page.goto(waiting.usable_link())  # a newer one, issued as the first ran out
         page.click("#allow")
         assert page.locator("#result").inner_text() == "Connected"
         result = waiting.finish()

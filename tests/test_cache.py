@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from scalekit_auth import cache as cache_module
 from scalekit_auth.broker import TokenBroker
 from scalekit_auth.errors import AuthorizationError, BatchError, RateLimitedError, ServiceNotConfiguredError
 
@@ -49,25 +50,40 @@ def test_one_client_per_process_serves_every_lookup(broker, emulator):
     assert counters["oauth_token"] == 1
 
 
-def test_a_token_inside_the_refresh_margin_is_looked_up_again(broker, emulator, monkeypatch):
-    monkeypatch.setenv("SCALEKIT_CACHE_MARGIN", "298")
+@pytest.fixture
+def later(monkeypatch):
+    """later(seconds): move the cache's clock forward instead of sleeping."""
+    offset = [0.0]
+    real = cache_module._clock
+    monkeypatch.setattr(cache_module, "_clock", lambda: real() + offset[0])
+
+    def advance(seconds: float) -> None:
+        offset[0] += seconds
+
+    return advance
+
+
+def test_a_token_inside_the_refresh_margin_is_looked_up_again(broker, emulator, monkeypatch, later):
+    monkeypatch.setenv("SCALEKIT_CACHE_MARGIN", "240")
     emulator.seed("gmail_u3134a", "agent", access_token="short-lived", ttl=300)
     broker.get_token("gmail")
     broker.get_token("gmail")
-    assert lookups(emulator) == 1  # 2 s of freshness left: still served
-    time.sleep(2.1)
+    assert lookups(emulator) == 1  # up to 60 s of freshness left: still served
+    later(61)
     broker.get_token("gmail")
     assert lookups(emulator) == 2
 
 
 def test_a_token_arriving_inside_the_margin_is_rechecked_at_half_its_life(broker, emulator):
+    seeded = time.monotonic()
     emulator.seed("gmail_u3134a", "agent", ttl=120)  # default margin is 300 s
     broker.get_token("gmail")
     broker.get_token("gmail")
     assert lookups(emulator) == 1
     (key,) = broker.cache._entries
     left = broker.cache._entries[key].fresh_until - time.monotonic()
-    assert 55 < left <= 60
+    since_seed = time.monotonic() - seeded  # however long the lookup took on this machine
+    assert 60 - since_seed - 1 < left <= 60
 
 
 def test_lifetime_rules():
@@ -176,14 +192,15 @@ def test_the_cache_can_be_switched_off(broker, emulator, monkeypatch):
     assert broker.cache.stats().entries == 0
 
 
-def test_without_an_expiry_the_default_lifetime_applies(broker, emulator, skill, monkeypatch):
+def test_without_an_expiry_the_default_lifetime_applies(broker, emulator, skill, monkeypatch, later):
     skill.configure("openai", "openai_demo")
     emulator.seed("openai_demo", "agent", static={"api_key": "sk-1"})
-    monkeypatch.setenv("SCALEKIT_CACHE_TTL", "1.5")
+    monkeypatch.setenv("SCALEKIT_CACHE_TTL", "30")
     broker.get_token("openai")
+    later(29)
     broker.get_token("openai")
     assert lookups(emulator) == 1
-    time.sleep(1.6)
+    later(2)
     broker.get_token("openai")
     assert lookups(emulator) == 2
 

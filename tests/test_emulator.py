@@ -48,7 +48,7 @@ def test_token_endpoint_answers_401_json(emulator):
     resp = requests.post(
         emulator.url + "/oauth/token",
         data={"grant_type": "client_credentials", "client_id": "x", "client_secret": "y"},
-        timeout=5,
+        timeout=60,
     )
     assert resp.status_code == 401
     assert resp.json()["error"] == "invalid_client"
@@ -202,28 +202,28 @@ def test_link_creates_pending_account_and_approval_activates_it(emulator, sdk):
 
 
 def test_expired_link_is_refused_and_changes_nothing():
-    with Emulator(link_ttl=0.2) as emu:
+    with Emulator(link_ttl=60) as emu:
         link = emu.issue_link("gmail_u3134a", "erin")["link"]
-        time.sleep(0.3)
+        emu.advance_clock(61)
         with pytest.raises(EmulatorError, match="expired"):
             emu.approve(link)
         assert emu.account("gmail_u3134a", "erin")["status"] == "PENDING_AUTH"
-        page = requests.get(link, timeout=5)
+        page = requests.get(link, timeout=60)
         assert page.status_code == 410
 
 
 def test_consent_page_allow_and_deny(emulator):
     link = emulator.issue_link("slack_x7y9z", "frank")["link"]
-    page = requests.get(link, timeout=5)
+    page = requests.get(link, timeout=60)
     assert page.status_code == 200
     assert "frank" in page.text and 'id="allow"' in page.text and 'id="deny"' in page.text
-    done = requests.post(link, data={"decision": "allow"}, timeout=5)
+    done = requests.post(link, data={"decision": "allow"}, timeout=60)
     assert "Connected" in done.text
     assert emulator.account("slack_x7y9z", "frank")["status"] == "ACTIVE"
-    assert requests.get(link, timeout=5).status_code == 410
+    assert requests.get(link, timeout=60).status_code == 410
 
     link2 = emulator.issue_link("slack_x7y9z", "gina")["link"]
-    denied = requests.post(link2, data={"decision": "deny"}, timeout=5)
+    denied = requests.post(link2, data={"decision": "deny"}, timeout=60)
     assert "denied" in denied.text
     assert emulator.account("slack_x7y9z", "gina")["status"] == "PENDING_AUTH"
     assert emulator.counters()["links_denied"] == 1
@@ -331,23 +331,23 @@ def test_reset_forgets_accounts_and_counters(emulator):
 
 def test_admin_api_needs_the_key(emulator):
     url = emulator.env["SCALEKIT_EMULATOR_ADMIN_URL"]
-    assert requests.post(f"{url}/counters", json={}, timeout=5).status_code == 403
+    assert requests.post(f"{url}/counters", json={}, timeout=60).status_code == 403
     headers = {ADMIN_HEADER: emulator.admin_key}
     seeded = requests.post(
-        f"{url}/seed", json={"connection": "gmail_u3134a", "identifier": "hank"}, headers=headers, timeout=5
+        f"{url}/seed", json={"connection": "gmail_u3134a", "identifier": "hank"}, headers=headers, timeout=60
     )
     assert seeded.status_code == 200
     assert seeded.json()["result"]["status"] == "ACTIVE"
     link = requests.post(
-        f"{url}/issue_link", json={"connection": "gmail_u3134a", "identifier": "ivy"}, headers=headers, timeout=5
+        f"{url}/issue_link", json={"connection": "gmail_u3134a", "identifier": "ivy"}, headers=headers, timeout=60
     ).json()["result"]["link"]
-    ok = requests.post(f"{url}/approve", json={"link": link}, headers=headers, timeout=5)
+    ok = requests.post(f"{url}/approve", json={"link": link}, headers=headers, timeout=60)
     assert ok.json()["result"]["status"] == "ACTIVE"
-    bad = requests.post(f"{url}/seed", json={"nope": 1}, headers=headers, timeout=5)
+    bad = requests.post(f"{url}/seed", json={"nope": 1}, headers=headers, timeout=60)
     assert bad.status_code == 400
-    unknown = requests.post(f"{url}/explode", json={}, headers=headers, timeout=5)
+    unknown = requests.post(f"{url}/explode", json={}, headers=headers, timeout=60)
     assert unknown.status_code == 404 and "seed" in unknown.json()["actions"]
-    counters = requests.get(f"{url}/counters", headers=headers, timeout=5).json()["result"]
+    counters = requests.get(f"{url}/counters", headers=headers, timeout=60).json()["result"]
     assert counters["links_approved"] == 1
 
 
@@ -411,11 +411,11 @@ def test_command_line_rejects_a_bad_seed():
 
 
 def test_client_tokens_expire_and_the_sdk_logs_in_again():
-    with Emulator(client_token_ttl=1.5) as emu:
+    with Emulator(client_token_ttl=600) as emu:
         emu.seed("gmail_u3134a", "alice")
         client = ScalekitClient(emu.url, emu.client_id, emu.client_secret)
         client.actions.get_connected_account(connection_name="gmail_u3134a", identifier="alice")
-        time.sleep(1.6)
+        emu.advance_clock(601)
         client.actions.get_connected_account(connection_name="gmail_u3134a", identifier="alice")
         counters = emu.counters()
         assert counters["rpc_unauthenticated"] == 1

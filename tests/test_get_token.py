@@ -123,7 +123,7 @@ def test_no_account_raises_authorization_error_with_a_working_link(skill, emulat
     assert "expires in about 1 minute" in str(err)
     assert err.expires_at.tzinfo is not None
     assert 50 < err.seconds_left <= 60
-    assert requests.get(err.link, timeout=5).status_code == 200
+    assert requests.get(err.link, timeout=60).status_code == 200
     assert err.exit_code == 4
 
     emulator.approve(err.link)

@@ -105,16 +105,16 @@ def broker(api):
 
 
 def test_the_token_goes_in_the_authorization_header(api, broker):
-    resp = requests.get(f"{api.url}/gmail/v1/users/me/profile", auth=ScalekitAuth("gmail", broker=broker), timeout=5)
+    resp = requests.get(f"{api.url}/gmail/v1/users/me/profile", auth=ScalekitAuth("gmail", broker=broker), timeout=60)
     assert resp.status_code == 200
     assert api.seen[-1]["auth"] == "Bearer token-1"
 
 
 def test_401_refreshes_the_token_and_resends_once(api, broker, emulator):
     auth = ScalekitAuth("gmail", broker=broker)
-    assert requests.get(f"{api.url}/gmail/x", auth=auth, timeout=5).status_code == 200  # caches token-1
+    assert requests.get(f"{api.url}/gmail/x", auth=auth, timeout=60).status_code == 200  # caches token-1
     emulator.rotate_token("gmail_u3134a", "mess", "token-2")  # the provider now wants token-2
-    resp = requests.post(f"{api.url}/gmail/send", data=b"hello", auth=auth, timeout=5)
+    resp = requests.post(f"{api.url}/gmail/send", data=b"hello", auth=auth, timeout=60)
     assert resp.status_code == 200
     assert [r.status_code for r in resp.history] == [401]
     assert [s["auth"] for s in api.seen[1:]] == ["Bearer token-1", "Bearer token-2"]
@@ -124,26 +124,26 @@ def test_401_refreshes_the_token_and_resends_once(api, broker, emulator):
 
 def test_a_second_401_goes_back_to_the_caller(api, broker, emulator):
     auth = ScalekitAuth("gmail", broker=broker)
-    requests.get(f"{api.url}/gmail/x", auth=auth, timeout=5)
+    requests.get(f"{api.url}/gmail/x", auth=auth, timeout=60)
     emulator.rotate_token("gmail_u3134a", "mess", "token-2")
     api.current_token = lambda: "the-provider-accepts-nothing"
-    resp = requests.get(f"{api.url}/gmail/x", auth=auth, timeout=5)
+    resp = requests.get(f"{api.url}/gmail/x", auth=auth, timeout=60)
     assert resp.status_code == 401
     assert len(api.seen) == 3  # first call, the 401, one retry: no loop
 
 
 def test_no_resend_when_scalekit_has_no_newer_token(api, broker):
     api.current_token = lambda: "something-else"
-    resp = requests.get(f"{api.url}/gmail/x", auth=ScalekitAuth("gmail", broker=broker), timeout=5)
+    resp = requests.get(f"{api.url}/gmail/x", auth=ScalekitAuth("gmail", broker=broker), timeout=60)
     assert resp.status_code == 401
     assert len(api.seen) == 1
 
 
 def test_a_streaming_body_is_not_resent(api, broker, emulator):
     auth = ScalekitAuth("gmail", broker=broker)
-    requests.get(f"{api.url}/gmail/x", auth=auth, timeout=5)
+    requests.get(f"{api.url}/gmail/x", auth=auth, timeout=60)
     emulator.rotate_token("gmail_u3134a", "mess", "token-2")
-    resp = requests.post(f"{api.url}/gmail/upload", data=(c for c in [b"a", b"b"]), auth=auth, timeout=5)
+    resp = requests.post(f"{api.url}/gmail/upload", data=(c for c in [b"a", b"b"]), auth=auth, timeout=60)
     assert resp.status_code == 401
     assert len(api.seen) == 2
     assert api.seen[-1]["body"] == b"ab"
@@ -151,21 +151,21 @@ def test_a_streaming_body_is_not_resent(api, broker, emulator):
 
 def test_a_file_body_is_rewound_and_resent(api, broker, emulator):
     auth = ScalekitAuth("gmail", broker=broker)
-    requests.get(f"{api.url}/gmail/x", auth=auth, timeout=5)
+    requests.get(f"{api.url}/gmail/x", auth=auth, timeout=60)
     emulator.rotate_token("gmail_u3134a", "mess", "token-2")
-    resp = requests.put(f"{api.url}/gmail/file", data=io.BytesIO(b"file-content"), auth=auth, timeout=5)
+    resp = requests.put(f"{api.url}/gmail/file", data=io.BytesIO(b"file-content"), auth=auth, timeout=60)
     assert resp.status_code == 200
     assert [s["body"] for s in api.seen[1:]] == [b"file-content", b"file-content"]
 
 
 def test_the_service_comes_from_the_url(api, broker):
-    resp = requests.get(f"{api.url}/gmail/v1/users/me/profile", auth=ScalekitAuth(broker=broker), timeout=5)
+    resp = requests.get(f"{api.url}/gmail/v1/users/me/profile", auth=ScalekitAuth(broker=broker), timeout=60)
     assert resp.status_code == 200
 
 
 def test_an_unknown_url_is_explained_and_nothing_is_sent(api, broker):
     with pytest.raises(ConfigurationError, match=r"No service is known for .*configured services: gmail"):
-        requests.get(f"{api.url}/other/x", auth=ScalekitAuth(broker=broker), timeout=5)
+        requests.get(f"{api.url}/other/x", auth=ScalekitAuth(broker=broker), timeout=60)
     assert api.seen == []
 
 
@@ -194,7 +194,7 @@ def test_get_token_for_url(api):
 
 def test_httpx_401_refreshes_and_resends_once(api, broker, emulator):
     auth = httpx_auth("gmail", broker=broker)
-    with httpx.Client(auth=auth) as client:
+    with httpx.Client(auth=auth, timeout=60) as client:
         assert client.get(f"{api.url}/gmail/x").status_code == 200
         emulator.rotate_token("gmail_u3134a", "mess", "token-2")
         resp = client.post(f"{api.url}/gmail/send", content=b"hi")
@@ -207,7 +207,7 @@ def test_httpx_401_refreshes_and_resends_once(api, broker, emulator):
 
 
 def test_httpx_does_not_resend_a_stream(api, broker, emulator):
-    with httpx.Client(auth=httpx_auth(broker=broker)) as client:
+    with httpx.Client(auth=httpx_auth(broker=broker), timeout=60) as client:
         client.get(f"{api.url}/gmail/x")
         emulator.rotate_token("gmail_u3134a", "mess", "token-2")
         resp = client.post(f"{api.url}/gmail/upload", content=(c for c in [b"a", b"b"]))

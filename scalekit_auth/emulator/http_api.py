@@ -5,7 +5,6 @@ from __future__ import annotations
 import html
 import json
 import secrets
-import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
@@ -149,13 +148,13 @@ class EmulatorHandler(BaseHTTPRequestHandler):
             link = world.link(token)
             if link.used:
                 raise EmulatorError("FAILED_PRECONDITION", "This authorization link has already been used.")
-            if link.expires_at <= time.time():
+            if link.expires_at <= world.now():
                 raise EmulatorError("DEADLINE_EXCEEDED", "This authorization link has expired.")
         except EmulatorError as err:
             return self._link_refused(err)
         connection, identifier = link.account_key
         provider = world.connections[connection].provider if connection in world.connections else connection
-        left = max(0, int(link.expires_at - time.time()))
+        left = max(0, int(link.expires_at - world.now()))
         body = (
             f"<h1>Connect {html.escape(provider.title())}</h1>"
             f"<p>An agent is asking to use your <b>{html.escape(provider.title())}</b> account.</p>"

@@ -294,6 +294,11 @@ class Emulator:
     def clear_faults(self) -> None:
         self.world.clear_faults()
 
+    def advance_clock(self, seconds: float) -> None:
+        """Let `seconds` pass for the emulator at once: token, client-login and link lifetimes run out
+        without the test sleeping (so tests do not depend on how fast the machine is)."""
+        self.world.advance_clock(float(seconds))
+
     def issue_link(self, connection: str, identifier: str) -> dict[str, Any]:
         link = self.world.create_link(connection, identifier)
         return {"link": self.link_for(link.token), "expires_at": link.expires_at}
@@ -340,6 +345,7 @@ class Emulator:
                 "fail_next",
                 "set_latency",
                 "clear_faults",
+                "advance_clock",
                 "issue_link",
                 "latest_link",
                 "approve",

@@ -135,6 +135,7 @@ class World:
         self.client_token_ttl = client_token_ttl
         self.link_ttl = link_ttl
         self.latency = 0.0
+        self.clock_offset = 0.0
         #: Set when the emulator stops, so calls held back by `latency` end at once.
         self.stopping = threading.Event()
         self.connections: dict[str, Connection] = {c.name: c for c in connections}
@@ -147,6 +148,17 @@ class World:
         self._initial_connections = list(connections)
 
     # -- counters and faults -------------------------------------------------
+    def now(self) -> float:
+        """The emulator's wall clock: real time plus whatever `advance_clock` added."""
+        return time.time() + self.clock_offset
+
+    def advance_clock(self, seconds: float) -> None:
+        """Move the emulator's time forward (tokens, client logins and links age at once)."""
+        if seconds < 0:
+            raise ValueError("the clock only moves forward")
+        with self._lock:
+            self.clock_offset += float(seconds)
+
     def delay(self) -> None:
         """Hold a call back by the configured latency (ends early when the emulator stops)."""
         if self.latency:
@@ -207,13 +219,13 @@ class World:
                 self.counters["oauth_token_rejected"] += 1
                 return None
             token = "emu_ct_" + secrets.token_urlsafe(24)
-            self.client_tokens[token] = time.time() + self.client_token_ttl
+            self.client_tokens[token] = self.now() + self.client_token_ttl
             return token, self.client_token_ttl
 
     def client_token_valid(self, token: str) -> bool:
         with self._lock:
             expiry = self.client_tokens.get(token)
-            return expiry is not None and expiry > time.time()
+            return expiry is not None and expiry > self.now()
 
     def rotate_client_secret(self, new_secret: str | None = None, revoke_tokens: bool = True) -> str:
         with self._lock:
@@ -256,7 +268,7 @@ class World:
 
     def _set_access_token(self, acc: Account, token: str) -> None:
         """Replace the access token, keeping a history of when each one was current."""
-        now = time.time()
+        now = self.now()
         history = self.token_history.setdefault(acc.key, [])
         if history and history[-1][2] is None:
             history[-1][2] = now
@@ -269,10 +281,10 @@ class World:
             self._set_access_token(acc, access_token or new_access_token())
             acc.refresh_token = acc.refresh_token or new_refresh_token()
             acc.scopes = acc.scopes or list(_PROVIDER_SCOPES.get(acc.connection.provider, ["read"]))
-            acc.token_expires_at = time.time() + (self.token_ttl if ttl is None else ttl)
+            acc.token_expires_at = self.now() + (self.token_ttl if ttl is None else ttl)
         elif not acc.static_details:
             acc.static_details = {"api_key": access_token or "emu_key_" + secrets.token_urlsafe(24)}
-        acc.updated_at = time.time()
+        acc.updated_at = self.now()
 
     def create(
         self, connection: str, identifier: str, *, oauth: dict | None = None, static: dict | None = None
@@ -307,12 +319,12 @@ class World:
             self._set_access_token(acc, oauth["access_token"])
             acc.refresh_token = oauth.get("refresh_token", "") or acc.refresh_token
             acc.scopes = list(oauth.get("scopes") or acc.scopes)
-            acc.token_expires_at = time.time() + 3600
+            acc.token_expires_at = self.now() + 3600
             acc.status = "ACTIVE"
         elif static:
             acc.static_details = dict(static)
             acc.status = "ACTIVE"
-        acc.updated_at = time.time()
+        acc.updated_at = self.now()
 
     def delete(self, connection: str, identifier: str, account_id: str = "") -> None:
         with self._lock:
@@ -363,7 +375,7 @@ class World:
         with self._lock:
             acc = self.find(connection, identifier)
             acc.status = status
-            acc.updated_at = time.time()
+            acc.updated_at = self.now()
             return acc
 
     def rotate_token(self, connection: str, identifier: str, access_token: str | None = None) -> str:
@@ -381,13 +393,13 @@ class World:
                 acc.status == "ACTIVE"
                 and acc.connection.kind == "oauth"
                 and acc.token_expires_at
-                and acc.token_expires_at <= time.time()
+                and acc.token_expires_at <= self.now()
             ):
                 self._set_access_token(acc, new_access_token())
-                acc.token_expires_at = time.time() + self.token_ttl
-                acc.updated_at = time.time()
+                acc.token_expires_at = self.now() + self.token_ttl
+                acc.updated_at = self.now()
                 self.counters["token_refreshes"] += 1
-            acc.last_used_at = time.time()
+            acc.last_used_at = self.now()
             return acc
 
     def list(
@@ -425,7 +437,7 @@ class World:
             link = Link(
                 token=secrets.token_urlsafe(18),
                 account_key=(connection, identifier),
-                expires_at=time.time() + self.link_ttl,
+                expires_at=self.now() + self.link_ttl,
             )
             self.links[link.token] = link
             self.counters["links_issued"] += 1
@@ -442,7 +454,7 @@ class World:
         link = self.link(token)
         if link.used:
             raise EmulatorError("FAILED_PRECONDITION", "this authorization link has already been used")
-        if link.expires_at <= time.time():
+        if link.expires_at <= self.now():
             raise EmulatorError("DEADLINE_EXCEEDED", "this authorization link has expired")
         if link.account_key not in self.accounts:
             raise EmulatorError("NOT_FOUND", "the account this link was for no longer exists")
@@ -467,7 +479,7 @@ class World:
             link.used = True
             link.outcome = "denied"
             acc = self.accounts[link.account_key]
-            acc.updated_at = time.time()  # the declined attempt is recorded on the account
+            acc.updated_at = self.now()  # the declined attempt is recorded on the account
             self.counters["links_denied"] += 1
             return acc
 
