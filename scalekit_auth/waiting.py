@@ -83,9 +83,11 @@ def wait_for_credentials(
                 return broker.get_credentials(service, identifier)
             except AuthorizationError as err:
                 current = err
+    # The account as it is before anyone can see the link: a user who acts the moment it is
+    # shown must still count as a change.
+    baseline = broker.account_status(service, current.identifier or identifier).updated_at
     on_link(current.link, current.expires_at)
     renew_at = min(RENEW_BEFORE, _left(current.expires_at) * RENEW_FRACTION)
-    baseline = broker.account_status(service, current.identifier or identifier).updated_at
 
     interval = FIRST_POLL
     next_poll = time.monotonic() + interval

@@ -236,3 +236,16 @@ def test_on_a_terminal_auth_shows_a_live_countdown(gmail, emulator):
     assert clicked and clicked[0].status_code == 200
     assert re.search(r"link valid \d+ s more, giving up in 4:\d\d \(Ctrl-C to stop\)", text)
     assert "gmail is connected for 'mess'" in text
+
+
+def test_a_deny_the_moment_the_link_is_shown_is_still_reported(gmail, emulator):
+    """The user may act before the waiting call takes its first look: that must not hide the decision."""
+    seen = []
+
+    def deny_at_once(link, expires_at) -> None:
+        seen.append(link)
+        if len(seen) == 1:
+            assert click(link, "deny").status_code == 200
+
+    with pytest.raises(AuthorizationDeclinedError):
+        get_token("gmail", wait=True, timeout=60, on_link=deny_at_once)
