@@ -15,10 +15,8 @@ import argparse
 import json
 import os
 import signal
-import socket
 import socketserver
 import stat
-import struct
 import subprocess
 import sys
 import threading
@@ -142,11 +140,8 @@ class AgentServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
 
     def verify_request(self, request: Any, client_address: Any) -> bool:
         """Only our own user: the kernel says who is on the other end (SO_PEERCRED)."""
-        so_peercred = getattr(socket, "SO_PEERCRED", None)
-        if so_peercred is None:  # pragma: no cover - not Linux: the 0700 directory is the guard
-            return True
-        _pid, uid, _gid = struct.unpack("3i", request.getsockopt(socket.SOL_SOCKET, so_peercred, 12))
-        return uid == os.getuid()
+        uid = agent_client.peer_uid(request)
+        return uid is None or uid == os.getuid()  # None: no peer credentials here; the 0700 directory guards
 
     def touch(self, delta: int) -> None:
         with self._lock:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import os
 import socket
+import stat
+import struct
 from collections.abc import Mapping
 from typing import Any
 
@@ -30,6 +32,34 @@ def _timeout(env: Mapping[str, str]) -> float:
     return min(max(scalekit_timeout, 1.0), 300.0) * 3 + 5
 
 
+def _private_to_us(path: str, kind: int) -> bool:
+    """`path` is a `kind` (not a symlink), owned by us, and nobody else may use it."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_IFMT(st.st_mode) == kind and st.st_uid == os.getuid() and not stat.S_IMODE(st.st_mode) & 0o077
+
+
+def peer_uid(sock: socket.socket) -> int | None:
+    """The uid of the process on the other end of a connected Unix socket, as the kernel reports it."""
+    if hasattr(socket, "SO_PEERCRED"):  # Linux: struct ucred {pid, uid, gid}
+        _pid, uid, _gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
+        return uid
+    if hasattr(socket, "LOCAL_PEERCRED"):  # macOS/BSD: struct xucred {version, uid, ngroups, groups[16]}
+        raw = sock.getsockopt(0, socket.LOCAL_PEERCRED, 76)  # SOL_LOCAL is 0
+        return struct.unpack_from("2I", raw)[1]
+    return None
+
+
+def trusted_socket(path: str) -> bool:
+    """Only our own agent gets a request: its directory and socket are ours and private.
+
+    (The server's uid is checked after connecting, before anything is sent: see `call`.)
+    """
+    return _private_to_us(os.path.dirname(path), stat.S_IFDIR) and _private_to_us(path, stat.S_IFSOCK)
+
+
 def call(
     message: dict[str, Any], environ: Mapping[str, str] | None = None, timeout: float | None = None
 ) -> dict | None:
@@ -38,13 +68,15 @@ def call(
     if not paths.agent_enabled(env):
         return None
     path = paths.agent_socket(env)
-    if not os.path.exists(path):
-        return None
+    if not trusted_socket(path):
+        return None  # none running, or files another user could have made: never talk to it
     request = {"v": PROTOCOL, "context": paths.context_fingerprint(env), **message}
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.settimeout(timeout if timeout is not None else _timeout(env))
             sock.connect(path)
+            if peer_uid(sock) not in (os.getuid(), None):
+                return None  # someone else is listening on our socket's name
             sock.sendall(json.dumps(request).encode() + b"\n")
             data = b""
             while not data.endswith(b"\n"):

@@ -264,3 +264,121 @@ def test_an_insecure_runtime_directory_is_refused(ready, tmp_path, monkeypatch):
     proc = cli("agent", "start")
     assert proc.returncode == 3
     assert "belongs to another user" in proc.stderr
+
+
+# -- a forged agent: another local user binds the socket name first ----------------------------
+
+# Runs as `nobody`: listens on argv[1], records every byte a client sends to argv[2], answers
+# every request with a token of its own. argv[3] is a file created once it listens.
+FORGED_AGENT = """
+import json, os, socket, sys
+path, log, ready = sys.argv[1], sys.argv[2], sys.argv[3]
+srv = socket.socket(socket.AF_UNIX)
+srv.bind(path)
+os.chmod(path, 0o777)
+srv.listen(8)
+open(ready, "w").close()
+while True:
+    conn, _ = srv.accept()
+    conn.settimeout(30)
+    try:
+        data = conn.recv(65536)
+        with open(log, "ab") as fh:
+            fh.write(data)
+        result = [{"service": "gmail", "identifier": "mess", "connection_name": "x", "kind": "oauth",
+                   "token": "FORGED-TOKEN", "access_token": "FORGED-TOKEN", "scopes": [], "expires_at": None,
+                   "fields": {}}]
+        ping = {"pid": 1, "socket": path, "skill_dir": "/", "started_at": 0, "idle_for": 0, "idle_timeout": 900,
+                "context_matches": True, "cache": {"entries": 0, "hits": 0, "misses": 0}}
+        conn.sendall(json.dumps({"ok": True, "result": ping if b'"ping"' in data else result}).encode() + b"\\n")
+    except OSError:
+        pass
+    finally:
+        conn.close()
+"""
+
+
+@pytest.fixture
+def forged(ready):
+    """Start a forged agent as `nobody`; returns a function that launches it on a socket path."""
+    import shutil
+    import tempfile
+
+    if os.getuid() != 0:
+        pytest.fail("this test needs root (CI runs as root) to act as another local user")
+    procs = []
+    shared = Path(tempfile.mkdtemp(prefix="ska-forged-", dir="/tmp"))  # the attacker can reach it, as /tmp
+    os.chmod(shared, 0o777)
+    os.chmod(os.environ["XDG_RUNTIME_DIR"], 0o755)  # reachable, like /tmp when XDG_RUNTIME_DIR is unset
+
+    def launch(sock: Path) -> Path:
+        log, flag = shared / "received.bin", shared / "listening"
+        proc = subprocess.Popen(
+            ["/usr/bin/python3", "-c", FORGED_AGENT, str(sock), str(log), str(flag)],
+            user=65534, group=65534, env={"PATH": "/usr/bin:/bin"}, cwd="/",
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        procs.append(proc)
+        deadline = time.monotonic() + 60
+        while not flag.exists():
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < deadline, "the forged agent did not start within 60 s"
+            time.sleep(0.05)
+        return log
+
+    yield launch
+    for proc in procs:
+        proc.kill()
+        proc.wait(timeout=60)
+    shutil.rmtree(shared, ignore_errors=True)
+
+
+def _no_forged_token(log: Path, *results: subprocess.CompletedProcess) -> None:
+    for proc in results:
+        assert "FORGED-TOKEN" not in proc.stdout + proc.stderr
+    assert not log.exists() or log.read_bytes() == b"", f"the forged agent learnt: {log.read_bytes()[:200]!r}"
+
+
+def test_a_runtime_directory_made_by_another_user_is_not_trusted(forged, emulator):
+    """As in /tmp when XDG_RUNTIME_DIR is unset: the attacker made the directory first and listens in it."""
+    runtime = Path(paths.runtime_dir())
+    runtime.mkdir(mode=0o777)
+    os.chmod(runtime, 0o777)
+    os.chown(runtime, 65534, 65534)
+    log = forged(Path(paths.agent_socket()))
+    token = probe("gmail")
+    via_cli = cli("header", "gmail")
+    status = cli("agent", "status")
+    assert token.returncode == 0 and token.stdout == "gmail-token\n", token.stderr  # done in-process instead
+    assert via_cli.stdout == "Authorization: Bearer gmail-token\n"
+    assert status.returncode == 1 and "FORGED" not in status.stdout
+    _no_forged_token(log, token, via_cli, status)
+
+
+def test_a_socket_of_another_user_in_our_directory_is_not_trusted(forged, emulator):
+    """Our private directory, but the socket in it belongs to someone else (it was opened up for a moment)."""
+    runtime = Path(paths.runtime_dir())
+    runtime.mkdir(mode=0o700, parents=True)
+    os.chmod(runtime, 0o777)
+    log = forged(Path(paths.agent_socket()))
+    os.chmod(runtime, 0o700)
+    token = probe("gmail")
+    assert token.stdout == "gmail-token\n", token.stderr
+    _no_forged_token(log, token)
+
+
+def test_the_peer_is_checked_even_when_every_file_looks_like_ours(forged, emulator):
+    """Socket and directory chowned to us: only the kernel's word on the peer (SO_PEERCRED) gives it away."""
+    runtime = Path(paths.runtime_dir())
+    runtime.mkdir(mode=0o700, parents=True)
+    os.chmod(runtime, 0o777)
+    sock = Path(paths.agent_socket())
+    log = forged(sock)
+    os.chmod(runtime, 0o700)
+    os.chown(sock, os.getuid(), os.getgid())
+    os.chmod(sock, 0o600)
+    token = probe("gmail")
+    status = cli("agent", "status", "--json")
+    assert token.stdout == "gmail-token\n", token.stderr
+    assert status.returncode == 1
+    _no_forged_token(log, token, status)
