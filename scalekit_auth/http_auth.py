@@ -2,11 +2,14 @@
 
 On a 401 the cached token is dropped, a fresh one fetched, and the request re-sent once,
 only when the token actually changed and the body can be sent again (no streams). A
-second 401 goes back to the caller: never a loop.
+second 401 goes back to the caller: never a loop. Only a 401 from the origin (scheme, host,
+port) the token was attached for is retried: after a redirect to another host (or from https
+to http) the 401 is not about our token, and that host must never be handed one.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import requests
@@ -18,6 +21,19 @@ from .logs import get_logger
 log = get_logger("scalekit_auth.http")
 
 _RETRIED = "_scalekit_auth_retried"
+
+
+def origin(url: str) -> tuple[str, str, int | None]:
+    """(scheme, host, port) with default ports filled in: what must match for a token to go along."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port or {"https": 443, "http": 80}.get(scheme)
+    except ValueError:
+        port = None
+    return scheme, (parts.hostname or "").lower(), port
 
 
 def _default_broker() -> TokenBroker:
@@ -54,12 +70,15 @@ class ScalekitAuth(_TokenSource, AuthBase):
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         service = self._service_for(request.url or "")
         request.headers["Authorization"] = f"Bearer {self.broker.get_token(service, self.identifier)}"
-        request.register_hook("response", self._on_response)
+        request.register_hook("response", functools.partial(self._on_response, origin(request.url or "")))
         return request
 
-    def _on_response(self, response: requests.Response, **kwargs: Any) -> requests.Response:
+    def _on_response(self, token_origin, response: requests.Response, **kwargs: Any) -> requests.Response:
         request = response.request
         if response.status_code != 401 or getattr(request, _RETRIED, False):
+            return response
+        if origin(request.url or "") != token_origin:  # redirected elsewhere: not our token's business
+            log.debug("401 not retried: it came from another origin than the token was sent to")
             return response
         if not _can_resend(request):
             log.debug("401 not retried: the request body cannot be sent again")
@@ -127,6 +146,8 @@ def _make_httpx_class():
             response = yield request
             if response.status_code != 401 or not isinstance(request.stream, httpx.ByteStream):
                 return
+            if origin(str(response.request.url)) != origin(str(request.url)):
+                return  # the 401 came from where a redirect led, not from the token's origin
             self.broker.invalidate(service, self.identifier)
             fresh = self.broker.get_token(service, self.identifier, force_refresh=True)
             if fresh == token:

@@ -56,6 +56,12 @@ class StandIn:
                     body = self.rfile.read(length) if length else b""
                 auth = self.headers.get("Authorization", "")
                 stand_in.seen.append({"path": self.path, "auth": auth, "body": body})
+                if self.path.startswith("/gmail/redirect?to="):  # an API that sends the client elsewhere
+                    self.send_response(302)
+                    self.send_header("Location", self.path.split("?to=", 1)[1])
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 ok = auth == f"Bearer {stand_in.current_token()}"
                 if ok and self.path.startswith("/gmail/v1/users/me/messages"):
                     payload = {"messages": [{"id": "m1", "threadId": "t1"}, {"id": "m2", "threadId": "t2"}]}
@@ -268,3 +274,50 @@ def test_bad_hosts_in_connections_json_are_explained(skill):
     proc = run_cli("which", "https://api.example.com/")
     assert proc.returncode == 3
     assert '"hosts"' in proc.stderr and "must be a list of strings" in proc.stderr
+
+
+# -- a 401 after a redirect to another host never earns that host a token ----------------------
+
+
+@pytest.fixture
+def foreign():
+    """Another host (reached as `localhost`, while the API is 127.0.0.1) that answers 401 to everything."""
+    other = StandIn(lambda: "never-this")
+    other.url = other.url.replace("127.0.0.1", "localhost")
+    yield other
+    other.stop()
+
+
+def _no_token_reached(foreign, emulator, lookups_before: int) -> None:
+    assert foreign.seen, "the redirect was not followed: the test proves nothing"
+    assert all(hit["auth"] == "" for hit in foreign.seen), foreign.seen
+    assert emulator.counters()["rpc.GetConnectedAccountAuth"] == lookups_before  # no fresh token was fetched
+
+
+@pytest.mark.parametrize("target", ["/x", "http://{other}/x"])
+def test_requests_does_not_retry_a_401_from_another_host(api, broker, emulator, foreign, target):
+    auth = ScalekitAuth("gmail", broker=broker)
+    assert requests.get(f"{api.url}/gmail/x", auth=auth, timeout=60).status_code == 200
+    before = emulator.counters()["rpc.GetConnectedAccountAuth"]
+    where = target.format(other=foreign.url.removeprefix("http://"))
+    where = foreign.url + where if where.startswith("/") else where
+    resp = requests.get(f"{api.url}/gmail/redirect?to={where}", auth=auth, timeout=60)
+    assert resp.status_code == 401
+    _no_token_reached(foreign, emulator, before)
+
+
+def test_a_session_does_not_retry_a_401_from_another_host(api, broker, emulator, foreign):
+    s = requests.Session()
+    s.auth = ScalekitAuth("gmail", broker=broker)
+    assert s.get(f"{api.url}/gmail/x", timeout=60).status_code == 200
+    before = emulator.counters()["rpc.GetConnectedAccountAuth"]
+    assert s.get(f"{api.url}/gmail/redirect?to={foreign.url}/y", timeout=60).status_code == 401
+    _no_token_reached(foreign, emulator, before)
+
+
+def test_httpx_does_not_retry_a_401_from_another_host(api, broker, emulator, foreign):
+    with httpx.Client(auth=httpx_auth("gmail", broker=broker), timeout=60, follow_redirects=True) as client:
+        assert client.get(f"{api.url}/gmail/x").status_code == 200
+        before = emulator.counters()["rpc.GetConnectedAccountAuth"]
+        assert client.get(f"{api.url}/gmail/redirect?to={foreign.url}/y").status_code == 401
+    _no_token_reached(foreign, emulator, before)
