@@ -31,10 +31,11 @@ from .errors import BatchError, ConfigurationError, ScalekitAuthError, to_wire
 
 DEFAULT_IDLE_TIMEOUT = 900.0
 IDLE_VAR = "SCALEKIT_AGENT_IDLE_TIMEOUT"
-#: How long a status check waits for a live agent's answer. A socket nobody listens on fails at
-#: once, so this only matters for an agent that is alive but slow (a busy machine): then waiting
-#: is right, and calling it dead would let a second agent take over its socket.
-PING_TIMEOUT = 15.0
+#: How long a status check waits for the agent's answer. A socket nobody listens on fails at once;
+#: a live agent answers a ping at once (even on a busy machine it is well within this); one that
+#: does not is reported as not answering (AgentNotAnsweringError), never taken for dead: its
+#: socket is not taken from under it.
+PING_TIMEOUT = agent_client.ACK_TIMEOUT
 #: How long `agent start` waits for the new agent to answer, and `agent stop` for it to go.
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0
@@ -81,6 +82,8 @@ class _Handler(socketserver.StreamRequestHandler):
         for line in self.rfile:
             if not line.strip():
                 continue
+            self.wfile.write(agent_client.ACK)  # at once: the caller knows we are alive and working on it
+            self.wfile.flush()
             reply = self.server.answer(line)
             try:
                 data = json.dumps(reply).encode()
@@ -109,7 +112,7 @@ class AgentServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
         self._retiring = False
         ensure_private_dir(os.path.dirname(path))
         if os.path.exists(path):
-            if agent_client.ping(_unforced(environ), timeout=PING_TIMEOUT, any_context=True) is not None:
+            if agent_client.ping(_unforced(environ), PING_TIMEOUT, any_context=True, raise_if_stuck=True) is not None:
                 raise ConfigurationError(f"an agent is already serving {path}")
             os.unlink(path)  # stale socket of an agent that died
         old = os.umask(0o177)
@@ -264,14 +267,15 @@ def _unforced(environ: Mapping[str, str] | None) -> dict[str, str]:
 
 
 def status(environ: Mapping[str, str] | None = None) -> dict | None:
-    """The running agent's status, or None when none answers on the socket."""
-    return agent_client.ping(_unforced(environ), timeout=PING_TIMEOUT, any_context=True)
+    """The running agent's status, or None when none is running; AgentNotAnsweringError when one is
+    there but does not answer."""
+    return agent_client.ping(_unforced(environ), PING_TIMEOUT, any_context=True, raise_if_stuck=True)
 
 
 def start(idle_timeout: float | None = None, environ: Mapping[str, str] | None = None) -> tuple[dict, bool]:
     """(status, started_now). Idempotent: a running agent for this configuration is kept."""
     env = _unforced(environ)
-    running = agent_client.ping(env, timeout=PING_TIMEOUT, any_context=True)
+    running = agent_client.ping(env, PING_TIMEOUT, any_context=True, raise_if_stuck=True)
     if running is not None:
         if running.get("context_matches"):
             return running, False
@@ -309,7 +313,7 @@ def start(idle_timeout: float | None = None, environ: Mapping[str, str] | None =
 def stop(environ: Mapping[str, str] | None = None) -> dict | None:
     """Stop the agent (its cache is wiped); None when none was running."""
     env = _unforced(environ)
-    reply = agent_client.call({"op": "stop", "any_context": True}, env, timeout=PING_TIMEOUT)
+    reply = agent_client.call({"op": "stop", "any_context": True}, env, timeout=PING_TIMEOUT, raise_if_stuck=True)
     if not reply or not reply.get("ok"):
         return None
     path = paths.agent_socket(env)

@@ -17,10 +17,28 @@ from collections.abc import Mapping
 from typing import Any
 
 from . import paths
-from .errors import ScalekitAuthError, from_wire
+from .errors import ConfigurationError, ScalekitAuthError, from_wire
 
 PROTOCOL = 1
 MAX_REPLY = 1 << 20
+#: The agent acknowledges a request the moment it reads it, then works on it. A caller waits
+#: this long for that first line: an agent that is stopped (SIGSTOP), wedged or starved gets a
+#: few seconds, not the minutes a Scalekit lookup may take, before the caller does the work itself.
+ACK_TIMEOUT = 5.0
+ACK = b'{"ack": true}\n'
+
+
+class AgentNotAnsweringError(ConfigurationError):
+    """Something holds our agent's socket (it is ours, the peer is our user) but does not answer."""
+
+    def __init__(self, path: str, pid: int | None) -> None:
+        self.path = path
+        self.pid = pid
+        who = f"the agent (pid {pid})" if pid else "the agent"
+        super().__init__(
+            f"{who} at {path} is not answering (stopped or overloaded). "
+            f"Resume or end it ({f'kill {pid}' if pid else 'kill it'}), then run: scalekit-auth agent start"
+        )
 
 
 def _timeout(env: Mapping[str, str]) -> float:
@@ -41,15 +59,42 @@ def _private_to_us(path: str, kind: int) -> bool:
     return stat.S_IFMT(st.st_mode) == kind and st.st_uid == os.getuid() and not stat.S_IMODE(st.st_mode) & 0o077
 
 
-def peer_uid(sock: socket.socket) -> int | None:
-    """The uid of the process on the other end of a connected Unix socket, as the kernel reports it."""
+def peer(sock: socket.socket) -> tuple[int | None, int | None]:
+    """(pid, uid) of the process on the other end of a connected Unix socket, as the kernel reports
+    them; None where the platform cannot tell."""
     if hasattr(socket, "SO_PEERCRED"):  # Linux: struct ucred {pid, uid, gid}
-        _pid, uid, _gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
-        return uid
+        pid, uid, _gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
+        return pid, uid
     if hasattr(socket, "LOCAL_PEERCRED"):  # macOS/BSD: struct xucred {version, uid, ngroups, groups[16]}
         raw = sock.getsockopt(0, socket.LOCAL_PEERCRED, 76)  # SOL_LOCAL is 0
-        return struct.unpack_from("2I", raw)[1]
-    return None
+        return None, struct.unpack_from("2I", raw)[1]
+    return None, None
+
+
+def peer_uid(sock: socket.socket) -> int | None:
+    """The uid of the process on the other end (see `peer`)."""
+    return peer(sock)[1]
+
+
+def _read_line(sock: socket.socket, buffer: bytearray, timeout: float) -> bytes | None:
+    """The next line from the socket (without waiting longer than `timeout` in all); None if it closed."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while b"\n" not in buffer:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError
+        sock.settimeout(left)
+        chunk = sock.recv(65536)
+        if not chunk:
+            return None
+        buffer += chunk
+        if len(buffer) > MAX_REPLY:
+            return None
+    line, _, rest = bytes(buffer).partition(b"\n")
+    buffer[:] = rest
+    return line
 
 
 def trusted_socket(path: str) -> bool:
@@ -61,9 +106,17 @@ def trusted_socket(path: str) -> bool:
 
 
 def call(
-    message: dict[str, Any], environ: Mapping[str, str] | None = None, timeout: float | None = None
+    message: dict[str, Any],
+    environ: Mapping[str, str] | None = None,
+    timeout: float | None = None,
+    *,
+    raise_if_stuck: bool = False,
 ) -> dict | None:
-    """Send one request; the agent's reply, or None when there is no usable agent."""
+    """Send one request; the agent's reply, or None when there is no usable agent.
+
+    An agent that does not acknowledge within ACK_TIMEOUT counts as unusable (None), or raises
+    AgentNotAnsweringError with `raise_if_stuck` (for `agent status` / `agent start`).
+    """
     env = os.environ if environ is None else environ
     if not paths.agent_enabled(env):
         return None
@@ -71,22 +124,27 @@ def call(
     if not trusted_socket(path):
         return None  # none running, or files another user could have made: never talk to it
     request = {"v": PROTOCOL, "context": paths.context_fingerprint(env), **message}
+    answer_within = timeout if timeout is not None else _timeout(env)
+    pid = None
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(timeout if timeout is not None else _timeout(env))
+            sock.settimeout(min(answer_within, ACK_TIMEOUT))
             sock.connect(path)
-            if peer_uid(sock) not in (os.getuid(), None):
+            pid, uid = peer(sock)
+            if uid not in (os.getuid(), None):
                 return None  # someone else is listening on our socket's name
             sock.sendall(json.dumps(request).encode() + b"\n")
-            data = b""
-            while not data.endswith(b"\n"):
-                chunk = sock.recv(65536)
-                if not chunk:
-                    return None  # the agent went away mid-request
-                data += chunk
-                if len(data) > MAX_REPLY:
-                    return None
-        reply = json.loads(data)
+            buffer = bytearray()
+            line = _read_line(sock, buffer, min(answer_within, ACK_TIMEOUT))
+            if line is not None and line + b"\n" == ACK:  # acknowledged: now it works on the request
+                line = _read_line(sock, buffer, answer_within)
+            if line is None:
+                return None  # the agent went away mid-request
+        reply = json.loads(line)
+    except TimeoutError:
+        if raise_if_stuck:
+            raise AgentNotAnsweringError(path, pid) from None
+        return None
     except (OSError, ValueError):
         return None
     if not isinstance(reply, dict) or reply.get("mismatch"):
@@ -141,8 +199,13 @@ def invalidate(service: str, identifier: str | None = None, environ: Mapping[str
         pass
 
 
-def ping(environ: Mapping[str, str] | None = None, timeout: float = 15.0, any_context: bool = False) -> dict | None:
+def ping(
+    environ: Mapping[str, str] | None = None,
+    timeout: float = ACK_TIMEOUT,
+    any_context: bool = False,
+    raise_if_stuck: bool = False,
+) -> dict | None:
     """The agent's status, or None. `any_context` answers even for another configuration."""
     env = os.environ if environ is None else environ
-    reply = call({"op": "ping", "any_context": any_context}, env, timeout=timeout)
+    reply = call({"op": "ping", "any_context": any_context}, env, timeout=timeout, raise_if_stuck=raise_if_stuck)
     return reply.get("result") if reply and reply.get("ok") else None

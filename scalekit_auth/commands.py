@@ -470,7 +470,17 @@ def cmd_agent(args: argparse.Namespace, broker: TokenBroker) -> int:
             else "no agent is running"
         )
         return ExitCode.OK
-    info = agent.status()
+    from .agent_client import AgentNotAnsweringError
+
+    try:
+        info = agent.status()
+    except AgentNotAnsweringError as err:
+        if args.json:
+            sys.stdout.write(
+                json.dumps({"running": True, "answering": False, "pid": err.pid, "socket": err.path}) + "\n"
+            )
+        say(str(err))
+        return int(ExitCode.ERROR)
     if args.json:
         sys.stdout.write(json.dumps({"running": info is not None, **(info or {})}) + "\n")
     elif info is None:

@@ -159,12 +159,18 @@ def test_disabled_with_the_variable_and_bypassed_for_other_settings(running, emu
 
 
 def test_fallback_when_the_agent_dies_mid_request(running, emulator):
-    emulator.set_latency(1.5)
+    assert probe("slack").returncode == 4  # the agent has logged in to Scalekit (slack needs authorization)
+    emulator.set_latency(600)  # held at Scalekit until we say so
+    lookups = emulator.counters().get(LOOKUP, 0)
     proc = subprocess.Popen(
         [sys.executable, "-c", PROBE, "gmail"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
-    time.sleep(0.7)  # the agent is now waiting on Scalekit for this request
+    deadline = time.monotonic() + 60
+    while emulator.counters().get(LOOKUP, 0) == lookups:  # the agent is now asking Scalekit for this request
+        assert time.monotonic() < deadline and proc.poll() is None, "the request never reached the agent"
+        time.sleep(0.02)
     os.kill(running["pid"], signal.SIGKILL)
+    emulator.set_latency(0)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert out == "gmail-token\n"
@@ -172,9 +178,12 @@ def test_fallback_when_the_agent_dies_mid_request(running, emulator):
 
 
 def test_idle_agent_exits_by_itself(ready):
-    assert cli("agent", "start", "--idle-timeout", "1").returncode == 0
+    import re
+
+    started = cli("agent", "start", "--idle-timeout", "1")
+    assert started.returncode == 0, started.stderr
+    pid = int(re.search(r"agent started \(pid (\d+)", started.stderr).group(1))  # it may be gone already
     socket_path = Path(paths.agent_socket())
-    pid = agent.status()["pid"]
     # Whenever the socket is there, the agent answers on it: it removes the socket before it stops.
     deadline = time.monotonic() + 60
     while socket_path.exists() and time.monotonic() < deadline:
@@ -382,3 +391,27 @@ def test_the_peer_is_checked_even_when_every_file_looks_like_ours(forged, emulat
     assert token.stdout == "gmail-token\n", token.stderr
     assert status.returncode == 1
     _no_forged_token(log, token, status)
+
+
+def test_a_frozen_agent_costs_callers_seconds_not_the_scalekit_timeout(ready, monkeypatch):
+    """SIGSTOP: the kernel still accepts connections, nobody answers. Callers fall back quickly;
+    status names the stuck process; start does not take its socket from under it."""
+    monkeypatch.setenv("SCALEKIT_TIMEOUT", "120")  # waiting for the agent's answer could take 6 minutes
+    assert cli("agent", "start").returncode == 0
+    pid = agent.status()["pid"]
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        token = probe("gmail")
+        took = time.monotonic() - started
+        status = cli("agent", "status")
+        again = cli("agent", "start")
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert token.returncode == 0 and token.stdout == "gmail-token\n", token.stderr
+    assert "SDK-LOADED" in token.stderr  # done in-process
+    assert took < 60, f"{took:.0f} s behind a frozen agent"
+    assert status.returncode == 1
+    assert f"pid {pid}" in status.stderr and "not answering" in status.stderr, status.stderr
+    assert again.returncode == 3 and f"pid {pid}" in again.stderr and "not answering" in again.stderr, again.stderr
+    assert agent.status()["pid"] == pid  # it was left alone, and answers again once resumed

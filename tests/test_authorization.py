@@ -78,27 +78,32 @@ def test_an_active_account_needs_no_waiting(gmail, emulator):
 
 
 def test_an_expiring_link_is_replaced_and_the_new_one_works(skill):
-    with Emulator(link_ttl=2.0) as emu:
+    with Emulator(link_ttl=8.0) as emu:
         skill.use(emu)
         skill.configure("gmail", "gmail_u3134a", "mess")
         links = Links()
 
         clicks: dict[str, int] = {}
 
-        def approve_second() -> None:
+        def approve_a_newer_one() -> None:
             deadline = time.monotonic() + 60
-            while len(links.seen) < 2 and time.monotonic() < deadline:
+            links.arrived.wait(60)
+            first, first_expiry = links.seen[0]
+            while time.time() <= first_expiry.timestamp() + 0.2 and time.monotonic() < deadline:
+                time.sleep(0.05)  # until the first link has run out
+            clicks["first"] = click(first).status_code
+            while time.monotonic() < deadline:  # the newest link with time left (renewed as the first ran out)
+                newest, expiry = links.seen[-1]
+                if newest != first and expiry.timestamp() - time.time() > 3:
+                    clicks["newer"] = click(newest).status_code
+                    return
                 time.sleep(0.05)
-            (first, first_expiry), (second, _) = links.seen[0], links.seen[1]
-            time.sleep(max(0.0, first_expiry.timestamp() - time.time()) + 0.1)
-            clicks["first"] = click(first).status_code  # expired by now
-            clicks["second"] = click(second).status_code
 
-        t = threading.Thread(target=approve_second, daemon=True)
+        t = threading.Thread(target=approve_a_newer_one, daemon=True)
         t.start()
         token = wait_for_authorization("gmail", timeout=60, on_link=links)
         t.join()
-        assert clicks == {"first": 410, "second": 200}
+        assert clicks == {"first": 410, "newer": 200}
         assert token == emu.account("gmail_u3134a", "mess")["access_token"]
         assert len({link for link, _ in links.seen}) == len(links.seen) >= 2
 
@@ -108,7 +113,7 @@ def test_giving_up_carries_the_latest_link(gmail, emulator):
     started = time.monotonic()
     with pytest.raises(AuthorizationTimeoutError) as caught:
         get_token("gmail", wait=True, timeout=1.5, on_link=links)
-    assert time.monotonic() - started >= 1.5  # gave up when told, not before (and did not hang: no 60 s wait)
+    assert 1.5 <= time.monotonic() - started < 60  # gave up when told: not before, and not never
     err = caught.value
     assert isinstance(err, AuthorizationError)
     assert err.link == links.seen[-1][0]

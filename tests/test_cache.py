@@ -151,14 +151,30 @@ def _in_threads(n: int, func):
     for t in threads:
         t.start()
     for t in threads:
-        t.join(timeout=30)
+        t.join(timeout=120)
     return results
+
+
+def _in_one_flight(n: int, broker, emulator, func):
+    """Run func in n threads while the lookup is held at Scalekit until every thread has asked."""
+    emulator.set_latency(600)
+    release = threading.Thread(target=_release_when_all_asked, args=(n, broker, emulator), daemon=True)
+    release.start()
+    results = _in_threads(n, func)
+    release.join(timeout=120)
+    return results
+
+
+def _release_when_all_asked(n: int, broker, emulator) -> None:
+    deadline = time.monotonic() + 60
+    while broker.cache.stats().misses < n and time.monotonic() < deadline:
+        time.sleep(0.02)
+    emulator.set_latency(0)  # the held lookup answers now
 
 
 def test_single_flight_32_threads_one_lookup(broker, emulator):
     emulator.seed("gmail_u3134a", "agent", access_token="shared-token")
-    emulator.set_latency(0.2)
-    results = _in_threads(32, lambda: broker.get_token("gmail"))
+    results = _in_one_flight(32, broker, emulator, lambda: broker.get_token("gmail"))
     assert results == ["shared-token"] * 32
     assert lookups(emulator) == 1
     assert emulator.counters()["oauth_token"] == 1
@@ -166,9 +182,8 @@ def test_single_flight_32_threads_one_lookup(broker, emulator):
 
 def test_an_error_in_flight_reaches_every_waiter(broker, emulator):
     emulator.seed("gmail_u3134a", "agent")
-    emulator.set_latency(0.2)
     emulator.fail_next(1, "RESOURCE_EXHAUSTED")
-    results = _in_threads(16, lambda: broker.get_token("gmail"))
+    results = _in_one_flight(16, broker, emulator, lambda: broker.get_token("gmail"))
     assert all(isinstance(r, RateLimitedError) for r in results), results
     assert lookups(emulator) == 1
     emulator.clear_faults()

@@ -153,7 +153,7 @@ class Emulator:
 
     def stop(self) -> None:
         """Stop everything and cut open connections; safe to call twice."""
-        self.world.stopping.set()  # calls held back by latency end now
+        self.world.stop_delays()  # calls held back by latency go on now
         if self._router is not None:
             self._router.stop()
             self._router = None
@@ -289,7 +289,7 @@ class Emulator:
         """Delay every /oauth/token call and RPC by `seconds` (models a real network)."""
         if seconds < 0:
             raise ValueError("latency must not be negative")
-        self.world.latency = float(seconds)
+        self.world.set_latency(seconds)
 
     def clear_faults(self) -> None:
         self.world.clear_faults()

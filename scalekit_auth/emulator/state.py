@@ -138,6 +138,7 @@ class World:
         self.clock_offset = 0.0
         #: Set when the emulator stops, so calls held back by `latency` end at once.
         self.stopping = threading.Event()
+        self._latency_changed = threading.Condition(threading.Lock())
         self.connections: dict[str, Connection] = {c.name: c for c in connections}
         self.accounts: dict[tuple[str, str], Account] = {}
         self.links: dict[str, Link] = {}
@@ -159,10 +160,28 @@ class World:
         with self._lock:
             self.clock_offset += float(seconds)
 
+    def set_latency(self, seconds: float) -> None:
+        """Hold every later call back by `seconds`; calls already held back see the new value at once
+        (so a test can keep a call in flight for as long as it needs, then let it go)."""
+        with self._latency_changed:
+            self.latency = float(seconds)
+            self._latency_changed.notify_all()
+
+    def stop_delays(self) -> None:
+        """The emulator is stopping: every held-back call goes on now."""
+        with self._latency_changed:
+            self.stopping.set()
+            self._latency_changed.notify_all()
+
     def delay(self) -> None:
-        """Hold a call back by the configured latency (ends early when the emulator stops)."""
-        if self.latency:
-            self.stopping.wait(self.latency)
+        """Hold a call back by the configured latency (ends early when it is lowered or the emulator stops)."""
+        started = time.monotonic()
+        with self._latency_changed:
+            while not self.stopping.is_set():
+                left = started + self.latency - time.monotonic()
+                if left <= 0:
+                    return
+                self._latency_changed.wait(left)
 
     def count(self, name: str, n: int = 1) -> None:
         with self._lock:
@@ -179,7 +198,7 @@ class World:
     def clear_faults(self) -> None:
         with self._lock:
             self.faults.clear()
-            self.latency = 0.0
+        self.set_latency(0.0)
 
     def take_fault(self, method: str, *, rpc: bool = True) -> Fault | None:
         """The first armed fault matching `method`, consumed once; None when the call should succeed.
@@ -206,8 +225,13 @@ class World:
             self.faults.clear()
             self.counters.clear()
             self.token_history.clear()
-            self.latency = 0.0
+            self.clock_offset = 0.0
             self.connections = {c.name: c for c in self._initial_connections}
+        self.set_latency(0.0)
+
+    def _new_account(self, conn: Connection, identifier: str) -> Account:
+        """An account stamped with the emulator's clock (which tests may have moved forward)."""
+        return Account(id="ca_" + secrets.token_hex(8), connection=conn, identifier=identifier, updated_at=self.now())
 
     # -- client credentials --------------------------------------------------
     def issue_client_token(self, client_id: str, client_secret: str) -> tuple[str, float] | None:
@@ -295,7 +319,7 @@ class World:
                 raise EmulatorError("INVALID_ARGUMENT", "identifier is required")
             if (connection, identifier) in self.accounts:
                 raise EmulatorError("ALREADY_EXISTS", "connected account already exists")
-            acc = Account(id="ca_" + secrets.token_hex(8), connection=conn, identifier=identifier)
+            acc = self._new_account(conn, identifier)
             self.accounts[acc.key] = acc
             self._apply_details(acc, oauth, static)
             return acc
@@ -356,7 +380,7 @@ class World:
                 conn = self.add_connection(connection, kind or ("static" if static else "oauth"))
             acc = self.accounts.get((connection, identifier))
             if acc is None:
-                acc = Account(id="ca_" + secrets.token_hex(8), connection=conn, identifier=identifier)
+                acc = self._new_account(conn, identifier)
                 self.accounts[acc.key] = acc
             acc.status = status
             if refresh_token is not None:
@@ -432,7 +456,7 @@ class World:
             if not identifier:
                 raise EmulatorError("INVALID_ARGUMENT", "identifier is required")
             if (connection, identifier) not in self.accounts:
-                acc = Account(id="ca_" + secrets.token_hex(8), connection=conn, identifier=identifier)
+                acc = self._new_account(conn, identifier)
                 self.accounts[acc.key] = acc
             link = Link(
                 token=secrets.token_urlsafe(18),
