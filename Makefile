@@ -1,48 +1,56 @@
 # Two commands do all the set-up on a fresh machine:
 #   make demo   - create .venv, install, and run the whole flow against a local Scalekit emulator
 #   make test   - create .venv, install, lint, and run the test suite
-# Any supported Python (3.11 or newer) works: PYTHON=python3.13 make test
-# (scripts/pythons lists the Pythons on this machine).
+# Any supported Python (3.11 or newer) works: make test PYTHON=python3.13, or PYTHON=3.13 to
+# pick that version from the interpreters scripts/pythons finds on this machine.
 PYTHON ?= python3
 VENV   ?= .venv
 RUNS   ?= 10
 BIN    := $(VENV)/bin
-PYVER  := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
-# One stamp per Python version: switching PYTHON rebuilds the environment.
-STAMP  := $(VENV)/.installed-$(PYVER)
+
+# PYTHON=3.13: the interpreter of that version found on this machine (pyenv, /usr/bin, PATH).
+ifneq ($(shell echo '$(PYTHON)' | grep -xE '[0-9]+\.[0-9]+'),)
+override PYTHON := $(or $(shell scripts/pythons | awk -v v='$(PYTHON)' '$$1 == v {print $$2}'),python$(PYTHON))
+endif
+
+# Which interpreter exactly (version and real path): the environment is rebuilt when it changes.
+PYID_CODE := import sys, os, hashlib; print("%d.%d-%s" % (sys.version_info[0], sys.version_info[1], hashlib.sha1(os.path.realpath(sys.executable).encode()).hexdigest()[:8]))
+PYID   := $(shell "$(PYTHON)" -c '$(PYID_CODE)' 2>/dev/null)
+STAMP  := $(VENV)/.installed-$(or $(PYID),unknown)
+HINT   := scripts/pythons lists the Pythons on this machine; pick one with e.g. make test PYTHON=3.12
 
 .PHONY: demo test lint bench stress system-deps clean
 
 $(STAMP): requirements.txt requirements-dev.txt
-	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "make: Python '$(PYTHON)' was not found. Install Python 3.11 or newer, or name one: make test PYTHON=python3.12 (scripts/pythons lists those on this machine)." >&2; exit 3; }
-	@$(PYTHON) -B -c "import scalekit_auth" || { echo "make: choose another interpreter, e.g. make test PYTHON=python3.12 (scripts/pythons lists those on this machine)." >&2; exit 3; }
-	@if [ -x $(BIN)/python ] && [ "$$($(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)" != "$(PYVER)" ]; then \
-		echo "make: $(VENV) was made with another Python; recreating it with $(PYTHON) ($(PYVER))"; rm -rf $(VENV); fi
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
-	touch $(STAMP)
+	@[ -n "$(PYID)" ] || { echo "make: cannot run Python '$(PYTHON)' (not installed, or a pyenv shim for a version that is not active). Install Python 3.11 or newer. $(HINT)" >&2; exit 3; }
+	@"$(PYTHON)" -B -c "import scalekit_auth" || { echo "make: $(HINT)" >&2; exit 3; }
+	@if [ -e "$(VENV)" ] && [ "$$("$(BIN)/python" -c '$(PYID_CODE)' 2>/dev/null)" != "$(PYID)" ]; then \
+		echo "make: $(VENV) was made with another Python; recreating it with $(PYTHON)"; rm -rf "$(VENV)"; fi
+	"$(PYTHON)" -m venv "$(VENV)"
+	"$(BIN)/python" -m pip install --quiet --upgrade pip
+	"$(BIN)/python" -m pip install --quiet -r requirements-dev.txt
+	touch "$(STAMP)"
 
 demo: $(STAMP)
-	$(BIN)/python -m scalekit_auth demo
+	"$(BIN)/python" -m scalekit_auth demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+	"$(BIN)/ruff" check .
+	"$(BIN)/ruff" format --check .
 
 system-deps:
 	@scripts/system-deps
 
 test: lint system-deps
-	$(BIN)/python -m pytest -q -n auto
+	"$(BIN)/python" -m pytest -q -n auto
 
 # The suite RUNS times in a row with a CPU hog on every core (see scripts/stress).
 stress: $(STAMP) system-deps
-	scripts/stress $(RUNS) $(BIN)/python
+	scripts/stress $(RUNS) "$(BIN)/python"
 
 bench: $(STAMP)
-	$(BIN)/python bench/bench_tokens.py
-	$(BIN)/python bench/bench_cli.py
+	"$(BIN)/python" bench/bench_tokens.py
+	"$(BIN)/python" bench/bench_cli.py
 
 clean:
-	rm -rf $(VENV) .venv-* .pytest_cache .ruff_cache .hypothesis test-artifacts
+	rm -rf "$(VENV)" .venv-* .pytest_cache .ruff_cache .hypothesis test-artifacts

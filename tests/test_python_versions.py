@@ -24,7 +24,10 @@ ENTRY_POINTS = {
     "scalekit-auth": ["scalekit-auth", "token", "gmail"],
     "python -m scalekit_auth": ["-m", "scalekit_auth", "--help"],
     "import scalekit_helper": ["-c", "import scalekit_helper; print('imported')"],
+    "python -m scalekit_auth.agent": ["-m", "scalekit_auth.agent", "--help"],
+    "python -m scalekit_auth.emulator": ["-m", "scalekit_auth.emulator", "--help"],
 }
+GUARDED_FILES = ("scalekit_auth/__init__.py", "scalekit_helper.py", "get_token.py", "scalekit-auth")
 
 
 def installed_pythons() -> list[tuple[tuple[int, int], str]]:
@@ -51,7 +54,9 @@ def assert_refused(proc: subprocess.CompletedProcess, version: str, label: str) 
 
 
 def test_every_older_cpython_on_the_machine_is_refused_cleanly():
-    olds = [(v, p) for v, p in installed_pythons() if v < MIN]
+    found = installed_pythons()
+    assert sys.version_info[:2] in [v for v, _ in found], f"scripts/pythons missed this interpreter: {found}"
+    olds = [(v, p) for v, p in found if v < MIN]  # none on some machines: the pretend test below covers them
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     for _version, python in olds:
         full = subprocess.run(
@@ -81,7 +86,9 @@ print("still running")
 """
 
 
-@pytest.mark.parametrize("target", ["get_token.py", "scalekit-auth", "-mscalekit_auth", "scalekit_helper"])
+@pytest.mark.parametrize(
+    "target", ["get_token.py", "scalekit-auth", "-mscalekit_auth", "-mscalekit_auth.agent", "scalekit_helper"]
+)
 def test_this_python_pretending_to_be_older_is_refused(target):
     proc = subprocess.run(
         [sys.executable, "-c", PRETEND, target, "gmail"], cwd=ROOT, capture_output=True, text=True, timeout=60
@@ -90,12 +97,20 @@ def test_this_python_pretending_to_be_older_is_refused(target):
 
 
 def test_the_guard_parses_on_every_python_it_must_refuse():
-    """The files that run before the check use no syntax newer than Python 2.7 understands."""
-    for name in ("scalekit_auth/__init__.py", "scalekit_helper.py", "get_token.py", "scalekit-auth"):
+    """The files that run before the check use no syntax newer than Python 2.7 understands:
+    compiled by the oldest interpreter on the machine, and checked for the usual suspects."""
+    for name in GUARDED_FILES:
         text = (ROOT / name).read_text()
         assert not re.search(r"""\bf["']""", text), f"{name}: f-string"
         assert not re.search(r"def \w+\([^)]*:", text), f"{name}: annotation"
         compile(text, name, "exec")
+    oldest = installed_pythons()[0]
+    if oldest[0] < MIN:
+        code = "import sys\nfor f in sys.argv[1:]:\n    compile(open(f).read(), f, 'exec')\nprint('ok')"
+        proc = subprocess.run(
+            [oldest[1], "-c", code, *GUARDED_FILES], cwd=ROOT, capture_output=True, text=True, timeout=60
+        )
+        assert proc.stdout.strip() == "ok", f"{oldest[1]}: {proc.stderr}"
 
 
 def test_declared_python_matches_the_check():
