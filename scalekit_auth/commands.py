@@ -290,16 +290,20 @@ def cmd_curl(args: argparse.Namespace, broker: TokenBroker) -> int:
     """curl URL with the Authorization header read from a pipe: never in argv, never on disk."""
     import shutil
 
-    service = args.service or broker.service_for_url_or_explain(args.url)
-    token = broker.get_token(service, args.identifier)
+    from .curlargs import check_curl_args
+
     curl = shutil.which("curl")
     if curl is None:
         raise ConfigurationError("curl is not installed (e.g. apt-get install curl).")
+    check_curl_args(args.curl_args, curl)  # before any token exists: one URL, no rerouting options
+    service = args.service or broker.service_for_url_or_explain(args.url)
+    token = broker.get_token(service, args.identifier)
     read_fd, write_fd = os.pipe()
     os.write(write_fd, f"Authorization: Bearer {token}\n".encode())
     os.close(write_fd)
     os.set_inheritable(read_fd, True)
-    argv = [curl, "-H", f"@/dev/fd/{read_fd}", *args.curl_args, args.url]
+    # -q first: no ~/.curlrc, which could add URLs or options the check above never saw.
+    argv = [curl, "-q", "-H", f"@/dev/fd/{read_fd}", *args.curl_args, "--", args.url]
     broker.close()
     sys.stdout.flush()
     sys.stderr.flush()

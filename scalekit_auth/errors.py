@@ -33,6 +33,12 @@ class ScalekitAuthError(Exception):
     exit_code: ExitCode = ExitCode.ERROR
 
 
+class UsageError(ScalekitAuthError):
+    """A command-line argument that cannot be used as given (exit code 2, like argparse's)."""
+
+    exit_code = ExitCode.USAGE
+
+
 # -- configuration ---------------------------------------------------------------
 
 

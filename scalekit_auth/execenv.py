@@ -11,6 +11,35 @@ from .errors import ConfigurationError
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
+#: Variables that the dynamic loader, a shell, a language runtime or a common tool reads as
+#: instructions or paths. A token there is at best lost and at worst printed (LD_DEBUG,
+#: PS4) or executed; and the command's own setting is overwritten. Matched exactly ...
+RESERVED_NAMES = frozenset(
+    """PATH IFS ENV BASH_ENV CDPATH PS1 PS2 PS3 PS4 SHELLOPTS BASHOPTS GLOBIGNORE PROMPT_COMMAND
+    HOME SHELL USER LOGNAME TMPDIR TEMP TMP PWD OLDPWD TERM TZ LANG LANGUAGE DISPLAY EDITOR VISUAL PAGER
+    GCONV_PATH LOCPATH NLSPATH HOSTALIASES RESOLV_HOST_CONF MALLOC_CHECK_ MALLOC_PERTURB_
+    PERL5LIB PERL5OPT PERLLIB RUBYOPT RUBYLIB NODE_OPTIONS NODE_PATH JAVA_TOOL_OPTIONS _JAVA_OPTIONS
+    JDK_JAVA_OPTIONS CLASSPATH GEM_HOME GEM_PATH HTTP_PROXY HTTPS_PROXY ALL_PROXY NO_PROXY http_proxy
+    https_proxy all_proxy no_proxy SSL_CERT_FILE SSL_CERT_DIR REQUESTS_CA_BUNDLE CURL_CA_BUNDLE
+    CURL_HOME XDG_RUNTIME_DIR XDG_CONFIG_HOME SUDO_ASKPASS SSH_ASKPASS SSH_AUTH_SOCK""".split()
+)
+#: ... or by prefix.
+RESERVED_PREFIXES = ("LD_", "DYLD_", "PYTHON", "BASH_FUNC_", "LC_", "GIT_", "GLIBC_", "SCALEKIT_", "NPM_CONFIG_")
+
+
+def check_env_name(name: str, spec: str) -> None:
+    """Refuse a name that is not a plain variable name, or one something else interprets."""
+    if not _ENV_NAME.match(name):
+        raise ConfigurationError(
+            f"--env {spec}: {name!r} is not a valid environment variable name (letters, digits and _, "
+            "not starting with a digit)."
+        )
+    if name in RESERVED_NAMES or name.startswith(RESERVED_PREFIXES):
+        raise ConfigurationError(
+            f"--env {spec}: {name} is read by the system, the shell or a language runtime; a token there "
+            "could leak or break the command. Choose a name of your own, e.g. --env MY_TOKEN."
+        )
+
 
 def env_name_for(service: str) -> str:
     """gmail -> GMAIL_TOKEN, google-calendar -> GOOGLE_CALENDAR_TOKEN."""
@@ -32,8 +61,7 @@ def env_names(services: list[str], overrides: list[str]) -> dict[str, str]:
             raise ConfigurationError(
                 f"--env {spec}: '{service}' is not one of the services given ({', '.join(names)})."
             )
-        if not _ENV_NAME.match(name):
-            raise ConfigurationError(f"--env {spec}: '{name}' is not a valid environment variable name.")
+        check_env_name(name, spec)
         names[service] = name
     return names
 

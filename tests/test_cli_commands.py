@@ -337,3 +337,30 @@ def test_concurrent_config_writes_lose_nothing(skill):
     data = json.loads(skill.connections_file.read_text())
     assert len(data) == 200
     assert data["svc7-24"] == {"connection_name": "conn_7_24"}
+
+
+# -- exec --env: only names that nothing else interprets ------------------------------------------
+
+DANGEROUS_ENV_NAMES = [
+    "LD_PRELOAD", "LD_LIBRARY_PATH", "LD_DEBUG", "DYLD_INSERT_LIBRARIES", "PATH", "IFS", "BASH_ENV", "ENV",
+    "PS4", "SHELLOPTS", "BASHOPTS", "CDPATH", "PYTHONPATH", "PYTHONSTARTUP", "PYTHONWARNINGS", "PERL5OPT",
+    "PERL5LIB", "RUBYOPT", "NODE_OPTIONS", "JAVA_TOOL_OPTIONS", "GCONV_PATH", "HOME", "SHELL", "BASH_FUNC_x%%",
+    "GIT_SSH_COMMAND", "SCALEKIT_CLIENT_SECRET", "LC_ALL", "TMPDIR", "1ABC", "A-B", "", "A B", "A=B",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", DANGEROUS_ENV_NAMES)
+def test_exec_refuses_variables_that_something_else_interprets(ready, name, tmp_path):
+    marker = tmp_path / "exec-ran"  # the command must not run
+    proc = top_level("exec", "gmail", "--env", name, "--", sys.executable, "-c", f"open({str(marker)!r}, 'w')")
+    assert proc.returncode == 3, proc.stderr
+    assert_one_clean_line(proc.stderr)
+    assert "--env" in proc.stderr
+    assert "gmail-token" not in proc.stdout + proc.stderr
+    assert not marker.exists()
+
+
+def test_exec_accepts_a_name_of_our_own(ready):
+    show = "import os; print(os.environ['MY_GMAIL'])"
+    proc = top_level("exec", "gmail", "--env", "MY_GMAIL", "--", sys.executable, "-c", show)
+    assert (proc.returncode, proc.stdout) == (0, "gmail-token-xyz\n"), proc.stderr

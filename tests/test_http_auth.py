@@ -321,3 +321,59 @@ def test_httpx_does_not_retry_a_401_from_another_host(api, broker, emulator, for
         before = emulator.counters()["rpc.GetConnectedAccountAuth"]
         assert client.get(f"{api.url}/gmail/redirect?to={foreign.url}/y").status_code == 401
     _no_token_reached(foreign, emulator, before)
+
+
+# -- curl: the token goes to the one URL it was fetched for ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("extra", "phrase"),
+    [
+        (["http://other.example/x"], "one URL"),
+        (["-s", "http://other.example/x"], "one URL"),
+        (["--url", "http://other.example/x"], "--url"),
+        (["-K", "/dev/null"], "-K"),
+        (["--config", "/dev/null"], "--config"),
+        (["--next", "http://other.example/x"], "--next"),
+        (["-:"], "-:"),
+        (["--location-trusted"], "--location-trusted"),
+        (["--resolve", "127.0.0.1:80:10.0.0.1"], "--resolve"),
+        (["--connect-to", "::10.0.0.1:"], "--connect-to"),
+        (["-x", "http://proxy.example:3128"], "-x"),
+        (["-sx", "http://proxy.example:3128"], "-x"),
+        (["--proxy", "http://proxy.example:3128"], "--proxy"),
+        (["--unix-socket", "/tmp/x.sock"], "--unix-socket"),
+        (["-k"], "-k"),
+        (["-sk"], "-k"),
+        (["--insecure"], "--insecure"),
+        (["--", "http://other.example/x"], "one URL"),
+        (["--no-such-curl-option"], "--no-such-curl-option"),
+    ],
+)
+def test_curl_refuses_arguments_that_could_send_the_token_elsewhere(api, emulator, extra, phrase):
+    before = len(api.seen)
+    proc = run_cli("curl", f"{api.url}/gmail/x", *extra)
+    assert proc.returncode == 2, proc.stderr
+    assert phrase in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "token-1" not in proc.stdout + proc.stderr
+    assert len(api.seen) == before  # curl never ran
+    assert emulator.counters().get("rpc.GetConnectedAccountAuth", 0) == 0  # refused before fetching a token
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [["-s", "--fail"], ["-sS", "-o", "/dev/null"], ["-H", "Accept: application/json", "-s"], ["-L", "-s"],
+     ["-d", "x=1", "-s"], ["-so/dev/null"], ["--max-time", "60", "-s"]],
+)  # fmt: skip
+def test_curl_accepts_ordinary_options(api, extra):
+    proc = run_cli("curl", f"{api.url}/gmail/x", *extra)
+    assert proc.returncode == 0, proc.stderr
+    assert api.seen[-1]["auth"] == "Bearer token-1"
+
+
+def test_curl_ignores_the_users_curlrc(api, tmp_path):
+    """~/.curlrc could add URLs or --location-trusted: curl runs with -q (no config file)."""
+    (tmp_path / ".curlrc").write_text(f'url = "{api.url}/curlrc-leak"\n')
+    proc = run_cli("curl", f"{api.url}/gmail/x", "-s", env={"HOME": str(tmp_path), "CURL_HOME": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr
+    assert [hit["path"] for hit in api.seen] == ["/gmail/x"]
