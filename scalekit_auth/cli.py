@@ -59,9 +59,16 @@ examples:
 """
 
 
-def _common() -> argparse.ArgumentParser:
+def _common(top: bool = False) -> argparse.ArgumentParser:
+    """--debug, accepted before the command and after it. A subcommand's parser must not reset a
+    --debug given before the command, so only the top-level parser has a default."""
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--debug", action="store_true", help="show tracebacks and debug logging on stderr")
+    common.add_argument(
+        "--debug",
+        action="store_true",
+        default=False if top else argparse.SUPPRESS,
+        help="show tracebacks and debug logging on stderr",
+    )
     return common
 
 
@@ -115,7 +122,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         description="Fresh OAuth tokens from Scalekit's token vault, never written to disk.",
         epilog=COMMANDS_HELP + "\n" + EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        parents=[_common()],
+        parents=[_common(top=True)],
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
@@ -312,7 +319,7 @@ def build_token_parser(prog: str) -> argparse.ArgumentParser:
         description="Print a fresh access token (or API key) for each SERVICE, one per line on stdout.",
         epilog=SHELL_EXAMPLES.format(prog=f"python3 {prog}") + "\n" + EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        parents=[_common()],
+        parents=[_common(top=True)],
     )
     _add_token_arguments(p)
     p.set_defaults(func="cmd_token")

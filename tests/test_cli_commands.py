@@ -364,3 +364,10 @@ def test_exec_accepts_a_name_of_our_own(ready):
     show = "import os; print(os.environ['MY_GMAIL'])"
     proc = top_level("exec", "gmail", "--env", "MY_GMAIL", "--", sys.executable, "-c", show)
     assert (proc.returncode, proc.stdout) == (0, "gmail-token-xyz\n"), proc.stderr
+
+
+@pytest.mark.parametrize("argv", [["--debug", "token", "nope"], ["token", "nope", "--debug"]])
+def test_debug_works_before_and_after_the_command(skill, argv):
+    proc = top_level(*argv)
+    assert proc.returncode == 3
+    assert "Traceback" in proc.stderr  # --debug shows where the error came from
