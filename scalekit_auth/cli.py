@@ -335,6 +335,21 @@ def _split_exec(argv: list[str]) -> tuple[list[str], list[str] | None]:
     return argv, None
 
 
+class _ClosedStream:
+    """Stands in for sys.stdout when the process was started with it closed (`cmd >&-`)."""
+
+    def write(self, _text: str) -> int:
+        import errno
+
+        raise OSError(errno.EBADF, "stdout is closed")
+
+    def flush(self) -> None:  # nothing is ever buffered
+        pass
+
+    def fileno(self) -> int:
+        return 1
+
+
 def _run(parser: argparse.ArgumentParser, argv: Sequence[str] | None, prog: str) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     argv, command = _split_exec(argv)
@@ -342,7 +357,7 @@ def _run(parser: argparse.ArgumentParser, argv: Sequence[str] | None, prog: str)
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse: 0 for --help, 2 for usage errors
         return int(exc.code or 0)
-    if command is not None:
+    if command is not None and command:
         args.cmd = command
     elif getattr(args, "command", None) == "exec":
         print(f"{prog} exec: put the command after '--', e.g. {prog} exec gmail -- python3 app.py", file=sys.stderr)
@@ -352,18 +367,24 @@ def _run(parser: argparse.ArgumentParser, argv: Sequence[str] | None, prog: str)
         import logging
 
         logging.basicConfig(level=logging.DEBUG, format=f"{prog}: %(name)s: %(message)s", stream=sys.stderr)
-    asked_agent = False
-    if args.func in _AGENT_COMMANDS and getattr(args, "wait", None) is None and not getattr(args, "json", False):
-        asked_agent = True
-        answered = _via_agent(args, prog, debug)
-        if answered is not None:
-            return answered
-    from . import commands
-    from .broker import TokenBroker
-
-    broker = TokenBroker(use_agent=not asked_agent)
+    if sys.stdout is None:
+        sys.stdout = _ClosedStream()  # type: ignore[assignment]
+    broker = None
     try:
-        return int(getattr(commands, args.func)(args, broker))
+        if args.func in _AGENT_COMMANDS and getattr(args, "wait", None) is None and not getattr(args, "json", False):
+            answered = _via_agent(args)
+            if answered is not None:
+                return answered
+            use_agent = False  # it was asked already
+        else:
+            use_agent = True
+        from . import commands
+        from .broker import TokenBroker
+
+        broker = TokenBroker(use_agent=use_agent)
+        code = int(getattr(commands, args.func)(args, broker))
+        sys.stdout.flush()
+        return code
     except ScalekitAuthError as err:
         if debug:
             _print_traceback()
@@ -372,42 +393,59 @@ def _run(parser: argparse.ArgumentParser, argv: Sequence[str] | None, prog: str)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return int(ExitCode.INTERRUPTED)
-    except BrokenPipeError:
+    except BrokenPipeError:  # the reader went away (`... | head -1`): quiet, like any Unix filter
+        _silence_stdout()
+        return int(ExitCode.ERROR)
+    except OSError as err:
+        import errno
+
+        if err.errno != errno.EBADF:
+            return _unexpected(err, prog, debug)
+        print(f"{prog}: cannot write to stdout: it is closed (run it with its output going somewhere)", file=sys.stderr)
         return int(ExitCode.ERROR)
     except Exception as err:  # noqa: BLE001 - last line of defence: no traceback without --debug
-        if debug:
-            _print_traceback()
-        print(
-            f"{prog}: unexpected error ({err.__class__.__name__}). Run again with --debug and report it.",
-            file=sys.stderr,
-        )
-        return int(ExitCode.ERROR)
+        return _unexpected(err, prog, debug)
     finally:
-        broker.close()
+        if broker is not None:
+            broker.close()
+
+
+def _unexpected(err: BaseException, prog: str, debug: bool) -> int:
+    if debug:
+        _print_traceback()
+    print(
+        f"{prog}: unexpected error ({err.__class__.__name__}). Run again with --debug and report it.", file=sys.stderr
+    )
+    return int(ExitCode.ERROR)
+
+
+def _silence_stdout() -> None:
+    """After a broken pipe, point stdout at /dev/null so Python's final flush stays quiet."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 _AGENT_COMMANDS = ("cmd_token", "cmd_header", "cmd_exec")
 
 
-def _via_agent(args: argparse.Namespace, prog: str, debug: bool) -> int | None:
-    """token/header/exec through a running agent (standard library only); None to do it in-process."""
+def _via_agent(args: argparse.Namespace) -> int | None:
+    """token/header/exec through a running agent (standard library only); None to do it in-process.
+
+    Errors (the agent's, ours, a closed stdout, Ctrl-C) propagate to `_run`, which reports them
+    the same way as on the in-process path."""
     from . import agent_client
 
     services = list(dict.fromkeys(args.services)) if hasattr(args, "services") else [args.service]
-    try:
-        names = None
-        if args.func == "cmd_exec":
-            if not args.cmd:
-                return None
-            from .execenv import env_names
+    names = None
+    if args.func == "cmd_exec":
+        from .execenv import env_names
 
-            names = env_names(services, args.env or [])
-        found = agent_client.credentials(services, args.identifier)
-    except ScalekitAuthError as err:
-        if debug:
-            _print_traceback()
-        print(f"{prog}: {err}", file=sys.stderr)
-        return int(err.exit_code)
+        names = env_names(services, args.env or [])
+    found = agent_client.credentials(services, args.identifier)
     if found is None or any(item.get("token") is None for item in found):
         return None  # no agent, or an account without a single token: the in-process path explains
     tokens = [item["token"] for item in found]

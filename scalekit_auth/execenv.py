@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import sys
@@ -79,8 +80,16 @@ def exec_with(cmd: list[str], variables: Mapping[str, str]) -> int:
         os.execvpe(cmd[0], cmd, env)  # noqa: S606 - the exit code and signals become cmd's
     except FileNotFoundError:
         print(f"scalekit-auth: command not found: {cmd[0]}", file=sys.stderr)
-        return 127
-    except PermissionError:
-        print(f"scalekit-auth: permission denied: {cmd[0]}", file=sys.stderr)
-        return 126
+        return 127  # what a shell returns
+    except OSError as err:
+        why = {
+            errno.EACCES: "permission denied (not executable, or a directory)",
+            errno.E2BIG: "argument list too long",
+            errno.ENOEXEC: "not a program this system can run (exec format error)",
+            errno.ENOTDIR: "a part of the path is not a directory",
+            errno.ENAMETOOLONG: "the name is too long",
+            errno.ELOOP: "too many symbolic links",
+        }.get(err.errno or 0, err.strerror or "cannot be started")
+        print(f"scalekit-auth: cannot run {cmd[0][:200]}: {why}", file=sys.stderr)
+        return 127 if err.errno == errno.ENOTDIR else 126
     return 1  # pragma: no cover - execvpe does not return
