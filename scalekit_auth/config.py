@@ -108,15 +108,25 @@ class ScalekitSettings:
         )
 
 
+#: A .env holds three short lines; anything near this size is the wrong file.
+ENV_FILE_LIMIT = 64 * 1024
+
+
 def read_env_file(path: Path) -> dict[str, str]:
     """Values from a .env file, without touching os.environ; a missing file is empty."""
-    if not path.is_file():
+    import io
+
+    from .safefile import read_small_file
+
+    data = read_small_file(path, ENV_FILE_LIMIT, "Scalekit credentials")
+    if data is None:
         return {}
-    dotenv = import_or_explain("dotenv", "python-dotenv")
     try:
-        values = dotenv.dotenv_values(path, encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise ConfigurationError(f"Cannot read {path}: {err.__class__.__name__}. Save it as UTF-8 text.") from None
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ConfigurationError(f"{path} is not UTF-8 text. Save it as UTF-8.") from None
+    dotenv = import_or_explain("dotenv", "python-dotenv")
+    values = dotenv.dotenv_values(stream=io.StringIO(text))
     return {k: v for k, v in values.items() if v is not None}
 
 

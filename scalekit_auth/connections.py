@@ -86,21 +86,11 @@ def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def read_raw(path: Path) -> dict[str, Any]:
     """The file's JSON object as-is; {} when the file does not exist or is empty."""
-    try:
-        size = path.stat().st_size
-    except FileNotFoundError:
+    from .safefile import read_small_file
+
+    data = read_small_file(path, MAX_FILE_BYTES, "service connections")
+    if data is None:
         return {}
-    except OSError as err:
-        raise ConfigurationError(f"Cannot read {path}: {err.strerror}.") from None
-    if size > MAX_FILE_BYTES:
-        raise ConfigurationError(
-            f"{path} is {size} bytes; it should be a small JSON object (limit {MAX_FILE_BYTES} bytes). "
-            "Is it the right file?"
-        )
-    try:
-        data = path.read_bytes()
-    except OSError as err:
-        raise ConfigurationError(f"Cannot read {path}: {err.strerror}.") from None
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -177,7 +167,38 @@ def load(path: Path) -> dict[str, ConnectionEntry]:
     return parse_entries(read_raw(path), path)
 
 
+def _write_target(path: Path) -> Path:
+    """Where a write must go: through a symlink to its target (a dotfiles repo, say), so the link stays."""
+    return Path(os.path.realpath(path)) if path.is_symlink() else path
+
+
+def _cannot_write(path: Path, err: OSError | None = None) -> ConfigurationError:
+    import errno
+
+    folder = path.parent
+    code = err.errno if err is not None else None
+    if code == errno.EROFS or (err is None and _read_only_fs(folder)):
+        why = f"{folder} is on a read-only file system"
+    elif code in (errno.EACCES, errno.EPERM, None):
+        why = f"{folder} is read-only for you (permission denied)"
+    else:
+        why = err.strerror if err is not None else "unknown error"
+    return ConfigurationError(
+        f"Cannot write {path}: {why}. Make the folder writable, or keep the skill's state elsewhere "
+        "with SCALEKIT_AUTH_DIR=/a/writable/folder."
+    )
+
+
+def _read_only_fs(folder: Path) -> bool:
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except (OSError, AttributeError):
+        return False
+
+
 def _lock(path: Path):
+    if not os.access(path.parent, os.W_OK):  # a clear message now, not a lock timeout in 10 s
+        raise _cannot_write(path)
     filelock = import_or_explain("filelock", "filelock")
     FileLock, Timeout = filelock.FileLock, filelock.Timeout  # noqa: N806 - class aliases
 
@@ -186,6 +207,8 @@ def _lock(path: Path):
         lock.acquire()
     except Timeout:
         raise ConfigurationError(f"{path} is locked by another scalekit-auth process; try again in a moment.") from None
+    except OSError as err:
+        raise _cannot_write(path, err) from None
     return lock
 
 
@@ -254,6 +277,7 @@ def save(path: Path, service: str, connection_name: str, identifier: str | None 
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise ConfigurationError(f"Cannot create {path.parent}: {err.strerror}.") from None
+    path = _write_target(path)
     with _lock(path):
         raw = read_raw(path)
         entries = parse_entries(raw, path)
@@ -274,6 +298,7 @@ def save(path: Path, service: str, connection_name: str, identifier: str | None 
 def remove(path: Path, service: str) -> Change:
     """Delete one service's entry; an unknown service raises ConfigurationError."""
     service = normalize_service(service)
+    path = _write_target(path)
     with _lock(path):
         raw = read_raw(path)
         entries = parse_entries(raw, path)
@@ -290,4 +315,4 @@ def _write_or_explain(path: Path, raw: dict[str, Any]) -> None:
     try:
         _atomic_write(path, raw)
     except OSError as err:
-        raise ConfigurationError(f"Cannot write {path}: {err.strerror}. Check the folder's permissions.") from None
+        raise _cannot_write(path, err) from None

@@ -10,6 +10,7 @@ from pathlib import Path
 IDENTITY_FILE_VAR = "SCALEKIT_IDENTITY_FILE"
 DEFAULT_IDENTITY_FILE = "~/.openclaw/workspace/IDENTITY.md"
 FALLBACK_IDENTIFIER = "agent"
+IDENTITY_FILE_LIMIT = 256 * 1024
 
 # "**Name:** Mess" or "- **Name:** Mess" (also "* **Name:**" and "**Name**:").
 _NAME_LINE = re.compile(r"^\s*(?:[-*+]\s+)?\*\*\s*Name\s*(?::\s*\*\*|\*\*\s*:)\s*(?P<name>.+?)\s*$", re.IGNORECASE)
@@ -33,11 +34,13 @@ def parse_agent_name(text: str) -> str | None:
 
 def agent_name(environ: Mapping[str, str] | None = None) -> tuple[str, str]:
     """(identifier, where it came from): the IDENTITY.md name, else the fixed fallback."""
+    from .safefile import read_small_file
+
     path = identity_file(environ)
-    try:
-        text = path.read_text(encoding="utf-8-sig", errors="replace")
-    except OSError:
+    data = read_small_file(path, IDENTITY_FILE_LIMIT, "the agent's identity, for the default identifier")
+    if data is None:
         return FALLBACK_IDENTIFIER, f"fallback ({path} not found)"
+    text = data.decode("utf-8-sig", errors="replace")
     name = parse_agent_name(text)
     if name is None:
         return FALLBACK_IDENTIFIER, f"fallback (no '**Name:**' line in {path})"

@@ -116,3 +116,85 @@ def test_a_private_env_file_from_the_shell_is_silent_and_a_readable_one_warns(sk
     proc = skill.run("gmail")
     assert proc.returncode == 0 and proc.stdout == "t1\n"
     assert "readable by other users (mode 604)" in proc.stderr
+
+
+# -- files that are not what they seem ---------------------------------------------------------
+
+import pytest  # noqa: E402
+
+from .conftest import run_script  # noqa: E402
+
+
+def _make(kind: str, path):
+    """Put something that is not a regular, readable file at `path`."""
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "dev-zero":
+        os.symlink("/dev/zero", path)
+    elif kind == "directory":
+        os.mkdir(path)
+    elif kind == "dangling-symlink-loop":
+        os.symlink(path, path)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero", "directory", "dangling-symlink-loop"])
+@pytest.mark.parametrize("which", ["connections.json", ".env", "IDENTITY.md"])
+def test_a_file_that_is_not_a_regular_file_is_named_not_read(skill, emulator, kind, which):
+    """A FIFO would block, /dev/zero would fill memory, a directory gives a misleading error."""
+    skill.use(emulator)
+    if which != "connections.json":
+        skill.configure("gmail", "gmail_u3134a", "mess" if which == ".env" else None)
+    if which == ".env":
+        for name in ("SCALEKIT_ENV_URL", "SCALEKIT_CLIENT_ID", "SCALEKIT_CLIENT_SECRET"):
+            skill.monkeypatch.delenv(name)
+    target = {"connections.json": skill.connections_file, ".env": skill.path / ".env"}.get(which, skill.identity_file)
+    _make(kind, target)
+    proc = run_script("get_token.py", "gmail", timeout=120)
+    assert proc.returncode == 3, proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert str(target) in proc.stderr, proc.stderr
+    assert "not a regular file" in proc.stderr or "symbolic links" in proc.stderr, proc.stderr
+
+
+def test_an_unreadable_file_says_so(skill, emulator):
+    skill.use(emulator)
+    skill.configure("gmail", "gmail_u3134a", "mess")
+    os.chmod(skill.connections_file, 0)
+    proc = subprocess.run(  # as nobody: root reads anything
+        ["/usr/bin/python3", "-c", "import sys; sys.path.insert(0, sys.argv[1]); "
+         "from scalekit_auth import connections; from pathlib import Path; "
+         "import scalekit_auth.errors as e\n"
+         "try:\n    connections.read_raw(Path(sys.argv[2]))\nexcept e.ConfigurationError as err:\n    print(err)",
+         str(ROOT), str(skill.connections_file)],
+        capture_output=True, text=True, timeout=120, user=65534, group=65534, cwd="/",
+    ) if os.getuid() == 0 else None  # fmt: skip
+    if proc is None:
+        pytest.skip("needs root to run as another user")
+    assert "permission denied" in proc.stdout.lower(), proc.stdout + proc.stderr
+    assert str(skill.connections_file) in proc.stdout
+
+
+def test_config_through_a_symlink_updates_the_target(skill, tmp_path):
+    real = tmp_path / "dotfiles" / "connections.json"
+    real.parent.mkdir()
+    real.write_text(json.dumps({"slack": {"connection_name": "slack_x7y9z"}}))
+    skill.connections_file.symlink_to(real)
+    proc = run_script("scalekit-auth", "config", "gmail", "gmail_u3134a", timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert skill.connections_file.is_symlink()
+    assert set(json.loads(real.read_text())) == {"slack", "gmail"}
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="needs root for a read-only bind mount (CI runs as root)")
+def test_config_in_a_read_only_folder_says_why(skill):
+    skill.configure("slack", "slack_x7y9z")
+    subprocess.run(["mount", "--bind", str(skill.path), str(skill.path)], check=True, timeout=60)
+    try:
+        subprocess.run(["mount", "-o", "remount,ro,bind", str(skill.path)], check=True, timeout=60)
+        proc = run_script("scalekit-auth", "config", "gmail", "gmail_u3134a", timeout=120)
+    finally:
+        subprocess.run(["umount", str(skill.path)], check=True, timeout=60)
+    assert proc.returncode == 3, proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "Cannot write" in proc.stderr and "read-only" in proc.stderr, proc.stderr
+    assert set(json.loads(skill.connections_file.read_text())) == {"slack"}
