@@ -75,11 +75,23 @@ def ensure_private_dir(path: str) -> None:
         os.chmod(path, 0o700)
 
 
+#: The largest request line the agent reads; real ones are a few hundred bytes. A longer one
+#: is answered with an error and the connection closed, so a caller cannot grow the agent.
+MAX_REQUEST = 64 * 1024
+
+
 class _Handler(socketserver.StreamRequestHandler):
     server: AgentServer
 
     def handle(self) -> None:
-        for line in self.rfile:
+        while True:
+            line = self.rfile.readline(MAX_REQUEST + 1)
+            if not line:
+                return
+            if len(line) > MAX_REQUEST and not line.endswith(b"\n"):
+                error = {"type": "ScalekitAuthError", "message": "request too large", "exit_code": 1}
+                self.wfile.write(json.dumps({"ok": False, "error": error}).encode() + b"\n")
+                return  # closing drops the rest unread
             if not line.strip():
                 continue
             self.wfile.write(agent_client.ACK)  # at once: the caller knows we are alive and working on it
@@ -272,6 +284,13 @@ def status(environ: Mapping[str, str] | None = None) -> dict | None:
     return agent_client.ping(_unforced(environ), PING_TIMEOUT, any_context=True, raise_if_stuck=True)
 
 
+def idle_timeout_from(environ: Mapping[str, str]) -> float:
+    """SCALEKIT_AGENT_IDLE_TIMEOUT, checked (a positive number of seconds, at most a week)."""
+    from .config import parse_seconds
+
+    return parse_seconds(environ.get(IDLE_VAR), IDLE_VAR, DEFAULT_IDLE_TIMEOUT, 0, 7 * 86400)
+
+
 def start(idle_timeout: float | None = None, environ: Mapping[str, str] | None = None) -> tuple[dict, bool]:
     """(status, started_now). Idempotent: a running agent for this configuration is kept."""
     env = _unforced(environ)
@@ -284,7 +303,7 @@ def start(idle_timeout: float | None = None, environ: Mapping[str, str] | None =
             "stop it first: scalekit-auth agent stop"
         )
     ensure_private_dir(paths.runtime_dir(env))
-    idle = idle_timeout if idle_timeout is not None else float(env.get(IDLE_VAR) or DEFAULT_IDLE_TIMEOUT)
+    idle = idle_timeout if idle_timeout is not None else idle_timeout_from(env)
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     proc = subprocess.Popen(
         [sys.executable, "-m", "scalekit_auth.agent", "--idle-timeout", str(idle)],
@@ -327,10 +346,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python3 -m scalekit_auth.agent", description=__doc__.split("\n\n")[0])
     parser.add_argument("--idle-timeout", type=float, default=None, help="seconds without a request before exiting")
     args = parser.parse_args(argv)
-    idle = (
-        args.idle_timeout if args.idle_timeout is not None else float(os.environ.get(IDLE_VAR) or DEFAULT_IDLE_TIMEOUT)
-    )
     try:
+        idle = args.idle_timeout if args.idle_timeout is not None else idle_timeout_from(os.environ)
+        if not (0 < idle <= 7 * 86400):
+            raise ConfigurationError("--idle-timeout must be a positive number of seconds, at most a week.")
         return serve(idle)
     except ScalekitAuthError as err:
         print(f"scalekit-auth agent: {err}", file=sys.stderr)

@@ -415,3 +415,35 @@ def test_a_frozen_agent_costs_callers_seconds_not_the_scalekit_timeout(ready, mo
     assert f"pid {pid}" in status.stderr and "not answering" in status.stderr, status.stderr
     assert again.returncode == 3 and f"pid {pid}" in again.stderr and "not answering" in again.stderr, again.stderr
     assert agent.status()["pid"] == pid  # it was left alone, and answers again once resumed
+
+
+def _rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def test_an_oversized_request_is_cut_off_not_buffered(running):
+    import socket as socket_module
+
+    pid, before = running["pid"], _rss_kb(running["pid"])
+    with socket_module.socket(socket_module.AF_UNIX) as s:
+        s.settimeout(60)
+        s.connect(running["socket"])
+        chunk = b"x" * (1 << 20)
+        try:
+            for _ in range(64):  # 64 MB without a newline
+                s.sendall(chunk)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the agent hung up on us: good
+    assert _rss_kb(pid) - before < 16 * 1024, "the agent buffered the oversized request"
+    assert agent.status()["pid"] == pid  # and it still serves
+
+
+@pytest.mark.parametrize("value", ["abc", "-5", "nan", "inf", "0"])
+def test_a_bad_idle_timeout_is_refused_with_its_name(ready, value):
+    proc = cli("agent", "start", env={"SCALEKIT_AGENT_IDLE_TIMEOUT": value})
+    assert proc.returncode == 3, proc.stderr
+    assert "SCALEKIT_AGENT_IDLE_TIMEOUT" in proc.stderr and "Traceback" not in proc.stderr
+    assert agent.status() is None
