@@ -186,7 +186,18 @@ class TokenBroker:
         if entry.identifier:
             return Target(name, entry.connection_name, entry.identifier, "connections.json")
         ident, source = self._agent_name()
-        return Target(name, entry.connection_name, connections.check_identifier(ident), source)
+        return Target(name, entry.connection_name, self._checked_agent_name(ident, source, name), source)
+
+    @staticmethod
+    def _checked_agent_name(ident: str, source: str, service: str = "SERVICE") -> str:
+        """The agent's name as an identifier, or an error that says which file it came from."""
+        try:
+            return connections.check_identifier(ident)
+        except ConfigurationError as err:
+            raise ConfigurationError(
+                f"The agent name read from {source} cannot be used as the identifier: {err} Fix the name there, "
+                f"or give this service an identifier: scalekit-auth config {service} <connection> --identifier NAME"
+            ) from None
 
     def service_for_url(self, url: str) -> str | None:
         """The service an API URL belongs to: connections.json "hosts" first, then the built-in table."""

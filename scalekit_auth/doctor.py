@@ -123,18 +123,24 @@ def run_checks(broker: TokenBroker) -> list[Check]:
                 )
             )
 
-    ident, source = broker._agent_name()
-    if source.startswith("fallback"):
-        checks.append(
-            Check(
-                "identity",
-                "ok",
-                f"default identifier '{ident}' ({source})",
-                "put '**Name:** <name>' in IDENTITY.md or set identifier in connections.json",
-            )
-        )
-    else:
-        checks.append(Check("identity", "ok", f"default identifier '{ident}' (from {source})"))
+    checks.append(_identity_check(broker))
     if os.name == "posix" and env_file.exists() and not os.access(env_file, os.R_OK):
         checks.append(Check(".env", "fail", f"{env_file} is not readable by you", f"chmod 600 {env_file}"))
     return checks
+
+
+def _identity_check(broker: TokenBroker) -> Check:
+    """Where the default identifier comes from, and whether it can be used."""
+    try:
+        ident, source = broker._agent_name()
+        broker._checked_agent_name(ident, source)
+    except ConfigurationError as err:
+        return Check("identity", "fail", str(err))
+    if source.startswith("fallback"):
+        return Check(
+            "identity",
+            "ok",
+            f"default identifier '{ident}' ({source})",
+            "put '**Name:** <name>' in IDENTITY.md or set identifier in connections.json",
+        )
+    return Check("identity", "ok", f"default identifier '{ident}' (from {source})")

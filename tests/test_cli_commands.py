@@ -371,3 +371,16 @@ def test_debug_works_before_and_after_the_command(skill, argv):
     proc = top_level(*argv)
     assert proc.returncode == 3
     assert "Traceback" in proc.stderr  # --debug shows where the error came from
+
+
+def test_a_bad_name_in_identity_md_is_traced_to_the_file(skill, emulator):
+    skill.use(emulator)
+    skill.configure("gmail", "gmail_u3134a")  # no identifier: the agent's name is used
+    skill.set_agent_name("x" * 300)
+    proc = top_level("token", "gmail")
+    assert proc.returncode == 3, proc.stderr
+    assert str(skill.identity_file) in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert "--identifier" in proc.stderr  # how to get past it
+    doctor = top_level("doctor")
+    assert doctor.returncode == 3, doctor.stdout
+    assert "fail  identity:" in doctor.stdout and str(skill.identity_file) in doctor.stdout, doctor.stdout
