@@ -38,6 +38,7 @@ from .errors import (
     ConfigurationError,
     ServiceNotConfiguredError,
     UnknownConnectionError,
+    printable,
 )
 from .identity import IDENTITY_FILE_VAR, agent_name, identity_file
 from .logs import get_logger
@@ -208,6 +209,12 @@ class TokenBroker:
 
     def service_for_url_or_explain(self, url: str) -> str:
         """Like service_for_url, raising ConfigurationError (naming the configured services) when unknown."""
+        scheme = url.strip().split("://", 1)[0].lower() if "://" in url else "https"
+        if scheme not in ("http", "https"):
+            raise ConfigurationError(
+                f"{printable(scheme, False)}:// URLs carry no OAuth token: only http:// and https:// URLs belong to a "
+                "service."
+            )
         service = self.service_for_url(url)
         if service is None:
             configured = ", ".join(sorted(self.connections())) or "none"
@@ -358,6 +365,10 @@ class TokenBroker:
     # -- batch -----------------------------------------------------------------------
     def many(self, services: Iterable[str], one: Callable[[str], V]) -> dict[str, V]:
         """Run `one(service)` for each service concurrently; BatchError if any fails."""
+        if isinstance(services, (str, bytes)):
+            raise TypeError(
+                f"expected a list of services, e.g. [{services!r}], not a single string (for one service use get_token)"
+            )
         names = list(dict.fromkeys(services))
         if not names:
             return {}
@@ -389,7 +400,8 @@ class TokenBroker:
         """Tokens for several services, fetched concurrently, in the order given.
 
         If any fails, raises BatchError: `.tokens` holds the ones that worked and
-        `.errors` the exception of each one that did not.
+        `.errors` the exception of each one that did not. A single string is refused
+        (TypeError): it would otherwise be read letter by letter.
         """
         return self.many(services, lambda s: self.get_token(s, identifier, force_refresh=force_refresh))
 

@@ -388,7 +388,10 @@ def _run(parser: argparse.ArgumentParser, argv: Sequence[str] | None, prog: str)
     except ScalekitAuthError as err:
         if debug:
             _print_traceback()
-        print(f"{prog}: {err}", file=sys.stderr)
+        from .errors import BatchError, printable
+
+        # Names and values in messages come from files and the network: never raw control characters.
+        print(f"{prog}: {printable(str(err), keep_newlines=isinstance(err, BatchError))}", file=sys.stderr)
         return int(err.exit_code)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)

@@ -21,6 +21,8 @@ from .errors import (
     ConfigurationError,
     ExitCode,
     ScalekitAuthError,
+    most_pressing,
+    printable,
 )
 
 # -- output helpers ---------------------------------------------------------------------
@@ -43,6 +45,7 @@ def paint(text: str, color: str, stream: Any = None) -> str:
 
 
 def table(rows: list[list[str]], header: list[str]) -> str:
+    rows = [[printable(str(v), False) for v in row] for row in rows]  # names come from files
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     lines = ["  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in [header, *rows]]
     return "\n".join(lines) + "\n"
@@ -75,8 +78,7 @@ def _batch(broker: TokenBroker, services: list[str], one) -> tuple[dict[str, Any
 
 
 def _worst_exit(errors: dict[str, BaseException]) -> int:
-    codes = {int(getattr(e, "exit_code", ExitCode.ERROR)) for e in errors.values()}
-    return codes.pop() if len(codes) == 1 else int(ExitCode.ERROR)
+    return int(most_pressing(getattr(e, "exit_code", ExitCode.ERROR) for e in errors.values()))
 
 
 # -- token / header / exec ------------------------------------------------------------------
@@ -159,6 +161,9 @@ def _credentials_waiting(args: argparse.Namespace, broker: TokenBroker) -> list[
 
     deadline = time.monotonic() + args.timeout
     results, errors = _batch(broker, args.services, lambda s: broker.get_credentials(s, args.identifier))
+    if any(not isinstance(err, AuthorizationError) for err in errors.values()):
+        # Something no authorization can fix: say so now (with every failure), not after the wait.
+        raise BatchError(results, errors) if len(args.services) > 1 else next(iter(errors.values()))
     for service in dict.fromkeys(args.services):
         err = errors.get(service)
         if isinstance(err, AuthorizationError):
@@ -429,11 +434,12 @@ def cmd_status(args: argparse.Namespace, broker: TokenBroker) -> int:
             codes.add(int(ExitCode.AUTHORIZATION_REQUIRED))
     label_width = max(len(line[1]) for line in lines)
     for service, label, color, rest in lines:
+        service, rest = printable(service, False), printable(rest, False)  # names come from files
         print(f"{service.ljust(width)}  {paint(label.ljust(label_width), color)}  {rest}")
     sys.stdout.flush()
     if not codes:
         return ExitCode.OK
-    return codes.pop() if len(codes) == 1 else int(ExitCode.ERROR)
+    return int(most_pressing(codes))
 
 
 def cmd_doctor(args: argparse.Namespace, broker: TokenBroker) -> int:

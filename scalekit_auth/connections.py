@@ -41,7 +41,13 @@ def normalize_service(name: object, where: str = "service name") -> str:
     return service
 
 
+def _require_text(value: object, where: str) -> None:
+    if value is not None and not isinstance(value, str):
+        raise ConfigurationError(f"The {where} must be a string (text), not {_json_type(value)}: {value!r:.60}.")
+
+
 def check_connection_name(name: object, where: str = "connection name") -> str:
+    _require_text(name, where)
     if not isinstance(name, str) or not name.strip():
         raise ConfigurationError(f"The {where} is empty: copy it from the Scalekit dashboard (e.g. 'gmail_u3134a').")
     value = name.strip()
@@ -54,6 +60,7 @@ def check_connection_name(name: object, where: str = "connection name") -> str:
 
 
 def check_identifier(value: object, where: str = "identifier") -> str:
+    _require_text(value, where)
     if not isinstance(value, str) or not value.strip():
         raise ConfigurationError(f"The {where} is empty: use the user's name or e-mail (e.g. 'mess').")
     ident = value.strip()

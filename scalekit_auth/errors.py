@@ -27,6 +27,37 @@ class ExitCode(IntEnum):
     INTERRUPTED = 130
 
 
+#: When several things failed, the exit code is the one to act on first: a setup problem must be
+#: fixed before anything else can work; an authorization link helps only once the rest is right.
+EXIT_PRECEDENCE = (
+    ExitCode.USAGE,
+    ExitCode.CONFIGURATION,
+    ExitCode.CREDENTIALS_REJECTED,
+    ExitCode.UNSUPPORTED_ACCOUNT,
+    ExitCode.UNAVAILABLE,
+    ExitCode.RATE_LIMITED,
+    ExitCode.AUTHORIZATION_REQUIRED,
+)
+
+
+def most_pressing(codes) -> ExitCode:
+    """The exit code for several failures (see EXIT_PRECEDENCE); ERROR for anything unlisted."""
+    codes = {int(c) for c in codes}
+    for code in EXIT_PRECEDENCE:
+        if int(code) in codes:
+            return code
+    return ExitCode.ERROR
+
+
+_CONTROL = {c: f"\\x{c:02x}" for c in (*range(32), 127) if c != 10}
+
+
+def printable(text: str, keep_newlines: bool = True) -> str:
+    """Text safe to show on a terminal: control characters (escape sequences, bells) made visible."""
+    table = _CONTROL if keep_newlines else {**_CONTROL, 10: "\\n"}
+    return text.translate(table)
+
+
 class ScalekitAuthError(Exception):
     """Base of every scalekit-auth error."""
 
@@ -260,13 +291,12 @@ class BatchError(ScalekitAuthError):
     def __init__(self, results: Mapping[str, Any], errors: Mapping[str, BaseException]) -> None:
         self.results = dict(results)
         self.errors = dict(errors)
-        codes = {getattr(e, "exit_code", ExitCode.ERROR) for e in self.errors.values()}
-        self.exit_code = codes.pop() if len(codes) == 1 else ExitCode.ERROR
+        self.exit_code = most_pressing(getattr(e, "exit_code", ExitCode.ERROR) for e in self.errors.values())
         total = len(self.results) + len(self.errors)
         lines = [f"{len(self.errors)} of {total} services failed:"]
         for service, err in self.errors.items():
             text = str(err) if isinstance(err, ScalekitAuthError) else f"unexpected error ({err.__class__.__name__})"
-            lines.append(f"  {service}: {text}")
+            lines.append(f"  {printable(service, False)}: {printable(text, False)}")
         super().__init__("\n".join(lines))
 
     @property

@@ -153,6 +153,8 @@ _BUILTIN_PATTERNS = tuple(parse_pattern(p, s) for p, s in BUILTIN)
 
 
 def _split(url: str) -> tuple[str, int | None, str] | None:
+    if "://" in url and url.strip().split("://", 1)[0].lower() not in ("http", "https"):
+        return None  # tokens go over HTTP(S) only
     try:
         parts = urlsplit(url.strip() if "://" in url else "https://" + url.strip())
         host = (parts.hostname or "").lower().rstrip(".")

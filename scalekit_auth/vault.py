@@ -27,8 +27,9 @@ from .errors import (
     ScalekitTimeoutError,
     ScalekitUnavailableError,
     import_or_explain,
+    printable,
 )
-from .logs import get_logger
+from .logs import get_logger, redact_text
 
 log = get_logger("scalekit_auth.vault")
 
@@ -128,7 +129,7 @@ class Vault:
             detail = (getattr(exc, "message", "") or "").strip().splitlines()
             return ScalekitServiceError(
                 f"Scalekit at {url} answered {status}"
-                + (f": {detail[0][:200]}" if detail else "")
+                + (f": {redact_text(printable(detail[0][:200], False))}" if detail else "")
                 + ". Try again; if it persists, check status.scalekit.com."
             )
         inner = exc.args[0] if isinstance(exc, sk.ScalekitException) and exc.args else exc

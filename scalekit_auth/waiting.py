@@ -9,6 +9,7 @@ declined (or the sign-in failed). Ctrl-C stops it at once (KeyboardInterrupt pro
 from __future__ import annotations
 
 import datetime as _dt
+import math
 import sys
 import time
 from collections.abc import Callable
@@ -69,7 +70,7 @@ def wait_for_credentials(
     is called about four times a second with (seconds left on the link, seconds left in
     total), for a countdown. `force_link` issues a link even if the account is ACTIVE.
     """
-    if timeout <= 0:
+    if not (isinstance(timeout, (int, float)) and math.isfinite(timeout)) or timeout <= 0:
         raise ValueError("timeout must be a positive number of seconds")
     on_link = on_link or print_link(service)
     started = time.monotonic()
