@@ -268,7 +268,7 @@ def test_batch_with_broken_services_keeps_the_others(broker, emulator, skill):
     assert err.tokens == {"gmail": "g"}
     assert isinstance(err.errors["slack"], AuthorizationError)
     assert isinstance(err.errors["nope"], ServiceNotConfiguredError)
-    assert err.exit_code == 1
+    assert err.exit_code == 3  # not configured comes before needs authorization
     assert str(err).splitlines()[0] == "2 of 3 services failed:"
 
 

@@ -199,7 +199,7 @@ def test_several_services_fail_as_a_whole_with_a_line_per_failure(skill, emulato
     skill.configure("slack", "slack_x7y9z")
     emulator.seed("gmail_u3134a", "agent", access_token="tok-gmail")
     proc = skill.run("gmail", "slack", "notion")
-    assert proc.returncode == 1  # mixed causes: 4 for slack, 3 for notion
+    assert proc.returncode == 3  # mixed causes: 4 for slack, 3 for notion; setup comes first
     assert proc.stdout == ""
     assert "Traceback" not in proc.stderr
     assert "2 of 3 services failed" in proc.stderr

@@ -181,7 +181,7 @@ def test_token_json_gives_one_stable_object_per_service(ready):
     assert notion["status"] == "NOT_CONNECTED" and notion["identifier"] == "bob"
     assert ghost["status"] == "ERROR"
     assert ghost["error"]["type"] == "ServiceNotConfiguredError" and ghost["error"]["exit_code"] == 3
-    assert proc.returncode == 1  # mixed failures
+    assert proc.returncode == 3  # mixed failures: the configuration problem comes first
 
 
 def test_token_json_all_good_exits_0(ready):

@@ -217,7 +217,7 @@ def test_service_check_comes_before_credentials_check(skill):
         ('{"gmail": "gmail_u3134a"}', "must be an object"),
         ('{"gmail": {"identifier": "x"}}', 'no "connection_name"'),
         ('{"gmail": {"connection_name": ""}}', "empty"),
-        ('{"gmail": {"connection_name": 42}}', "empty"),
+        ('{"gmail": {"connection_name": 42}}', "must be a string"),
         ('{"gmail": {"connection_name": "ok_name", "identifier": 7}}', "identifier"),
         ('{"gmail": {"connection_name": "a"}, "gmail": {"connection_name": "b"}}', "twice"),
     ],
