@@ -59,6 +59,16 @@ examples:
 """
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but an argument quoted back in an error shows its control characters escaped."""
+
+    def error(self, message: str):  # type: ignore[override]
+        from .errors import printable
+
+        self.print_usage(sys.stderr)
+        self.exit(int(ExitCode.USAGE), f"{self.prog}: error: {printable(message, keep_newlines=False)}\n")
+
+
 def _common(top: bool = False) -> argparse.ArgumentParser:
     """--debug, accepted before the command and after it. A subcommand's parser must not reset a
     --debug given before the command, so only the top-level parser has a default."""
@@ -116,7 +126,7 @@ def _sub(sub, name: str, help_: str, description: str, examples: str, prog: str)
 
 
 def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=prog,
         usage=f"{prog} [--debug] COMMAND [ARGS]",
         description="Fresh OAuth tokens from Scalekit's token vault, never written to disk.",
@@ -314,7 +324,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
 
 def build_token_parser(prog: str) -> argparse.ArgumentParser:
     """`get_token.py SERVICE...`: the same as `scalekit-auth token SERVICE...`."""
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog=prog,
         description="Print a fresh access token (or API key) for each SERVICE, one per line on stdout.",
         epilog=SHELL_EXAMPLES.format(prog=f"python3 {prog}") + "\n" + EXIT_CODES_HELP,
@@ -468,7 +478,9 @@ def _via_agent(args: argparse.Namespace) -> int | None:
 def _print_traceback() -> None:
     import traceback
 
-    traceback.print_exc()
+    from .errors import printable
+
+    sys.stderr.write(printable(traceback.format_exc()))
 
 
 def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
