@@ -412,9 +412,14 @@ def _run(parser: argparse.ArgumentParser, argv: Sequence[str] | None, prog: str)
     except OSError as err:
         import errno
 
-        if err.errno != errno.EBADF:
+        if err.errno == errno.EBADF:
+            why = "it is closed (run it with its output going somewhere)"
+            print(f"{prog}: cannot write to stdout: {why}", file=sys.stderr)
+        elif err.errno in (errno.ENOSPC, errno.EIO, errno.EDQUOT, errno.EFBIG):  # files are checked elsewhere
+            print(f"{prog}: cannot write to stdout: {err.strerror}", file=sys.stderr)
+            _silence_stdout()
+        else:
             return _unexpected(err, prog, debug)
-        print(f"{prog}: cannot write to stdout: it is closed (run it with its output going somewhere)", file=sys.stderr)
         return int(ExitCode.ERROR)
     except Exception as err:  # noqa: BLE001 - last line of defence: no traceback without --debug
         return _unexpected(err, prog, debug)

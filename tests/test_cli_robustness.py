@@ -57,6 +57,18 @@ def test_stdout_closed(mode):
     assert "stdout" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
 
 
+def test_stdout_full(mode):
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run(
+            [sys.executable, str(ROOT / "get_token.py"), "gmail"],
+            stdout=full, stderr=subprocess.PIPE, text=True, timeout=120, env=mode,
+        )  # fmt: skip
+    assert proc.returncode == 1
+    clean(proc)
+    assert "cannot write to stdout" in proc.stderr and "No space left" in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
 def test_reader_went_away(mode):
     """The pipe's reader is gone before the token is written (`get_token.py gmail | head -c0`)."""
     read_fd, write_fd = os.pipe()
