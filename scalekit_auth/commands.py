@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 from .broker import AccountStatus, TokenBroker
+from .connections import normalize_service
 from .errors import (
     AuthorizationError,
     BatchError,
@@ -301,14 +302,24 @@ def cmd_curl(args: argparse.Namespace, broker: TokenBroker) -> int:
     if curl is None:
         raise ConfigurationError("curl is not installed (e.g. apt-get install curl).")
     check_curl_args(args.curl_args, curl)  # before any token exists: one URL, no rerouting options
-    service = args.service or broker.service_for_url_or_explain(args.url)
+    detected = broker.service_for_url_or_explain(args.url) if not args.service else broker.service_for_url(args.url)
+    service = args.service or detected
+    if args.service and detected != normalize_service(args.service):
+        from .broker import _host_of
+
+        raise ConfigurationError(
+            f"{printable(_host_of(args.url), False)} is not a known host of {args.service}, so its token is not "
+            f"sent there. If it is one, add it to that service in connections.json: "
+            f'"hosts": ["{printable(_host_of(args.url), False)}"].'
+        )
     token = broker.get_token(service, args.identifier)
     read_fd, write_fd = os.pipe()
     os.write(write_fd, f"Authorization: Bearer {token}\n".encode())
     os.close(write_fd)
     os.set_inheritable(read_fd, True)
     # -q first: no ~/.curlrc, which could add URLs or options the check above never saw.
-    argv = [curl, "-q", "-H", f"@/dev/fd/{read_fd}", *args.curl_args, "--", args.url]
+    # --globoff: curl would expand {a,b} and [1-2] in the URL into several URLs (hosts).
+    argv = [curl, "-q", "--globoff", "-H", f"@/dev/fd/{read_fd}", *args.curl_args, "--", args.url]
     broker.close()
     sys.stdout.flush()
     sys.stderr.flush()

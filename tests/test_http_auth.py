@@ -377,3 +377,19 @@ def test_curl_ignores_the_users_curlrc(api, tmp_path):
     proc = run_cli("curl", f"{api.url}/gmail/x", "-s", env={"HOME": str(tmp_path), "CURL_HOME": str(tmp_path)})
     assert proc.returncode == 0, proc.stderr
     assert [hit["path"] for hit in api.seen] == ["/gmail/x"]
+
+
+def test_curl_does_not_expand_globs_in_the_url(api):
+    """curl would turn {a,b} or [1-2] into several URLs (hosts) sharing the header: globbing is off."""
+    port = api.url.rsplit(":", 1)[1]
+    proc = run_cli("curl", "--service", "gmail", f"http://{{127.0.0.1,localhost}}:{port}/gmail/x", "-s")
+    assert proc.returncode != 0
+    assert not api.seen  # no request at all: neither host got the token
+
+
+def test_curl_with_service_still_needs_a_host_of_that_service(api):
+    before = len(api.seen)
+    proc = run_cli("curl", "--service", "gmail", "http://other.example/x", "-s")
+    assert proc.returncode == 3, proc.stderr
+    assert "other.example" in proc.stderr and "hosts" in proc.stderr, proc.stderr
+    assert len(api.seen) == before

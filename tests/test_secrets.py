@@ -163,7 +163,7 @@ def test_no_secret_in_files_argv_or_debug_output(canary, tmp_path):
     child = run(["exec", "gmail", "openai", "--debug", "--", sys.executable, "-c", show_argv])
     assert child.returncode == 0, child.stderr
     outputs.append(("exec child argv", child.stdout))
-    curl = run(["--debug", "curl", "--service", "gmail", "https://example.invalid/x"], env=path_env)
+    curl = run(["--debug", "curl", "--service", "gmail", "https://gmail.googleapis.com/x"], env=path_env)
     argv_lines = [line for line in curl.stdout.splitlines() if line.startswith("ARGV ")]
     assert argv_lines and "Authorization: Bearer " + CANARY_AT in curl.stdout  # curl did get the header
     outputs.append(("curl argv", "\n".join(argv_lines)))
