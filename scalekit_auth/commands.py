@@ -318,12 +318,14 @@ def cmd_curl(args: argparse.Namespace, broker: TokenBroker) -> int:
     os.close(write_fd)
     os.set_inheritable(read_fd, True)
     # -q first: no ~/.curlrc, which could add URLs or options the check above never saw.
-    # --globoff: curl would expand {a,b} and [1-2] in the URL into several URLs (hosts).
-    argv = [curl, "-q", "--globoff", "-H", f"@/dev/fd/{read_fd}", *args.curl_args, "--", args.url]
+    # -q first: no ~/.curlrc. After the user's options, where nothing can undo them: --globoff (curl
+    # would expand {a,b} and [1-2] into several hosts) and --noproxy '*' (straight to the URL's host).
+    argv = [curl, "-q", "-H", f"@/dev/fd/{read_fd}", *args.curl_args, "--globoff", "--noproxy", "*", "--", args.url]
+    env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
     broker.close()
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execv(curl, argv)  # noqa: S606 - replaces this process: curl's exit code is ours
+    os.execve(curl, argv, env)  # noqa: S606 - replaces this process: curl's exit code is ours
     return ExitCode.ERROR  # pragma: no cover
 
 

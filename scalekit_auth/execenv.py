@@ -24,8 +24,14 @@ RESERVED_NAMES = frozenset(
     https_proxy all_proxy no_proxy SSL_CERT_FILE SSL_CERT_DIR REQUESTS_CA_BUNDLE CURL_CA_BUNDLE
     CURL_HOME XDG_RUNTIME_DIR XDG_CONFIG_HOME SUDO_ASKPASS SSH_ASKPASS SSH_AUTH_SOCK""".split()
 )
-#: ... or by prefix.
-RESERVED_PREFIXES = ("LD_", "DYLD_", "PYTHON", "BASH_FUNC_", "LC_", "GIT_", "GLIBC_", "SCALEKIT_", "NPM_CONFIG_")
+#: ... or by prefix (compared case-insensitively: some tools, like npm, read their variables so).
+RESERVED_PREFIXES = (
+    "LD_", "DYLD_", "PYTHON", "BASH_FUNC_", "LC_", "GIT_", "GLIBC_", "SCALEKIT_", "NPM_CONFIG_", "SSLKEYLOG",
+    "OPENSSL_", "KUBE", "CARGO_", "RUSTC_",
+)  # fmt: skip
+#: A token's variable must say what it holds: GH_TOKEN, NOTION_API_KEY, SLACK_BOT_TOKEN, ...
+#: Names that no program reads as an instruction (SSLKEYLOGFILE, BROWSER, LESSOPEN, ... all fail this).
+TOKEN_SUFFIXES = ("_TOKEN", "_KEY", "_SECRET", "_PAT", "_APIKEY", "_CREDENTIAL", "_CREDENTIALS", "_AUTH", "_PASSWORD")
 
 
 def check_env_name(name: str, spec: str) -> None:
@@ -35,10 +41,15 @@ def check_env_name(name: str, spec: str) -> None:
             f"--env {spec}: {name!r} is not a valid environment variable name (letters, digits and _, "
             "not starting with a digit)."
         )
-    if name in RESERVED_NAMES or name.startswith(RESERVED_PREFIXES):
+    if name in RESERVED_NAMES or name.upper().startswith(RESERVED_PREFIXES):
         raise ConfigurationError(
             f"--env {spec}: {name} is read by the system, the shell or a language runtime; a token there "
             "could leak or break the command. Choose a name of your own, e.g. --env MY_TOKEN."
+        )
+    if not name.upper().endswith(TOKEN_SUFFIXES):
+        raise ConfigurationError(
+            f"--env {spec}: name the variable for what it holds, ending in _TOKEN, _KEY or _SECRET "
+            "(e.g. GH_TOKEN, NOTION_API_KEY): other names may be read by some program as an instruction."
         )
 
 

@@ -218,11 +218,12 @@ def test_exec_puts_tokens_in_the_environment_not_argv(ready, emulator):
 
 def test_exec_env_name_overrides(ready, emulator):
     emulator.seed("slack_x7y9z", "mess", access_token="slack-token-abc")
-    one = top_level("exec", "gmail", "--env", "GT", "--", sys.executable, "-c", "import os; print(os.environ['GT'])")
+    show = "import os; print(os.environ['GT_TOKEN'])"
+    one = top_level("exec", "gmail", "--env", "GT_TOKEN", "--", sys.executable, "-c", show)
     assert one.stdout == "gmail-token-xyz\n"
     two = top_level(
-        "exec", "gmail", "slack", "--env", "slack=BOT", "--",
-        sys.executable, "-c", "import os; print(os.environ['GMAIL_TOKEN'], os.environ['BOT'])",
+        "exec", "gmail", "slack", "--env", "slack=BOT_TOKEN", "--",
+        sys.executable, "-c", "import os; print(os.environ['GMAIL_TOKEN'], os.environ['BOT_TOKEN'])",
     )  # fmt: skip
     assert two.stdout == "gmail-token-xyz slack-token-abc\n"
     bad = top_level("exec", "gmail", "slack", "--env", "X", "--", "true")
@@ -346,6 +347,9 @@ DANGEROUS_ENV_NAMES = [
     "PS4", "SHELLOPTS", "BASHOPTS", "CDPATH", "PYTHONPATH", "PYTHONSTARTUP", "PYTHONWARNINGS", "PERL5OPT",
     "PERL5LIB", "RUBYOPT", "NODE_OPTIONS", "JAVA_TOOL_OPTIONS", "GCONV_PATH", "HOME", "SHELL", "BASH_FUNC_x%%",
     "GIT_SSH_COMMAND", "SCALEKIT_CLIENT_SECRET", "LC_ALL", "TMPDIR", "1ABC", "A-B", "", "A B", "A=B",
+    "SSLKEYLOGFILE", "BROWSER", "LESSOPEN", "RUSTC_WRAPPER", "LUA_INIT", "PS0", "HISTFILE", "ZDOTDIR",
+    "GOFLAGS", "MAKEFLAGS", "DOCKER_HOST", "KUBECONFIG", "OPENSSL_CONF", "NODE_EXTRA_CA_CERTS", "npm_config_x_key",
+    "MY_GMAIL",
 ]  # fmt: skip
 
 
@@ -361,8 +365,8 @@ def test_exec_refuses_variables_that_something_else_interprets(ready, name, tmp_
 
 
 def test_exec_accepts_a_name_of_our_own(ready):
-    show = "import os; print(os.environ['MY_GMAIL'])"
-    proc = top_level("exec", "gmail", "--env", "MY_GMAIL", "--", sys.executable, "-c", show)
+    show = "import os; print(os.environ['MY_GMAIL_TOKEN'])"
+    proc = top_level("exec", "gmail", "--env", "MY_GMAIL_TOKEN", "--", sys.executable, "-c", show)
     assert (proc.returncode, proc.stdout) == (0, "gmail-token-xyz\n"), proc.stderr
 
 

@@ -348,6 +348,16 @@ def test_httpx_does_not_retry_a_401_from_another_host(api, broker, emulator, for
         (["--insecure"], "--insecure"),
         (["--", "http://other.example/x"], "one URL"),
         (["--no-such-curl-option"], "--no-such-curl-option"),
+        (["--no-globoff"], "--no-globoff"),
+        (["--proxy1.0", "127.0.0.1:9"], "--proxy1.0"),
+        (["--trace-ascii", "/tmp/x"], "--trace-ascii"),
+        (["--trace", "/tmp/x"], "--trace"),
+        (["--libcurl", "/tmp/x"], "--libcurl"),
+        (["-v"], "-v"),
+        (["-sv"], "-v"),
+        (["--stderr", "/tmp/x"], "--stderr"),
+        (["--loc"], "--loc"),
+        (["--location-t"], "--location-t"),
     ],
 )
 def test_curl_refuses_arguments_that_could_send_the_token_elsewhere(api, emulator, extra, phrase):
@@ -363,7 +373,7 @@ def test_curl_refuses_arguments_that_could_send_the_token_elsewhere(api, emulato
 @pytest.mark.parametrize(
     "extra",
     [["-s", "--fail"], ["-sS", "-o", "/dev/null"], ["-H", "Accept: application/json", "-s"], ["-L", "-s"],
-     ["-d", "x=1", "-s"], ["-so/dev/null"], ["--max-time", "60", "-s"]],
+     ["-d", "x=1", "-s"], ["-so/dev/null"], ["--max-time", "60", "-s"], ["-sSf", "-X", "GET"]],
 )  # fmt: skip
 def test_curl_accepts_ordinary_options(api, extra):
     proc = run_cli("curl", f"{api.url}/gmail/x", *extra)
@@ -393,3 +403,16 @@ def test_curl_with_service_still_needs_a_host_of_that_service(api):
     assert proc.returncode == 3, proc.stderr
     assert "other.example" in proc.stderr and "hosts" in proc.stderr, proc.stderr
     assert len(api.seen) == before
+
+
+def test_curl_ignores_proxies_from_the_environment(api, tmp_path):
+    """curl gets no *_proxy variables and --noproxy '*': the request goes straight to the URL's host."""
+    fake = tmp_path / "curl"
+    fake.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > {tmp_path}/argv\nenv > {tmp_path}/env\n')
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    env = {"PATH": f"{tmp_path}:{os.environ['PATH']}", "https_proxy": "http://127.0.0.1:9", "HTTP_PROXY": "x:9",
+           "no_proxy": "127.0.0.1,localhost"}  # fmt: skip
+    proc = run_cli("curl", f"{api.url}/gmail/x", "-s", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "--noproxy\n*\n" in (tmp_path / "argv").read_text()
+    assert not [line for line in (tmp_path / "env").read_text().splitlines() if "_proxy=" in line.lower()]
