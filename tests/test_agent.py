@@ -427,6 +427,7 @@ def _rss_kb(pid: int) -> int:
 def test_an_oversized_request_is_cut_off_not_buffered(running):
     import socket as socket_module
 
+    assert probe("gmail").stdout == "gmail-token\n"  # the agent has loaded the SDK and logged in: memory is settled
     pid, before = running["pid"], _rss_kb(running["pid"])
     with socket_module.socket(socket_module.AF_UNIX) as s:
         s.settimeout(60)
