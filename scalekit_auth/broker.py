@@ -23,9 +23,9 @@ from . import connections
 from .cache import TokenCache
 from .config import (
     SETTINGS_VARS,
-    SKILL_DIR_VAR,
     ScalekitSettings,
     env_file_mode_warning,
+    env_files,
     file_signature,
     load_settings,
     skill_dir,
@@ -40,8 +40,9 @@ from .errors import (
     UnknownConnectionError,
     printable,
 )
-from .identity import IDENTITY_FILE_VAR, agent_name, identity_file
+from .identity import IDENTITY_VARS, agent_name, identity_file
 from .logs import get_logger
+from .paths import STATE_VARS, legacy_dir, state_dir
 
 log = get_logger("scalekit_auth")
 
@@ -49,8 +50,7 @@ ACTIVE = "ACTIVE"
 MAX_BATCH_WORKERS = 16
 
 V = TypeVar("V")
-_DIR_VARS = (SKILL_DIR_VAR, "XDG_CONFIG_HOME")
-_IDENTITY_VARS = (IDENTITY_FILE_VAR,)
+_DIR_VARS = STATE_VARS
 
 
 @dataclass(frozen=True)
@@ -134,7 +134,13 @@ class TokenBroker:
         if self._directory is not None:
             return self._directory
         env = self.environ
-        return self._memo.get("dir", self._env_values(_DIR_VARS), lambda: str(skill_dir(env)))
+        folders = self._memo.get("dirs", self._env_values(_DIR_VARS), lambda: (state_dir(env), legacy_dir()))
+        if folders[1] is None:  # not a skill folder: always the state folder
+            return folders[0]
+        # The original layout (files beside SKILL.md) stays in use until they are moved: two folder
+        # mtimes tell when a file appeared or went away.
+        signature = (file_signature(folders[0]), file_signature(folders[1]))
+        return self._memo.get("dir", (folders, signature), lambda: str(skill_dir(env)))
 
     @property
     def directory(self) -> Path:
@@ -151,27 +157,32 @@ class TokenBroker:
 
     def settings(self, directory: str | None = None) -> ScalekitSettings:
         folder = directory or self._dir()
-        env_file = self._memo.get("env_file", folder, lambda: os.path.join(folder, ".env"))
-        signature = (self._env_values(SETTINGS_VARS), file_signature(env_file))
         env = self.environ
-        return self._memo.get(("settings", folder), signature, lambda: self._load_settings(folder, env_file, env))
+        files = self._memo.get(
+            ("env_files", folder), self._env_values(_DIR_VARS), lambda: [str(p) for p in env_files(Path(folder), env)]
+        )
+        signature = (self._env_values(SETTINGS_VARS), tuple(file_signature(f) for f in files))
+        return self._memo.get(("settings", folder), signature, lambda: self._load_settings(folder, files, env))
 
-    def _load_settings(self, folder: str, env_file: str, env: Mapping[str, str]) -> ScalekitSettings:
+    def _load_settings(self, folder: str, files: list[str], env: Mapping[str, str]) -> ScalekitSettings:
         """Read the settings (only when something changed) and warn once about a readable .env."""
         settings = load_settings(Path(folder), env)
-        warning = env_file_mode_warning(Path(env_file))
-        if warning and env_file not in self._warned:
-            self._warned.add(env_file)
-            print(
-                f"scalekit-auth: warning: {warning}; it holds your client secret. Run: chmod 600 {env_file}",
-                file=sys.stderr,
-            )
+        for env_file in files:
+            warning = env_file_mode_warning(Path(env_file))
+            if warning and env_file not in self._warned:
+                self._warned.add(env_file)
+                print(
+                    f"scalekit-auth: warning: {warning}; it holds your client secret. Run: chmod 600 {env_file}",
+                    file=sys.stderr,
+                )
         return settings
 
     def _agent_name(self) -> tuple[str, str]:
         env = self.environ
-        override = self._env_values(_IDENTITY_VARS)
-        path = self._memo.get("identity_file", override, lambda: str(identity_file(env)))
+        where = self._env_values(IDENTITY_VARS)
+        if where[IDENTITY_VARS.index("OPENCLAW_SHELL")] is not None:  # in an OpenClaw exec: the cwd may decide
+            where = (*where, _cwd())
+        path = self._memo.get("identity_file", where, lambda: str(identity_file(env)))
         return self._memo.get(("identity", path), file_signature(path), lambda: agent_name(env))
 
     def resolve(self, service: str, identifier: str | None = None, directory: str | None = None) -> Target:
@@ -410,6 +421,13 @@ class TokenBroker:
     ) -> dict[str, ServiceCredentials]:
         """Like get_tokens, returning ServiceCredentials."""
         return self.many(services, lambda s: self.get_credentials(s, identifier, force_refresh=force_refresh))
+
+
+def _cwd() -> str:
+    try:
+        return os.getcwd()
+    except OSError:
+        return ""
 
 
 def _host_of(url: str) -> str:

@@ -48,6 +48,7 @@ commands:
   list [--status] [--json]  configured services (and live account status)
   status [SERVICE...]       one line per service: configured? authorized? expiry?
   doctor                    check the whole set-up, with a fix for each problem
+  migrate                   move .env and connections.json out of the skill folder
   agent start|stop|status   a background process that keeps tokens warm (like ssh-agent)
   demo                      walk the whole flow against a local Scalekit emulator
 
@@ -284,6 +285,18 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         prog,
     )
     p.set_defaults(func="cmd_doctor")
+
+    p = _sub(
+        sub,
+        "migrate",
+        "move .env and connections.json out of the skill folder",
+        "Move .env and connections.json from the skill folder (the original layout, where `clawhub update` "
+        "deletes them) to the state folder that survives updates (`doctor` shows it). File modes are kept; "
+        "a different file already in the state folder is never overwritten.",
+        "migrate",
+        prog,
+    )
+    p.set_defaults(func="cmd_migrate")
 
     p = _sub(
         sub,

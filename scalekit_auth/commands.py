@@ -473,6 +473,36 @@ def cmd_doctor(args: argparse.Namespace, broker: TokenBroker) -> int:
     return worst
 
 
+def cmd_migrate(args: argparse.Namespace, broker: TokenBroker) -> int:
+    """Move the user's files from the skill folder (original layout) to the state folder."""
+    from pathlib import Path
+
+    from .migrate import move_state
+    from .paths import legacy_dir, state_dir
+
+    target = Path(state_dir(broker.environ))
+    legacy = legacy_dir()
+    if legacy is None:
+        say(f"Nothing to move: this copy of scalekit-auth is not in a skill folder. Files live in {target}.")
+        return ExitCode.OK
+    moved = move_state(Path(legacy), target)
+    if not moved:
+        say(f"Nothing to move: {legacy} holds no .env or connections.json. Files live in {target}.")
+        return ExitCode.OK
+    for item in moved:
+        mode = f"mode {item.target.stat().st_mode & 0o777:03o}"
+        if item.outcome == "moved":
+            say(f"moved {item.source} -> {item.target} ({mode})")
+        elif item.outcome == "same":
+            say(f"{item.target} already held the same content; removed {item.source}")
+        else:
+            say(
+                f"copied {item.source} -> {item.target} ({mode}); the old copy could not be removed (read-only "
+                "folder) and is no longer read"
+            )
+    return ExitCode.OK
+
+
 def cmd_agent(args: argparse.Namespace, broker: TokenBroker) -> int:
     """agent start|stop|status."""
     from . import agent

@@ -162,24 +162,47 @@ def parse_switch(raw: str | None, name: str, default: bool = True) -> bool:
     raise ConfigurationError(f"{name} must be 1 or 0 (on/off), not {raw!r}.")
 
 
+def env_files(directory: Path, environ: Mapping[str, str] | None = None) -> list[Path]:
+    """The .env files read, in order: the state folder's, then OpenClaw's own (~/.openclaw/.env)."""
+    env = os.environ if environ is None else environ
+    files = [directory / ".env"]
+    if paths.under_openclaw(env):
+        shared = Path(paths.openclaw_state_dir(env), ".env")
+        if shared != files[0]:
+            files.append(shared)
+    return files
+
+
+def where_to_put_credentials(directory: Path, environ: Mapping[str, str] | None = None) -> str:
+    """Where a user should put the credentials, in the words of their set-up (never in chat)."""
+    env = os.environ if environ is None else environ
+    if paths.under_openclaw(env):
+        state = paths.openclaw_state_dir(env)
+        return (
+            f'{state}/openclaw.json (skills.entries."scalekit-auth": "apiKey" for the secret, "env" for '
+            f"SCALEKIT_CLIENT_ID and SCALEKIT_ENVIRONMENT_URL), {state}/.env, or {directory / '.env'}"
+        )
+    return f"{directory / '.env'} or the environment"
+
+
 def load_settings(directory: Path, environ: Mapping[str, str] | None = None) -> ScalekitSettings:
-    """Credentials from the environment, falling back to `directory/.env`.
+    """Credentials from the environment, falling back to the .env files (see env_files).
 
     Raises MissingCredentialsError naming exactly the missing variables.
     """
     env = os.environ if environ is None else environ
-    env_file = directory / ".env"
-    from_file = read_env_file(env_file)
+    files = [(path, read_env_file(path)) for path in env_files(directory, env)]
 
     def pick(*names: str) -> tuple[str, str]:
         for name in names:
             value = env.get(name, "").strip()
             if value:
                 return value, f"{name} (environment)"
-        for name in names:
-            value = from_file.get(name, "").strip()
-            if value:
-                return value, f"{name} in {env_file}"
+        for path, values in files:
+            for name in names:
+                value = values.get(name, "").strip()
+                if value:
+                    return value, f"{name} in {path}"
         return "", ""
 
     env_url, url_source = pick(*ENV_URL_VARS)
@@ -193,10 +216,10 @@ def load_settings(directory: Path, environ: Mapping[str, str] | None = None) -> 
     if not env_url:
         missing.append(ENV_URL_VARS[0])
     if missing:
-        raise MissingCredentialsError(missing, str(env_file))
+        raise MissingCredentialsError(missing, where_to_put_credentials(directory, env))
 
     def option(name: str) -> str | None:
-        return env.get(name) or from_file.get(name)
+        return env.get(name) or next((values[name] for _, values in files if values.get(name)), None)
 
     return ScalekitSettings(
         env_url=normalize_env_url(env_url, url_source),

@@ -281,7 +281,7 @@ def save(path: Path, service: str, connection_name: str, identifier: str | None 
     if identifier is not None:
         identifier = check_identifier(identifier)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as err:
         raise ConfigurationError(f"Cannot create {path.parent}: {err.strerror}.") from None
     path = _write_target(path)

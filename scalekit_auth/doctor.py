@@ -5,15 +5,19 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
+from . import paths
 from .broker import TokenBroker
 from .config import (
     CLIENT_ID_VAR,
     CLIENT_SECRET_VAR,
     ENV_URL_VARS,
     env_file_mode_warning,
+    env_files,
     normalize_env_url,
     read_env_file,
+    where_to_put_credentials,
 )
 from .errors import ConfigurationError, ExitCode, ScalekitAuthError
 
@@ -27,26 +31,75 @@ class Check:
     exit_code: int = int(ExitCode.CONFIGURATION)
 
 
+def _writable(folder: Path) -> str | None:
+    """Why `config` could not save in folder (None when it can, or when it does not exist yet)."""
+    probe = folder
+    while not probe.exists():
+        if probe.parent == probe:
+            return None
+        probe = probe.parent
+    try:
+        if os.statvfs(probe).f_flag & os.ST_RDONLY:
+            return f"{probe} is on a read-only file system"
+    except (OSError, AttributeError):
+        pass
+    if not os.access(probe, os.W_OK):
+        return f"{probe} is not writable by you"
+    return None
+
+
+def _folder_checks(broker: TokenBroker) -> list[Check]:
+    """Which folder holds the user's files, why, and whether it can be written and survives updates."""
+    env = broker.environ
+    folder = broker.directory
+    state = Path(paths.state_dir(env))
+    if env.get(paths.SKILL_DIR_VAR, "").strip():
+        why = "SCALEKIT_AUTH_DIR"
+    elif paths.under_openclaw(env):
+        why = "OpenClaw's state folder"
+    else:
+        why = "your config folder"
+    checks = []
+    if folder != state:
+        checks.append(
+            Check(
+                "state folder",
+                "warn",
+                f"using {folder}, the skill folder itself (original layout): `clawhub update` replaces that folder "
+                f"and its files with it",
+                f"scalekit-auth migrate (moves them to {state})",
+            )
+        )
+    else:
+        exists = "" if folder.is_dir() else " (created by the first `scalekit-auth config`)"
+        checks.append(Check("state folder", "ok", f"{folder} ({why}){exists}"))
+    problem = _writable(folder)
+    if problem:
+        checks.append(
+            Check(
+                "state folder",
+                "warn",
+                f"{problem}: `scalekit-auth config` cannot save connections there",
+                "in a sandbox, mount a writable folder and point SCALEKIT_AUTH_DIR at it",
+            )
+        )
+    return checks
+
+
 def run_checks(broker: TokenBroker) -> list[Check]:
-    checks: list[Check] = []
+    checks: list[Check] = _folder_checks(broker)
     folder = broker.directory
     env = broker.environ
-    checks.append(
-        Check("skill folder", "ok", str(folder))
-        if folder.is_dir()
-        else Check("skill folder", "warn", f"{folder} does not exist yet", "scalekit-auth config creates it")
-    )
-
-    env_file = folder / ".env"
-    try:
-        from_file = read_env_file(env_file)
-    except ConfigurationError as err:
-        checks.append(Check(".env", "fail", str(err), "save it as UTF-8 text"))
-        from_file = {}
-    else:
+    files: list[tuple[Path, dict[str, str]]] = []
+    for env_file in env_files(folder, env):
+        try:
+            files.append((env_file, read_env_file(env_file)))
+        except ConfigurationError as err:
+            checks.append(Check(".env", "fail", str(err), "save it as UTF-8 text"))
+            continue
         if not env_file.exists():
-            checks.append(Check(".env", "ok", f"none at {env_file} (credentials must come from the environment)"))
-        elif warning := env_file_mode_warning(env_file):
+            continue
+        if warning := env_file_mode_warning(env_file):
             checks.append(Check(".env", "warn", warning, f"chmod 600 {env_file}"))
         else:
             checks.append(Check(".env", "ok", f"{env_file} (private to you)"))
@@ -55,13 +108,14 @@ def run_checks(broker: TokenBroker) -> list[Check]:
         for name in names:
             if env.get(name, "").strip():
                 return f"{name} from the environment"
-        for name in names:
-            if from_file.get(name, "").strip():
-                return f"{name} from .env"
+        for path, values in files:
+            for name in names:
+                if values.get(name, "").strip():
+                    return f"{name} from {path}"
         return None
 
     found = {
-        "SCALEKIT_ENV_URL": where(*ENV_URL_VARS),
+        "SCALEKIT_ENVIRONMENT_URL": where(*ENV_URL_VARS),
         CLIENT_ID_VAR: where(CLIENT_ID_VAR),
         CLIENT_SECRET_VAR: where(CLIENT_SECRET_VAR),
     }
@@ -72,12 +126,13 @@ def run_checks(broker: TokenBroker) -> list[Check]:
                 "credentials",
                 "fail",
                 f"{', '.join(missing)} not set",
-                f"add {'it' if len(missing) == 1 else 'them'} to {env_file} (dashboard > Developers > Settings > "
-                "API credentials)",
+                f"the user adds {'it' if len(missing) == 1 else 'them'} to {where_to_put_credentials(folder, env)} "
+                "(dashboard > Developers > Settings > API credentials; never in chat)",
             )
         )
     else:
         checks.append(Check("credentials", "ok", "; ".join(v for v in found.values() if v)))
+    from_file = {k: v for _, values in reversed(files) for k, v in values.items()}
 
     url_ok = False
     raw_url = next((env.get(n) or from_file.get(n) for n in ENV_URL_VARS if env.get(n) or from_file.get(n)), None)
@@ -89,6 +144,10 @@ def run_checks(broker: TokenBroker) -> list[Check]:
         except ConfigurationError as err:
             checks.append(Check("environment URL", "fail", str(err), "copy it from the Scalekit dashboard"))
 
+    if url_ok and raw_url:
+        route = _route_check(normalize_env_url(raw_url, "SCALEKIT_ENVIRONMENT_URL"))
+        checks.append(route)
+        url_ok = route.level == "ok"
     if not missing and url_ok:
         try:
             settings = broker.settings()
@@ -112,7 +171,9 @@ def run_checks(broker: TokenBroker) -> list[Check]:
     else:
         if entries:
             names = ", ".join(f"{s} -> {e.connection_name}" for s, e in entries.items())
-            checks.append(Check("connections.json", "ok", f"{len(entries)} service(s): {names}"))
+            checks.append(
+                Check("connections.json", "ok", f"{broker.connections_file}: {len(entries)} service(s): {names}")
+            )
         else:
             checks.append(
                 Check(
@@ -124,9 +185,50 @@ def run_checks(broker: TokenBroker) -> list[Check]:
             )
 
     checks.append(_identity_check(broker))
-    if os.name == "posix" and env_file.exists() and not os.access(env_file, os.R_OK):
-        checks.append(Check(".env", "fail", f"{env_file} is not readable by you", f"chmod 600 {env_file}"))
+    for env_file, _ in files:
+        if os.name == "posix" and env_file.exists() and not os.access(env_file, os.R_OK):
+            checks.append(Check(".env", "fail", f"{env_file} is not readable by you", f"chmod 600 {env_file}"))
     return checks
+
+
+ROUTE_TIMEOUT = 10.0
+
+
+def _route_check(url: str) -> Check:
+    """Can this machine open a TCP connection to the Scalekit host at all (DNS, firewall, sandbox)?"""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    import urllib.request
+
+    proxy = urllib.request.getproxies().get(parts.scheme)
+    via = ""
+    if proxy and not urllib.request.proxy_bypass(host):  # the SDK's HTTP and gRPC calls go through it too
+        proxied = urlsplit(proxy if "://" in proxy else "http://" + proxy)
+        via = f" through the proxy {proxied.hostname}:{proxied.port or 80}"
+        host, port = proxied.hostname or "", proxied.port or 80
+    fix = (
+        "check the URL and this machine's network; a sandboxed agent needs network access to this host "
+        "(OpenClaw: agents.defaults.sandbox.docker.network must not be 'none')"
+    )
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as err:
+        return Check("network", "fail", f"cannot resolve {host} ({err})", fix, exit_code=int(ExitCode.UNAVAILABLE))
+    last: OSError | None = None
+    for family, kind, proto, _, address in infos:
+        try:
+            with socket.socket(family, kind, proto) as sock:
+                sock.settimeout(ROUTE_TIMEOUT)
+                sock.connect(address)
+            return Check("network", "ok", f"{parts.hostname}:{parts.port or port} is reachable{via}")
+        except OSError as err:
+            last = err
+    reason = "timed out" if isinstance(last, TimeoutError) else (getattr(last, "strerror", None) or str(last))
+    return Check("network", "fail", f"no route to {host}:{port} ({reason})", fix, exit_code=int(ExitCode.UNAVAILABLE))
 
 
 def _identity_check(broker: TokenBroker) -> Check:

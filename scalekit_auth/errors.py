@@ -97,13 +97,14 @@ class ServiceNotConfiguredError(ConfigurationError):
 class MissingCredentialsError(ConfigurationError):
     """One or more of the three Scalekit variables is not set."""
 
-    def __init__(self, missing: Sequence[str], env_file: str) -> None:
+    def __init__(self, missing: Sequence[str], where: str) -> None:
         self.missing = tuple(missing)
         super().__init__(
             f"Scalekit is not configured: {', '.join(self.missing)} "
             f"{'is' if len(self.missing) == 1 else 'are'} not set. "
-            f"Add {'it' if len(self.missing) == 1 else 'them'} to {env_file} or the environment "
-            "(values are under Developers > Settings > API credentials in the Scalekit dashboard)."
+            f"The user adds {'it' if len(self.missing) == 1 else 'them'} to {where} "
+            "(values are under Developers > Settings > API credentials in the Scalekit dashboard; "
+            "never paste the secret into a chat)."
         )
 
 
@@ -127,9 +128,17 @@ def import_or_explain(module: str, package: str):
     try:
         return importlib.import_module(module)
     except ModuleNotFoundError as err:
-        if err.name and (err.name == module or module.startswith(err.name + ".")):
-            raise MissingDependencyError(package) from err
-        raise
+        if not (err.name and (err.name == module or module.startswith(err.name + "."))):
+            raise
+        missing = err
+    from . import bootstrap  # first use on a bare (maybe externally-managed) Python: a private environment
+
+    if bootstrap.provide(module):
+        try:
+            return importlib.import_module(module)
+        except ModuleNotFoundError as err:
+            missing = err
+    raise MissingDependencyError(package) from missing
 
 
 class UnknownConnectionError(ConfigurationError):

@@ -1,4 +1,8 @@
-"""The agent's own name, read from the OpenClaw workspace's IDENTITY.md: the default identifier."""
+"""The agent's own name, read from its OpenClaw workspace's IDENTITY.md: the default identifier.
+
+The workspace and the parsing follow OpenClaw itself (2026.9: src/agents/identity-file.ts,
+src/agents/workspace-default-path.ts), so the name here is the name OpenClaw shows.
+"""
 
 from __future__ import annotations
 
@@ -7,29 +11,99 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-IDENTITY_FILE_VAR = "SCALEKIT_IDENTITY_FILE"
-DEFAULT_IDENTITY_FILE = "~/.openclaw/workspace/IDENTITY.md"
-FALLBACK_IDENTIFIER = "agent"
-IDENTITY_FILE_LIMIT = 256 * 1024
+from . import paths
 
-# "**Name:** Mess" or "- **Name:** Mess" (also "* **Name:**" and "**Name**:").
-_NAME_LINE = re.compile(r"^\s*(?:[-*+]\s+)?\*\*\s*Name\s*(?::\s*\*\*|\*\*\s*:)\s*(?P<name>.+?)\s*$", re.IGNORECASE)
+IDENTITY_FILE_VAR = "SCALEKIT_IDENTITY_FILE"
+FALLBACK_IDENTIFIER = "agent"
+#: OpenClaw reads IDENTITY.md up to 4 MiB; so do we, so that both see the same name.
+IDENTITY_FILE_LIMIT = 4 * 1024 * 1024
+#: Every variable (besides the working directory) that changes which IDENTITY.md is read.
+IDENTITY_VARS = (
+    IDENTITY_FILE_VAR,
+    "OPENCLAW_WORKSPACE_DIR",
+    "OPENCLAW_STATE_DIR",
+    "OPENCLAW_PROFILE",
+    "OPENCLAW_HOME",
+    "OPENCLAW_SHELL",
+    "HOME",
+)
+
+# The template's placeholder answers, as OpenClaw normalises them (not names).
+_PLACEHOLDERS = frozenset(
+    {
+        "not set yet",
+        "pick something you like",
+        "ai? robot? familiar? ghost in the machine? something weirder?",
+        "how do you come across? sharp? warm? chaotic? calm?",
+        "your signature - pick one that feels right",
+        "workspace-relative path, http(s) url, or data uri",
+    }
+)
+_EDGE_MARKS = re.compile(r"^[\s*_`]+|[\s*_`]+$")
+
+
+def workspace_dir(environ: Mapping[str, str] | None = None) -> tuple[Path, str]:
+    """(the agent's workspace, why): the way OpenClaw resolves its default workspace.
+
+    Inside an OpenClaw exec (OPENCLAW_SHELL=exec) the working directory is the agent's own
+    workspace (each agent of a multi-agent set-up has its own), so it comes first when it
+    holds an IDENTITY.md. Then OPENCLAW_WORKSPACE_DIR, $OPENCLAW_STATE_DIR/workspace,
+    ~/.openclaw-<profile>/workspace for OPENCLAW_PROFILE, and ~/.openclaw/workspace.
+    """
+    env = os.environ if environ is None else environ
+    if env.get("OPENCLAW_SHELL", "").strip() == "exec":
+        try:
+            cwd = os.getcwd()
+        except OSError:
+            cwd = ""
+        if cwd and os.path.isfile(os.path.join(cwd, "IDENTITY.md")):
+            return Path(cwd), "the working directory of this OpenClaw exec"
+    explicit = env.get("OPENCLAW_WORKSPACE_DIR", "").strip()
+    if explicit:
+        return Path(paths.expand(explicit, env)), "OPENCLAW_WORKSPACE_DIR"
+    state = env.get("OPENCLAW_STATE_DIR", "").strip()
+    if state:
+        return Path(paths.expand(state, env), "workspace"), "OPENCLAW_STATE_DIR"
+    profile = env.get("OPENCLAW_PROFILE", "").strip()
+    if profile and profile.lower() != "default":
+        return Path(paths.home(env), f".openclaw-{profile}", "workspace"), "OPENCLAW_PROFILE"
+    return Path(paths.openclaw_state_dir(env), "workspace"), "OpenClaw's default workspace"
 
 
 def identity_file(environ: Mapping[str, str] | None = None) -> Path:
+    """SCALEKIT_IDENTITY_FILE if set, else IDENTITY.md in the agent's workspace."""
     env = os.environ if environ is None else environ
-    return Path(env.get(IDENTITY_FILE_VAR, "").strip() or DEFAULT_IDENTITY_FILE).expanduser()
+    override = env.get(IDENTITY_FILE_VAR, "").strip()
+    if override:
+        return Path(paths.expand(override, env))
+    return workspace_dir(env)[0] / "IDENTITY.md"
+
+
+def _is_placeholder(value: str) -> bool:
+    normal = _EDGE_MARKS.sub("", value)
+    if normal.startswith("(") and normal.endswith(")"):
+        normal = normal[1:-1].strip()
+    normal = re.sub(r"\s+", " ", normal.replace("\u2013", "-").replace("\u2014", "-")).lower()
+    return normal in _PLACEHOLDERS
 
 
 def parse_agent_name(text: str) -> str | None:
-    """The first `**Name:** <name>` value, lower-cased; None when there is none."""
+    """The agent's name as OpenClaw reads it, lower-cased; None when there is none.
+
+    Each line `Name: X` counts, with or without bold or a list dash (`- **Name:** X`,
+    `**Name**: X`); the value must be on the same line; the template's placeholders are
+    not names; the last one wins.
+    """
+    name = None
     for line in text.splitlines():
-        match = _NAME_LINE.match(line)
-        if match:
-            name = match.group("name").strip().strip("*_`").strip().lower()
-            if name:
-                return name
-    return None
+        cleaned = re.sub(r"^\s*-\s*", "", line.strip())
+        label, colon, value = cleaned.partition(":")
+        if not colon or re.sub(r"[*_`]", "", label).strip().lower() != "name":
+            continue
+        value = _EDGE_MARKS.sub("", value)
+        if value and not _is_placeholder(value):
+            name = value
+    return name.lower() if name else None
 
 
 def agent_name(environ: Mapping[str, str] | None = None) -> tuple[str, str]:
@@ -43,5 +117,5 @@ def agent_name(environ: Mapping[str, str] | None = None) -> tuple[str, str]:
     text = data.decode("utf-8-sig", errors="replace")
     name = parse_agent_name(text)
     if name is None:
-        return FALLBACK_IDENTIFIER, f"fallback (no '**Name:**' line in {path})"
+        return FALLBACK_IDENTIFIER, f"fallback (no 'Name:' line with a name in {path})"
     return name, str(path)

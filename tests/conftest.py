@@ -173,8 +173,13 @@ class Skill:
 def skill(tmp_path, monkeypatch):
     """An empty skill folder; no Scalekit credentials anywhere; no IDENTITY.md."""
     for name in list(os.environ):
-        if name.startswith("SCALEKIT_") and name != "SCALEKIT_EMULATOR_CA_DIR":
+        if (name.startswith("SCALEKIT_") and name != "SCALEKIT_EMULATOR_CA_DIR") or name.startswith("OPENCLAW_"):
             monkeypatch.delenv(name)
+    home = tmp_path / "user-home"  # no ~/.openclaw, ~/.config or ~/.cache of the real user
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    for name in ("XDG_CONFIG_HOME", "XDG_CACHE_HOME"):
+        monkeypatch.delenv(name, raising=False)
     folder = tmp_path / "skill"
     folder.mkdir()
     monkeypatch.setenv("SCALEKIT_AUTH_DIR", str(folder))

@@ -275,7 +275,10 @@ def test_doctor_all_good(ready):
     proc = top_level("doctor")
     assert proc.returncode == 0, proc.stdout
     text = proc.stdout
-    for name in ("skill folder", ".env", "credentials", "environment URL", "Scalekit", "connections.json", "identity"):
+    for name in (
+        *("state folder", ".env", "credentials", "environment URL", "network", "Scalekit", "connections.json"),
+        "identity",
+    ):
         assert f"ok    {name}:" in text
     assert "credentials accepted" in text
     assert "default identifier 'mess'" in text

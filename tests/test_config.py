@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import stat
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -27,7 +26,16 @@ from scalekit_auth.identity import agent_name, parse_agent_name
         ("# Me\n\n* **Name:**   Big Bot  \n", "big bot"),
         ("**Name**: Clawd", "clawd"),
         ("- **Role:** helper\n- **Name:** Second", "second"),
-        ("Name: plain", None),
+        # as OpenClaw reads it: a plain label counts, the last name wins, placeholders are not names
+        ("Name: plain", "plain"),
+        ("- name: Lower", "lower"),
+        ("- **Name:** First\n- **Name:** Last", "last"),
+        ("- **Name:** Kept\n- Name: _(pick something you like)_", "kept"),
+        ("- **Name:**\n  _(pick something you like)_\n- **Creature:**", None),  # the template, untouched
+        ("- **Name:**\n  Mess", None),  # a value on the next line is not read (nor by OpenClaw)
+        ("- **Name:** (Not set yet)", None),
+        ("- **Name:** `Codey`", "codey"),
+        ("- **Nickname:** Bob", None),
         ("**Name:**", None),
         ("", None),
     ],
@@ -213,25 +221,3 @@ def test_any_bytes_give_entries_or_a_configuration_error(tmp_path, data):
         connections.load(path)
     except ConfigurationError:
         pass
-
-
-def test_skill_folder_resolution(tmp_path):
-    from scalekit_auth import paths
-
-    assert paths.skill_dir({"SCALEKIT_AUTH_DIR": str(tmp_path)}) == str(tmp_path)
-    # a drop-in copy (this checkout has SKILL.md beside the package) uses its own folder
-    assert paths.skill_dir({}) == str(Path(__file__).resolve().parent.parent)
-
-
-def test_a_pip_installed_package_uses_the_config_home(tmp_path):
-    import shutil
-    import subprocess
-    import sys
-
-    site = tmp_path / "site-packages"
-    shutil.copytree(Path(__file__).resolve().parent.parent / "scalekit_auth", site / "scalekit_auth")
-    shutil.copy(Path(__file__).resolve().parent.parent / "scalekit_helper.py", site / "scalekit_helper.py")
-    code = "from scalekit_auth import paths; print(paths.skill_dir())"
-    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "cfg")}
-    out = subprocess.run([sys.executable, "-c", code], cwd=site, env=env, capture_output=True, text=True, timeout=60)
-    assert out.stdout.strip() == str(tmp_path / "cfg" / "scalekit-auth"), out.stderr

@@ -1,0 +1,218 @@
+"""A private Python environment for the skill's packages, made on first use.
+
+`python3 get_token.py gmail` must work on a Python that refuses `pip install` (PEP 668:
+Debian, Ubuntu, Homebrew) and without the user making a virtual environment. When one of the
+skill's packages is missing, this module makes a virtual environment of the same interpreter
+in the per-user cache (`~/.cache/scalekit-auth/python-3.X-<id>`), installs
+requirements.txt into it once, and adds its site-packages to the front of `sys.path`.
+Later runs only check a stamp file. It never runs inside someone else's virtual environment
+(that one is theirs to manage) and it can be turned off with SCALEKIT_AUTH_AUTOINSTALL=0.
+
+Standard library only: it runs precisely when the packages are missing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from collections.abc import Mapping
+
+from .errors import ConfigurationError
+
+AUTOINSTALL_VAR = "SCALEKIT_AUTH_AUTOINSTALL"
+#: Top-level modules of requirements.txt -> the package that provides each.
+REQUIRED_MODULES = {
+    "scalekit": "scalekit-sdk-python",
+    "dotenv": "python-dotenv",
+    "requests": "requests",
+    "filelock": "filelock",
+    "cryptography": "cryptography",
+}
+REQUIREMENTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "requirements.txt")
+STAMP = ".scalekit-auth-installed"
+#: A first install downloads about 15 MB; a slow network can take minutes.
+INSTALL_TIMEOUT = 900.0
+
+
+def enabled(environ: Mapping[str, str] | None = None) -> bool:
+    env = os.environ if environ is None else environ
+    return env.get(AUTOINSTALL_VAR, "").strip().lower() not in ("0", "false", "no", "off")
+
+
+def in_foreign_venv() -> bool:
+    """True inside a virtual environment that is not our private one (its packages are its owner's)."""
+    return sys.prefix != sys.base_prefix and not os.path.exists(os.path.join(sys.prefix, STAMP))
+
+
+def env_dir(environ: Mapping[str, str] | None = None) -> str:
+    """The private environment of this interpreter: one per Python version and installation."""
+    env = os.environ if environ is None else environ
+    cache = env.get("XDG_CACHE_HOME", "").strip() or os.path.join(os.path.expanduser("~"), ".cache")
+    base = os.path.realpath(sys._base_executable if hasattr(sys, "_base_executable") else sys.executable)
+    tag = hashlib.sha256(base.encode()).hexdigest()[:8]
+    return os.path.join(cache, "scalekit-auth", f"python-{sys.version_info[0]}.{sys.version_info[1]}-{tag}")
+
+
+def _requirements_hash() -> str:
+    with open(REQUIREMENTS, "rb") as fh:
+        return hashlib.sha256(fh.read()).hexdigest()
+
+
+def _site_packages(folder: str) -> str:
+    if os.name == "nt":
+        return os.path.join(folder, "Lib", "site-packages")
+    return os.path.join(folder, "lib", f"python{sys.version_info[0]}.{sys.version_info[1]}", "site-packages")
+
+
+def _python(folder: str) -> str:
+    return os.path.join(folder, "Scripts", "python.exe") if os.name == "nt" else os.path.join(folder, "bin", "python")
+
+
+def _check_private(path: str) -> None:
+    """Refuse a folder another user could have planted code in (we would import from it)."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+        raise ConfigurationError(f"{path} is not a plain folder; remove it so scalekit-auth can make its own.")
+    if hasattr(os, "getuid") and (st.st_uid != os.getuid() or st.st_mode & 0o022):
+        raise ConfigurationError(
+            f"{path} belongs to another user or others can write to it; scalekit-auth will not load packages "
+            f"from it. Remove it (rm -rf {path}) and run again."
+        )
+
+
+def _is_ready(folder: str) -> bool:
+    try:
+        with open(os.path.join(folder, STAMP), encoding="utf-8") as fh:
+            return fh.read().strip() == _requirements_hash()
+    except OSError:
+        return False
+
+
+def activate(folder: str) -> None:
+    """Put the private environment's packages first on sys.path (processing its .pth files)."""
+    import site
+
+    packages = _site_packages(folder)
+    if packages in sys.path:
+        return
+    before = list(sys.path)
+    site.addsitedir(packages)
+    added = [p for p in sys.path if p not in before]
+    sys.path[:] = added + before
+    import importlib
+
+    importlib.invalidate_caches()
+
+
+def provide(module: str, environ: Mapping[str, str] | None = None) -> bool:
+    """Make `module` importable from the private environment; False when that is not our job.
+
+    Returns False (the caller explains the missing package) when auto-install is off, the
+    module is not one of ours, or we run inside someone else's virtual environment.
+    Raises ConfigurationError when the environment cannot be made.
+    """
+    top = module.split(".", 1)[0]
+    if top not in REQUIRED_MODULES or not enabled(environ) or in_foreign_venv():
+        return False
+    folder = env_dir(environ)
+    parent = os.path.dirname(folder)
+    os.makedirs(parent, mode=0o700, exist_ok=True)
+    _check_private(parent)
+    _check_private(folder)
+    if not _is_ready(folder):
+        _install(folder, parent)
+    activate(folder)
+    return True
+
+
+def _install(folder: str, parent: str) -> None:
+    """Make the environment and install requirements.txt into it, under a lock (one installer at a time)."""
+    import fcntl
+
+    lock_path = os.path.join(parent, os.path.basename(folder) + ".lock")
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if _is_ready(folder):  # another process finished it while we waited
+            return
+        log_path = os.path.join(parent, os.path.basename(folder) + ".log")
+        sys.stderr.write(
+            f"scalekit-auth: first run with {sys.executable}: installing the skill's Python packages into "
+            f"{folder} (once; this can take a minute)...\n"
+        )
+        sys.stderr.flush()
+        with open(log_path, "w", encoding="utf-8") as log:
+            steps = _steps(folder)
+            for step in steps:
+                log.write("$ " + " ".join(step) + "\n")
+                log.flush()
+                try:
+                    done = subprocess.run(  # noqa: S603 - fixed argv, our own interpreter
+                        step,
+                        stdin=subprocess.DEVNULL,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        timeout=INSTALL_TIMEOUT,
+                        check=False,
+                    )
+                    code = done.returncode
+                except (OSError, subprocess.TimeoutExpired) as err:
+                    log.write(f"{err}\n")
+                    code = -1
+                if code != 0:
+                    shutil.rmtree(folder, ignore_errors=True)
+                    raise ConfigurationError(_failure(step, log_path))
+        with open(os.path.join(folder, STAMP), "w", encoding="utf-8") as fh:
+            fh.write(_requirements_hash() + "\n")
+        sys.stderr.write("scalekit-auth: packages installed.\n")
+    finally:
+        os.close(fd)
+
+
+def _steps(folder: str) -> list[list[str]]:
+    """The commands that make the environment: the interpreter's own venv, else uv."""
+    python = _python(folder)
+    pip_install = ["--disable-pip-version-check", "--no-input", "--quiet", "install", "-r", REQUIREMENTS]
+    if _has_ensurepip():
+        return [[sys.executable, "-m", "venv", "--clear", folder], [python, "-m", "pip", *pip_install]]
+    uv = shutil.which("uv")
+    if uv:
+        return [
+            [uv, "venv", "--quiet", "--python", sys.executable, folder],
+            [uv, "pip", "install", "--quiet", "--python", python, "-r", REQUIREMENTS],
+        ]
+    raise ConfigurationError(
+        f"{sys.executable} cannot make a virtual environment for the skill's packages (its 'venv' module has no "
+        "ensurepip). Install it (Debian/Ubuntu: sudo apt install python3-venv), or install uv "
+        "(https://docs.astral.sh/uv/), then run again."
+    )
+
+
+def _has_ensurepip() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("ensurepip") is not None and importlib.util.find_spec("venv") is not None
+
+
+def _failure(step: list[str], log_path: str) -> str:
+    tail = ""
+    try:
+        with open(log_path, encoding="utf-8", errors="replace") as fh:
+            lines = [line.strip() for line in fh.read().splitlines() if line.strip()]
+        tail = lines[-1][:200] if lines else ""
+    except OSError:
+        pass
+    what = "making a virtual environment" if "venv" in step else "installing requirements.txt"
+    hint = " Is there a network route to PyPI (or a PIP_INDEX_URL mirror)?" if "install" in step else ""
+    return (
+        f"scalekit-auth could not install its Python packages ({what} failed: {tail or 'no output'}).{hint} "
+        f"Full log: {log_path}. To manage them yourself: python3 -m venv ~/.venvs/scalekit-auth && "
+        f"~/.venvs/scalekit-auth/bin/pip install -r {REQUIREMENTS}, then run the skill with that python."
+    )

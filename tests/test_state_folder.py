@@ -1,0 +1,186 @@
+"""The user's files (.env, connections.json) live outside the skill folder and survive reinstalls.
+
+Where: $SCALEKIT_AUTH_DIR; under OpenClaw <OpenClaw state folder>/scalekit-auth; else
+~/.config/scalekit-auth. A skill folder in the original layout (files beside SKILL.md) keeps
+working until `scalekit-auth migrate` moves them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from scalekit_auth import paths
+
+ROOT = Path(__file__).resolve().parent.parent
+SHIPPED = ("SKILL.md", "get_token.py", "scalekit-auth", "scalekit_helper.py", "requirements.txt", "scalekit_auth")
+
+
+def install_skill(dest: Path) -> Path:
+    """A drop-in copy of the skill (what `clawhub install` puts in <workspace>/skills/scalekit-auth)."""
+    dest.mkdir(parents=True)
+    for name in SHIPPED:
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(src, dest / name)
+    return dest
+
+
+def run(skill_dir: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(skill_dir / "scalekit-auth"), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+@pytest.fixture
+def home(tmp_path):
+    """A user's home, and a clean environment for child processes run as that user."""
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {"PATH": os.environ["PATH"], "HOME": str(home), "XDG_RUNTIME_DIR": str(tmp_path / "run")}
+    (tmp_path / "run").mkdir(mode=0o700)
+    for name in ("GRPC_DEFAULT_SSL_ROOTS_FILE_PATH", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "SCALEKIT_EMULATOR_CA_DIR"):
+        env[name] = os.environ[name]
+    return home, env
+
+
+# -- where ----------------------------------------------------------------------------------
+
+
+def test_the_state_folder_follows_openclaw_then_the_config_home(tmp_path):
+    home = tmp_path / "h"
+    home.mkdir()
+    env = {"HOME": str(home)}
+    assert paths.state_dir(env) == str(home / ".config" / "scalekit-auth")  # no OpenClaw here
+    assert paths.state_dir({**env, "XDG_CONFIG_HOME": str(tmp_path / "cfg")}) == str(tmp_path / "cfg" / "scalekit-auth")
+    # run by OpenClaw's exec tool (it sets OPENCLAW_SHELL=exec), even before ~/.openclaw exists
+    assert paths.state_dir({**env, "OPENCLAW_SHELL": "exec"}) == str(home / ".openclaw" / "scalekit-auth")
+    (home / ".clawdbot").mkdir()  # an older install's folder, used by OpenClaw when ~/.openclaw is absent
+    assert paths.state_dir(env) == str(home / ".clawdbot" / "scalekit-auth")
+    (home / ".openclaw").mkdir()
+    assert paths.state_dir(env) == str(home / ".openclaw" / "scalekit-auth")
+    assert paths.state_dir({**env, "OPENCLAW_STATE_DIR": str(tmp_path / "oc")}) == str(
+        tmp_path / "oc" / "scalekit-auth"
+    )
+    other = tmp_path / "other-home"
+    (other / ".openclaw").mkdir(parents=True)
+    assert paths.state_dir({**env, "OPENCLAW_HOME": str(other)}) == str(other / ".openclaw" / "scalekit-auth")
+    assert paths.state_dir({**env, "SCALEKIT_AUTH_DIR": "~/mine"}) == str(home / "mine")
+
+
+def test_a_pip_installed_package_uses_the_config_home(tmp_path):
+    site = tmp_path / "site-packages"
+    shutil.copytree(ROOT / "scalekit_auth", site / "scalekit_auth")
+    code = "from scalekit_auth import paths; print(paths.skill_dir())"
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "cfg")}
+    out = subprocess.run([sys.executable, "-c", code], cwd=site, env=env, capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == str(tmp_path / "cfg" / "scalekit-auth"), out.stderr
+
+
+# -- survives a reinstall -----------------------------------------------------------------------
+
+
+def test_reinstalling_the_skill_loses_no_connection(home, tmp_path):
+    user_home, env = home
+    (user_home / ".openclaw").mkdir()
+    skill = install_skill(user_home / ".openclaw" / "workspace" / "skills" / "scalekit-auth")
+    done = run(skill, "config", "gmail", "gmail_u3134a", env=env)
+    assert done.returncode == 0, done.stderr
+    state = user_home / ".openclaw" / "scalekit-auth"
+    assert str(state / "connections.json") in done.stdout + done.stderr
+    assert not (skill / "connections.json").exists()
+    assert (state.stat().st_mode & 0o777) == 0o700
+
+    shutil.rmtree(skill)  # what `clawhub update --force` does before unpacking the new version
+    install_skill(skill)
+    listed = run(skill, "list", "--json", env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert [row["connection_name"] for row in json.loads(listed.stdout)] == ["gmail_u3134a"]
+
+
+def test_the_credentials_can_live_in_the_state_folder(home, emulator):
+    user_home, env = home
+    state = user_home / ".config" / "scalekit-auth"
+    state.mkdir(parents=True)
+    (state / ".env").write_text(
+        f"SCALEKIT_ENVIRONMENT_URL={emulator.url}\nSCALEKIT_CLIENT_ID={emulator.client_id}\n"
+        f"SCALEKIT_CLIENT_SECRET={emulator.client_secret}\n"
+    )
+    os.chmod(state / ".env", 0o600)
+    (state / "connections.json").write_text('{"gmail": {"connection_name": "gmail_u3134a", "identifier": "mess"}}')
+    emulator.seed("gmail_u3134a", "mess", access_token="from-the-state-folder")
+    skill = install_skill(Path(env["HOME"]).parent / "skill")
+    done = subprocess.run(
+        [sys.executable, str(skill / "get_token.py"), "gmail"], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert (done.returncode, done.stdout) == (0, "from-the-state-folder\n"), done.stderr
+
+
+# -- the original layout, and moving out of it ----------------------------------------------------
+
+
+def _legacy_skill(tmp_path: Path) -> Path:
+    skill = install_skill(tmp_path / "skills" / "scalekit-auth")
+    (skill / "connections.json").write_text('{"gmail": {"connection_name": "gmail_u3134a"}}\n')
+    (skill / ".env").write_text("SCALEKIT_CLIENT_ID=legacy-id\n")
+    os.chmod(skill / ".env", 0o600)
+    os.chmod(skill / "connections.json", 0o640)
+    return skill
+
+
+def test_the_original_layout_keeps_working_and_doctor_says_how_to_move(home, tmp_path):
+    _, env = home
+    skill = _legacy_skill(tmp_path)
+    listed = run(skill, "list", "--json", env=env)
+    assert [row["service"] for row in json.loads(listed.stdout)] == ["gmail"], listed.stderr
+    doctor = run(skill, "doctor", env=env)
+    assert f"warn  state folder: using {skill}" in doctor.stdout, doctor.stdout
+    assert "scalekit-auth migrate" in doctor.stdout
+
+
+def test_migrate_moves_the_files_and_keeps_their_modes(home, tmp_path):
+    user_home, env = home
+    skill = _legacy_skill(tmp_path)
+    before = {name: (skill / name).read_bytes() for name in (".env", "connections.json")}
+    done = run(skill, "migrate", env=env)
+    assert done.returncode == 0, done.stderr
+    state = user_home / ".config" / "scalekit-auth"
+    for name, data in before.items():
+        assert (state / name).read_bytes() == data
+        assert not (skill / name).exists()
+        assert f"moved {skill / name} -> {state / name}" in done.stdout + done.stderr
+    assert (state / ".env").stat().st_mode & 0o777 == 0o600
+    assert (state / "connections.json").stat().st_mode & 0o777 == 0o640
+    assert not [p.name for p in state.iterdir() if p.name.endswith(".tmp")]  # no temporary file left behind
+    listed = run(skill, "list", "--json", env=env)
+    assert [row["service"] for row in json.loads(listed.stdout)] == ["gmail"], listed.stderr
+    doctor = run(skill, "doctor", env=env)
+    assert f"ok    state folder: {state}" in doctor.stdout, doctor.stdout
+    again = run(skill, "migrate", env=env)
+    assert again.returncode == 0 and "Nothing to move" in again.stdout + again.stderr
+
+
+def test_migrate_never_overwrites_a_different_file(home, tmp_path):
+    user_home, env = home
+    skill = _legacy_skill(tmp_path)
+    state = user_home / ".config" / "scalekit-auth"
+    state.mkdir(parents=True)
+    (state / "connections.json").write_text('{"slack": {"connection_name": "slack_x"}}\n')
+    done = run(skill, "migrate", env=env)
+    assert done.returncode == 3, done.stderr
+    assert "Not moving" in done.stderr and "Traceback" not in done.stderr
+    assert json.loads((state / "connections.json").read_text()) == {"slack": {"connection_name": "slack_x"}}
+    assert (skill / "connections.json").exists() and (skill / ".env").exists()
