@@ -1,4 +1,14 @@
 #!/usr/bin/env python3
+# /// script
+# requires-python = ">=3.11"
+# dependencies = [
+#   "scalekit-sdk-python>=2.21,<3",
+#   "python-dotenv>=1.0,<2",
+#   "requests>=2.31,<3",
+#   "filelock>=3.12,<5",
+#   "cryptography>=42",
+# ]
+# ///
 """Print a fresh token for a service: TOKEN=$(python3 get_token.py gmail). Same as `scalekit-auth token`."""
 
 import os

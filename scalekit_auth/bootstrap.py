@@ -121,15 +121,27 @@ def provide(module: str, environ: Mapping[str, str] | None = None) -> bool:
     top = module.split(".", 1)[0]
     if top not in REQUIRED_MODULES or not enabled(environ) or in_foreign_venv():
         return False
-    folder = env_dir(environ)
-    parent = os.path.dirname(folder)
-    os.makedirs(parent, mode=0o700, exist_ok=True)
-    _check_private(parent)
-    _check_private(folder)
+    folder = private_env(environ)
     if not _is_ready(folder):
-        _install(folder, parent)
+        _install(folder, os.path.dirname(folder))
     activate(folder)
     return True
+
+
+def private_env(environ: Mapping[str, str] | None = None) -> str:
+    """The private environment's folder, after checking that only we can write to it and its parent."""
+    folder = env_dir(environ)
+    parent = os.path.dirname(folder)
+    try:
+        os.makedirs(parent, mode=0o700, exist_ok=True)
+    except OSError as err:
+        raise ConfigurationError(
+            f"Cannot create {parent} for the skill's Python packages ({err.strerror}). Set XDG_CACHE_HOME to a "
+            "writable folder, or install requirements.txt into a virtual environment and run the skill with its python."
+        ) from None
+    _check_private(parent)
+    _check_private(folder)
+    return folder
 
 
 def _install(folder: str, parent: str) -> None:

@@ -114,11 +114,20 @@ class MissingDependencyError(ConfigurationError):
     def __init__(self, package: str) -> None:
         import sys
 
+        from .bootstrap import AUTOINSTALL_VAR, REQUIREMENTS, enabled, in_foreign_venv
+
         self.package = package
-        super().__init__(
-            f"The Python package '{package}' is not installed for {sys.executable}. "
-            f"Install the skill's requirements: {sys.executable} -m pip install -r requirements.txt"
-        )
+        if in_foreign_venv():
+            how = f"Install the skill's requirements into it: {sys.executable} -m pip install -r {REQUIREMENTS}"
+        elif not enabled():
+            how = (
+                f"{AUTOINSTALL_VAR}=0 stops scalekit-auth from installing them privately; unset it, or install "
+                f"them into a virtual environment (python3 -m venv DIR && DIR/bin/pip install -r {REQUIREMENTS}) "
+                "and run the skill with DIR/bin/python"
+            )
+        else:
+            how = f"Install the skill's requirements: {sys.executable} -m pip install -r {REQUIREMENTS}"
+        super().__init__(f"The Python package '{package}' is not installed for {sys.executable}. {how}.")
 
 
 def import_or_explain(module: str, package: str):

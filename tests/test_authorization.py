@@ -254,3 +254,44 @@ def test_a_deny_the_moment_the_link_is_shown_is_still_reported(gmail, emulator):
 
     with pytest.raises(AuthorizationDeclinedError):
         get_token("gmail", wait=True, timeout=60, on_link=deny_at_once)
+
+
+def test_auth_json_hands_each_new_link_through_a_pipe_the_moment_it_is_issued(skill):
+    """OpenClaw's exec tool reads a background command's output as it comes: every link must reach it unbuffered."""
+    import queue
+
+    with Emulator(link_ttl=8.0) as emu:  # a new link every ~6 s: far apart, even on a busy machine
+        skill.use(emu)
+        skill.configure("gmail", "gmail_u3134a", "mess")
+        proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "scalekit-auth"), "auth", "gmail", "--json", "--timeout", "120"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env=dict(os.environ),
+        )
+        lines: queue.Queue = queue.Queue()
+
+        def read() -> None:
+            for line in proc.stdout:
+                # how many links Scalekit had issued when this line arrived, and was the command still running
+                lines.put((json.loads(line), emu.counters().get("links_issued", 0), proc.poll() is None))
+
+        threading.Thread(target=read, daemon=True).start()
+        try:
+            first, issued, running = lines.get(timeout=60)
+            assert (first["status"], issued, running) == ("WAITING", 1, True)
+            second, issued, running = lines.get(timeout=60)  # the first link runs out after 8 s: a new one
+            assert (second["status"], issued, running) == ("WAITING", 2, True)
+            assert second["link"] != first["link"]
+            assert click(second["link"]).status_code == 200
+            while True:
+                last, _, _ = lines.get(timeout=60)
+                if last["status"] != "WAITING":
+                    break
+            assert last["status"] == "ACTIVE" and "token" not in last
+            assert proc.wait(timeout=60) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()

@@ -1,0 +1,214 @@
+"""Installing the skill: what ships, and a first run on a Python that refuses `pip install`.
+
+`python3 {baseDir}/get_token.py gmail` must work straight after `clawhub install`, with no
+pip and no virtual environment made by hand, also on Debian's externally-managed Python
+(PEP 668): the skill makes its own private environment under ~/.cache/scalekit-auth once.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pathspec
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's: externally managed (scripts/system-deps installs it)
+
+
+def shipped_files() -> list[str]:
+    """The files `clawhub publish` uploads: no dot-paths, no symlinks, minus .gitignore and .clawhubignore."""
+    rules = []
+    for name in (".gitignore", ".clawhubignore"):
+        rules += (ROOT / name).read_text().splitlines()
+    ignored = pathspec.PathSpec.from_lines("gitwildmatch", rules)
+    found = []
+    for folder, dirs, files in os.walk(ROOT):
+        rel_dir = Path(folder).relative_to(ROOT)
+        dirs[:] = [d for d in dirs if not d.startswith(".") and d != "node_modules"]
+        dirs[:] = [d for d in dirs if not ignored.match_file(str(rel_dir / d) + "/")]
+        for name in files:
+            rel = str(rel_dir / name) if str(rel_dir) != "." else name
+            if name.startswith(".") or os.path.islink(ROOT / rel) or ignored.match_file(rel):
+                continue
+            found.append(rel)
+    return sorted(found)
+
+
+def ship_to(dest: Path) -> Path:
+    for rel in shipped_files():
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / rel, dest / rel)
+    return dest
+
+
+def test_only_the_skill_ships_not_the_development_files():
+    files = shipped_files()
+    for needed in ("SKILL.md", "get_token.py", "scalekit-auth", "scalekit_helper.py", "requirements.txt"):
+        assert needed in files
+    assert "scalekit_auth/__init__.py" in files and "scalekit_auth/emulator/server.py" in files
+    for dev in ("tests/", "bench/", "scripts/", ".ci/", ".tools/", ".venv", "__pycache__"):
+        assert not [f for f in files if dev in f or f.startswith(dev)], dev
+    for dev in ("Makefile", "requirements-dev.txt", ".env", "connections.json"):
+        assert dev not in files
+
+
+def test_the_demo_runs_from_what_ships(tmp_path):
+    skill = ship_to(tmp_path / "skills" / "scalekit-auth")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCALEKIT_")}
+    env["HOME"] = str(tmp_path / "home")
+    done = subprocess.run(
+        [sys.executable, str(skill / "scalekit-auth"), "demo"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "[6/6]" in done.stdout
+
+
+def _is_externally_managed(python: str) -> bool:
+    code = (
+        "import sysconfig, os; print(os.path.exists(os.path.join(sysconfig.get_path('stdlib'), 'EXTERNALLY-MANAGED')))"
+    )
+    out = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=60)
+    return out.stdout.strip() == "True"
+
+
+@pytest.fixture
+def system_python():
+    assert os.path.exists(SYSTEM_PYTHON), "scripts/system-deps installs Debian's python3"
+    assert _is_externally_managed(SYSTEM_PYTHON), f"{SYSTEM_PYTHON} is expected to be externally managed (PEP 668)"
+    version = subprocess.run(
+        [SYSTEM_PYTHON, "-c", "import sys; print(sys.version_info >= (3, 11))"], capture_output=True, text=True
+    )
+    assert version.stdout.strip() == "True", f"{SYSTEM_PYTHON} is older than 3.11"
+    return SYSTEM_PYTHON
+
+
+def test_pip_really_refuses_on_that_python(system_python, tmp_path):
+    """The premise: a plain `pip install -r requirements.txt` fails there."""
+    done = subprocess.run(
+        [system_python, "-m", "pip", "install", "--dry-run", "requests"],
+        capture_output=True,
+        text=True,
+        env={"PATH": os.environ["PATH"], "HOME": str(tmp_path)},
+        timeout=120,
+    )
+    assert done.returncode != 0 and "externally-managed-environment" in done.stdout + done.stderr
+
+
+def test_the_first_run_on_an_externally_managed_python_installs_privately_and_works(system_python, tmp_path, emulator):
+    skill = ship_to(tmp_path / "skills" / "scalekit-auth")
+    state, cache, home = tmp_path / "state", tmp_path / "cache", tmp_path / "home"
+    state.mkdir()
+    home.mkdir()
+    (state / "connections.json").write_text('{"gmail": {"connection_name": "gmail_u3134a", "identifier": "mess"}}')
+    emulator.seed("gmail_u3134a", "mess", access_token="first-run-token")
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(home),
+        "XDG_CACHE_HOME": str(cache),
+        "SCALEKIT_AUTH_DIR": str(state),
+        "SCALEKIT_ENVIRONMENT_URL": emulator.url,
+        "SCALEKIT_CLIENT_ID": emulator.client_id,
+        "SCALEKIT_CLIENT_SECRET": emulator.client_secret,
+        # the machine's pip cache and index settings (no PyPI download when the wheels are cached)
+        "PIP_CACHE_DIR": os.environ.get("PIP_CACHE_DIR") or str(Path.home() / ".cache" / "pip"),
+    }
+    for name in ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "PIP_TRUSTED_HOST", "PIP_CONFIG_FILE"):
+        if name in os.environ:
+            env[name] = os.environ[name]
+    for name in ("GRPC_DEFAULT_SSL_ROOTS_FILE_PATH", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"):
+        env[name] = os.environ[name]
+
+    def get_token() -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [system_python, str(skill / "get_token.py"), "gmail"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=900,
+            stdin=subprocess.DEVNULL,
+        )
+
+    first = get_token()
+    assert (first.returncode, first.stdout) == (0, "first-run-token\n"), first.stderr
+    assert "installing the skill's Python packages" in first.stderr
+    private = [p for p in (cache / "scalekit-auth").glob("python-3.*") if p.is_dir()]
+    assert len(private) == 1 and (private[0] / "bin" / "python").exists()
+    assert (cache / "scalekit-auth").stat().st_mode & 0o777 == 0o700
+    assert not list(skill.rglob("site-packages")), "nothing is installed into the skill folder"
+
+    second = get_token()
+    assert (second.returncode, second.stdout) == (0, "first-run-token\n"), second.stderr
+    assert "installing" not in second.stderr
+
+
+def test_a_private_environment_others_can_write_to_is_refused(tmp_path):
+    from scalekit_auth import bootstrap
+    from scalekit_auth.errors import ConfigurationError
+
+    cache = tmp_path / "cache"
+    folder = Path(bootstrap.env_dir({"XDG_CACHE_HOME": str(cache)}))
+    folder.mkdir(parents=True)
+    os.chmod(folder.parent, 0o777)
+    with pytest.raises(ConfigurationError, match="others can write to it"):
+        bootstrap.private_env({"XDG_CACHE_HOME": str(cache)})
+    os.chmod(folder.parent, 0o700)
+    os.chmod(folder, 0o775)
+    with pytest.raises(ConfigurationError, match="others can write to it"):
+        bootstrap.private_env({"XDG_CACHE_HOME": str(cache)})
+    os.chmod(folder, 0o755)
+    assert bootstrap.private_env({"XDG_CACHE_HOME": str(cache)}) == str(folder)
+
+
+def test_inside_someone_elses_virtual_environment_it_explains_instead_of_installing(tmp_path):
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    (tmp_path / "connections.json").write_text('{"gmail": {"connection_name": "gmail_u3134a"}}')
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "SCALEKIT_AUTH_DIR": str(tmp_path)}
+    env.update(SCALEKIT_ENVIRONMENT_URL="https://x.scalekit.com", SCALEKIT_CLIENT_ID="id", SCALEKIT_CLIENT_SECRET="s")
+    done = subprocess.run(
+        [str(venv / "bin" / "python"), str(ROOT / "get_token.py"), "gmail"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == 3, done.stderr
+    assert "is not installed" in done.stderr and f"{venv}/bin/python -m pip install -r {ROOT}/requirements.txt" in (
+        done.stderr
+    )
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / ".cache" / "scalekit-auth").exists()
+
+
+def test_the_auto_install_can_be_turned_off(tmp_path):
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "SCALEKIT_AUTH_AUTOINSTALL": "0"}
+    code = "from scalekit_auth import bootstrap; print(bootstrap.provide('scalekit'))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT, timeout=60)
+    assert done.stdout.strip() == "False", done.stderr
+
+
+def test_the_inline_script_metadata_matches_requirements_txt():
+    """PEP 723 metadata lets `uv run get_token.py gmail` work too; it must list the same packages."""
+    wanted = [
+        line.strip()
+        for line in (ROOT / "requirements.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    for script in ("get_token.py", "scalekit-auth"):
+        text = (ROOT / script).read_text()
+        block = text.split("# /// script\n", 1)[1].split("# ///\n", 1)[0]
+        meta = __import__("tomllib").loads(
+            "\n".join(line.removeprefix("# ").removeprefix("#") for line in block.splitlines())
+        )
+        assert meta["dependencies"] == wanted, script
+        assert meta["requires-python"] == ">=3.11"
