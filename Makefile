@@ -19,7 +19,7 @@ PYID   := $(shell "$(PYTHON)" -c '$(PYID_CODE)' 2>/dev/null)
 STAMP  := $(VENV)/.installed-$(or $(PYID),unknown)
 HINT   := scripts/pythons lists the Pythons on this machine; pick one with e.g. make test PYTHON=3.12
 
-.PHONY: demo test lint bench stress system-deps clean
+.PHONY: demo test lint bench stress system-deps tools clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@[ -n "$(PYID)" ] || { echo "make: cannot run Python '$(PYTHON)' (not installed, or a pyenv shim for a version that is not active). Install Python 3.11 or newer. $(HINT)" >&2; exit 3; }
@@ -41,11 +41,15 @@ lint: $(STAMP)
 system-deps:
 	@scripts/system-deps
 
-test: lint system-deps
+# The real OpenClaw CLI (and the Node 24 it needs) for tests/test_openclaw.py: fetched once into .tools/.
+tools: system-deps
+	@scripts/openclaw-cli >/dev/null
+
+test: lint system-deps tools
 	"$(BIN)/python" -m pytest -q -n auto
 
 # The suite RUNS times in a row with a CPU hog on every core (see scripts/stress).
-stress: $(STAMP) system-deps
+stress: $(STAMP) system-deps tools
 	scripts/stress $(RUNS) "$(BIN)/python"
 
 bench: $(STAMP)
@@ -53,4 +57,4 @@ bench: $(STAMP)
 	"$(BIN)/python" bench/bench_cli.py
 
 clean:
-	rm -rf "$(VENV)" .venv-* .pytest_cache .ruff_cache .hypothesis test-artifacts
+	rm -rf "$(VENV)" .venv-* .pytest_cache .ruff_cache .hypothesis test-artifacts .tools

@@ -177,7 +177,7 @@ def test_a_missing_package_is_named_with_the_install_command(skill):
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 3
     assert_one_clean_line(proc.stderr)
-    assert "'filelock' is not installed" in proc.stderr and "pip install -r requirements.txt" in proc.stderr
+    assert "'filelock' is not installed" in proc.stderr and f"pip install -r {ROOT / 'requirements.txt'}" in proc.stderr
 
 
 def test_several_services_print_one_token_per_line_in_order(skill, emulator):
