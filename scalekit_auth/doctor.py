@@ -200,35 +200,37 @@ def _route_check(url: str) -> Check:
     from urllib.parse import urlsplit
 
     parts = urlsplit(url)
-    host = parts.hostname or ""
-    port = parts.port or (443 if parts.scheme == "https" else 80)
+    target = parts.hostname or ""
+    target_port = parts.port or (443 if parts.scheme == "https" else 80)
+    host, port, via = target, target_port, ""
     import urllib.request
 
     proxy = urllib.request.getproxies().get(parts.scheme)
-    via = ""
-    if proxy and not urllib.request.proxy_bypass(host):  # the SDK's HTTP and gRPC calls go through it too
+    if proxy and not urllib.request.proxy_bypass(target):  # the SDK's HTTP and gRPC calls go through it too
         proxied = urlsplit(proxy if "://" in proxy else "http://" + proxy)
-        via = f" through the proxy {proxied.hostname}:{proxied.port or 80}"
         host, port = proxied.hostname or "", proxied.port or 80
+        via = f" through the proxy {host}:{port}"
     fix = (
         "check the URL and this machine's network; a sandboxed agent needs network access to this host "
         "(OpenClaw: agents.defaults.sandbox.docker.network must not be 'none')"
     )
+    unavailable = int(ExitCode.UNAVAILABLE)
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError) as err:
-        return Check("network", "fail", f"cannot resolve {host} ({err})", fix, exit_code=int(ExitCode.UNAVAILABLE))
+        return Check("network", "fail", f"cannot resolve {host}{via} ({err})", fix, exit_code=unavailable)
     last: OSError | None = None
     for family, kind, proto, _, address in infos:
         try:
             with socket.socket(family, kind, proto) as sock:
                 sock.settimeout(ROUTE_TIMEOUT)
                 sock.connect(address)
-            return Check("network", "ok", f"{parts.hostname}:{parts.port or port} is reachable{via}")
+            return Check("network", "ok", f"{target}:{target_port} is reachable{via}")
         except OSError as err:
             last = err
     reason = "timed out" if isinstance(last, TimeoutError) else (getattr(last, "strerror", None) or str(last))
-    return Check("network", "fail", f"no route to {host}:{port} ({reason})", fix, exit_code=int(ExitCode.UNAVAILABLE))
+    where = f"the proxy {host}:{port} (for {target})" if via else f"{target}:{target_port}"
+    return Check("network", "fail", f"no route to {where} ({reason})", fix, exit_code=unavailable)
 
 
 def _identity_check(broker: TokenBroker) -> Check:

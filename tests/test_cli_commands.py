@@ -311,6 +311,62 @@ def test_doctor_names_rejected_credentials(ready):
     assert "wrong-secret-123" not in proc.stdout
 
 
+def _closed_port() -> int:
+    """A loopback port nobody listens on (bound, never listening, so nothing else takes it meanwhile)."""
+    import socket
+
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    _closed_port.holders.append(holder)  # keep it bound for the rest of the run
+    return holder.getsockname()[1]
+
+
+_closed_port.holders = []
+
+
+def test_doctor_says_when_there_is_no_route_to_scalekit(ready):
+    port = _closed_port()
+    proc = top_level("doctor", env={"SCALEKIT_ENV_URL": f"https://127.0.0.1:{port}"})
+    assert proc.returncode == 5, proc.stdout
+    assert f"fail  network: no route to 127.0.0.1:{port} (Connection refused)" in proc.stdout
+    assert "sandbox" in proc.stdout and "network must not be 'none'" in proc.stdout
+    assert "warn  Scalekit: not contacted" in proc.stdout
+
+
+def test_doctor_checks_the_route_through_the_proxy_the_sdk_would_use(ready):
+    port = _closed_port()
+    proc = top_level(
+        "doctor",
+        env={
+            "SCALEKIT_ENV_URL": "https://acme.scalekit.com",
+            "https_proxy": f"http://127.0.0.1:{port}",
+            "no_proxy": "",
+        },
+    )
+    assert f"fail  network: no route to the proxy 127.0.0.1:{port} (for acme.scalekit.com)" in proc.stdout
+
+
+def test_doctor_names_a_state_folder_config_cannot_write_to(skill):
+    (skill.path / "connections.json").write_text('{"gmail": {"connection_name": "gmail_u3134a"}}')
+    if os.getuid() == 0:  # root writes anywhere: make the file system itself read-only (CI runs as root)
+        subprocess.run(["mount", "--bind", str(skill.path), str(skill.path)], check=True, timeout=60)
+        expected = f"{skill.path} is on a read-only file system"
+        try:
+            subprocess.run(["mount", "-o", "remount,ro,bind", str(skill.path)], check=True, timeout=60)
+            proc = top_level("doctor")
+        finally:
+            subprocess.run(["umount", str(skill.path)], check=True, timeout=60)
+    else:
+        expected = f"{skill.path} is not writable by you"
+        os.chmod(skill.path, 0o500)
+        try:
+            proc = top_level("doctor")
+        finally:
+            os.chmod(skill.path, 0o700)
+    assert f"warn  state folder: {expected}: `scalekit-auth config` cannot save" in proc.stdout, proc.stdout
+    assert "SCALEKIT_AUTH_DIR" in proc.stdout
+
+
 def test_no_color_is_respected_on_a_terminal(ready):
     def run(env_extra: dict) -> str:
         env = {**os.environ, **env_extra}
