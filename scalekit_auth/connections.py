@@ -16,15 +16,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigurationError, import_or_explain
+from .errors import ConfigurationError, import_or_explain, printable
 
 FILE_NAME = "connections.json"
 MAX_FILE_BYTES = 1 << 20
 LOCK_TIMEOUT = 10.0
 
 _SERVICE_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
-_CONNECTION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
-_MAX_IDENTIFIER = 255
+# Scalekit's own rules, from the buf.validate options in the SDK's protobuf descriptors
+# (scalekit/v1/connected_accounts: `connector` and `identifier` of every connected-account
+# request); tests/test_validation.py reads them there and fails when they change.
+CONNECTION_NAME_PATTERN = r"^[a-zA-Z0-9_: -]*$"
+CONNECTION_NAME_MAX = 400
+IDENTIFIER_MAX = 100
+_CONNECTION_RE = re.compile(CONNECTION_NAME_PATTERN)
 EXAMPLE = '{"gmail": {"connection_name": "gmail_u3134a", "identifier": "mess"}}'
 
 
@@ -47,14 +52,16 @@ def _require_text(value: object, where: str) -> None:
 
 
 def check_connection_name(name: object, where: str = "connection name") -> str:
+    """A connection name as Scalekit accepts it: letters, digits, '_', ':', '-' and spaces, up to 400."""
     _require_text(name, where)
     if not isinstance(name, str) or not name.strip():
         raise ConfigurationError(f"The {where} is empty: copy it from the Scalekit dashboard (e.g. 'gmail_u3134a').")
     value = name.strip()
-    if not _CONNECTION_RE.match(value):
+    if len(value) > CONNECTION_NAME_MAX or not _CONNECTION_RE.match(value):
         raise ConfigurationError(
-            f"The {where} {name!r} is not valid: Scalekit connection names use letters, digits, '_', '-' or '.' "
-            "(up to 128), e.g. 'gmail_u3134a'. Copy it exactly from the dashboard."
+            f"The {where} {printable(value[:80], False)!r}{'...' if len(value) > 80 else ''} is not valid: Scalekit "
+            f"connection names use letters, digits, '_', ':', '-' and spaces (up to {CONNECTION_NAME_MAX}), e.g. "
+            "'gmail_u3134a'. Copy it exactly from the dashboard."
         )
     return value
 
@@ -64,8 +71,10 @@ def check_identifier(value: object, where: str = "identifier") -> str:
     if not isinstance(value, str) or not value.strip():
         raise ConfigurationError(f"The {where} is empty: use the user's name or e-mail (e.g. 'mess').")
     ident = value.strip()
-    if len(ident) > _MAX_IDENTIFIER:
-        raise ConfigurationError(f"The {where} is {len(ident)} characters long; the limit is {_MAX_IDENTIFIER}.")
+    if len(ident) > IDENTIFIER_MAX:
+        raise ConfigurationError(
+            f"The {where} is {len(ident)} characters long; Scalekit allows at most {IDENTIFIER_MAX}."
+        )
     if any(ord(ch) < 32 or ord(ch) == 127 for ch in ident):
         raise ConfigurationError(f"The {where} {value!r} contains control characters; use plain text.")
     return ident

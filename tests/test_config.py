@@ -159,7 +159,7 @@ def test_service_names(service, ok):
             connections.normalize_service(service)
 
 
-@pytest.mark.parametrize("identifier", ["", "   ", "a\nb", "x" * 256])
+@pytest.mark.parametrize("identifier", ["", "   ", "a\nb", "x" * 101])
 def test_bad_identifiers(identifier):
     with pytest.raises(ConfigurationError):
         connections.check_identifier(identifier)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -95,6 +96,37 @@ def _bearer(context: grpc.ServicerContext) -> str:
     return ""
 
 
+def _repeated(field: Any) -> bool:
+    label = getattr(field, "label", None)  # newer protobuf: is_repeated
+    return label == 3  # LABEL_REPEATED
+
+
+def check_request(message: Any) -> None:
+    """Refuse a request the way Scalekit does: INVALID_ARGUMENT for any field that breaks the
+    buf.validate string rules in the SDK's own descriptors (length, pattern, prefix)."""
+    from buf.validate import validate_pb2
+
+    for field in message.DESCRIPTOR.fields:
+        if field.type != field.TYPE_STRING or getattr(field, "is_repeated", False) or _repeated(field):
+            continue
+        rules = field.GetOptions().Extensions[validate_pb2.field]
+        if not rules.HasField("string"):
+            continue
+        text = getattr(message, field.name)
+        rule = rules.string
+        problem = None
+        if rule.HasField("min_len") and len(text) < rule.min_len:
+            problem = f"value length must be at least {rule.min_len} characters"
+        elif rule.HasField("max_len") and len(text) > rule.max_len:
+            problem = f"value length must be at most {rule.max_len} characters"
+        elif rule.HasField("pattern") and not re.search(rule.pattern, text):
+            problem = f"value does not match regex pattern `{rule.pattern}`"
+        elif rule.HasField("prefix") and text and not text.startswith(rule.prefix):
+            problem = f"value does not have prefix `{rule.prefix}`"
+        if problem:
+            raise EmulatorError("INVALID_ARGUMENT", f"validation error: {field.name}: {problem}")
+
+
 def rpc(func: Callable) -> Callable:
     """Count the call, apply latency, check the bearer token and injected faults, map errors."""
 
@@ -112,6 +144,7 @@ def rpc(func: Callable) -> Callable:
         if fault is not None:
             context.abort(getattr(grpc.StatusCode, fault.code), fault.message or f"injected {fault.code}")
         try:
+            check_request(request)
             return func(self, request, context)
         except EmulatorError as err:
             context.abort(getattr(grpc.StatusCode, err.code), err.message)
