@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from .broker import TokenBroker
@@ -61,17 +61,23 @@ def get_token(
 
 
 def wait_for_authorization(
-    service: str, identifier: str | None = None, timeout: float = 300.0, on_link: OnLink | None = None
+    service: str,
+    identifier: str | None = None,
+    timeout: float = 300.0,
+    on_link: OnLink | None = None,
+    on_status: Callable[[str], None] | None = None,
 ) -> str:
     """Block until the user has authorized `service`, handing each new link to `on_link`; return the token.
 
-    Returns at once when the account is already ACTIVE. Raises AuthorizationTimeoutError
-    (carrying the latest link) after `timeout` seconds, AuthorizationDeclinedError when the
-    user declined; Ctrl-C stops it.
+    Returns at once when the account is already ACTIVE. `on_status` hears each new status
+    Scalekit reports meanwhile (PENDING_VERIFICATION: the user consented and verification is
+    pending). Raises AuthorizationTimeoutError (carrying the latest link) after `timeout`
+    seconds; a Deny leaves no trace in Scalekit's API, so it too ends in the timeout. Ctrl-C
+    stops it.
     """
     from .waiting import wait_for_authorization as wait
 
-    return wait(default_broker(), service, identifier, timeout, on_link)
+    return wait(default_broker(), service, identifier, timeout, on_link, on_status=on_status)
 
 
 def get_tokens(

@@ -308,7 +308,12 @@ class TokenBroker:
 
     @staticmethod
     def _link_error(vault: Any, target: Target, status: str | None) -> AuthorizationError:
-        """A fresh authorization link for the target, as an AuthorizationError (not raised)."""
+        """A fresh authorization link for the target, as an AuthorizationError (not raised).
+
+        A first connection creates the account first (get_or_create_connected_account), as
+        Scalekit's docs do: a link is for an existing account."""
+        if status is None and not vault.ensure_account(target.connection_name, target.identifier):
+            raise UnknownConnectionError(target.service, target.connection_name)
         link = vault.authorization_link(target.connection_name, target.identifier)
         if link is None:
             raise UnknownConnectionError(target.service, target.connection_name)

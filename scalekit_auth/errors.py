@@ -158,7 +158,7 @@ class UnknownConnectionError(ConfigurationError):
         self.connection_name = connection_name
         super().__init__(
             f"Scalekit has no connection named '{connection_name}' (configured for '{service}'). "
-            "Check the exact name in the Scalekit dashboard (Agent Auth > Connections), "
+            "Check the exact name in the Scalekit dashboard (AgentKit > Connections), "
             f"then run: scalekit-auth config {service} <connection_name>"
         )
 
@@ -171,8 +171,10 @@ _STATUS_EXPLAINED = {
     "EXPIRED": "has an expired authorization; the user must sign in again",
     "DISCONNECTED": "was disconnected (access revoked at the provider or in Scalekit); the user must reconnect",
     "PENDING_VERIFICATION": (
-        "is waiting for user verification: the user signed in, but Scalekit still has to confirm that "
-        "the person who signed in is the expected user; opening the link again completes it"
+        "was authorized but is waiting for user verification. With custom user verification, the browser "
+        "ended on a page whose address holds an auth_request_id: pass that address to `scalekit-auth verify`. "
+        "With 'Scalekit users only', the person who authorizes must be signed in to the Scalekit dashboard: "
+        "open the new link while signed in"
     ),
 }
 
@@ -249,6 +251,13 @@ class AuthorizationTimeoutError(AuthorizationError):
     def __init__(self, latest: AuthorizationError, waited: float) -> None:
         super().__init__(**latest._link_fields())
         self.waited = waited
+        if latest.status == "PENDING_VERIFICATION":
+            self.args = (
+                f"{latest.service} was authorized but not verified within {waited:.0f} seconds. With custom user "
+                "verification, pass the address the browser ended on to `scalekit-auth verify`; with 'Scalekit "
+                f"users only', sign in to the Scalekit dashboard and open the link again: {latest.link}",
+            )
+            return
         self.args = (
             f"Nobody authorized {latest.service} within {waited:.0f} seconds. "
             f"The latest link ({expiry_phrase(latest.expires_at)}): {latest.link}",
@@ -256,7 +265,8 @@ class AuthorizationTimeoutError(AuthorizationError):
 
 
 class AuthorizationDeclinedError(AuthorizationError):
-    """The user declined access (or the sign-in failed). Carries a new link for another try."""
+    """Kept for code that imports it; no longer raised. Scalekit records no decision when a user
+    clicks Deny (its own page shows access_denied), so a wait simply runs on to its timeout."""
 
     def __init__(self, fresh: AuthorizationError) -> None:
         super().__init__(**fresh._link_fields())

@@ -270,6 +270,15 @@ class Vault:
         )
         return None if resp is None else self._snapshot(resp.connected_account)
 
+    def ensure_account(self, connection_name: str, identifier: str) -> bool:
+        """Create the account if Scalekit has none yet (its documented first step); False when the
+        connection does not exist."""
+        resp = self._rpc(
+            "get_or_create_connected_account",
+            lambda a: a.get_or_create_connected_account(connection_name=connection_name, identifier=identifier),
+        )
+        return resp is not None
+
     def authorization_link(self, connection_name: str, identifier: str) -> tuple[str, _dt.datetime | None] | None:
         """(link, expiry) for the user to authorize; None when the connection does not exist."""
         resp = self._rpc(

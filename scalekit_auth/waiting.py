@@ -2,14 +2,18 @@
 
 Polls the account's status only (never its credentials) with backoff from about 1 s to
 5 s. A new link is requested shortly before the current one expires and handed to
-`on_link`. A poll that finds the account changed but still not ACTIVE means the user
-declined (or the sign-in failed). Ctrl-C stops it at once (KeyboardInterrupt propagates).
+`on_link`. The wait ends early only on what Scalekit reports: ACTIVE returns the
+credentials; PENDING_VERIFICATION (the user consented, verification is pending) stops the
+link renewal and is reported once through `on_status`. A Deny leaves no trace Scalekit's API
+shows, so the wait then runs on to its timeout. Rate limiting or an outage slows the polls
+down (jittered exponential backoff up to a minute). Ctrl-C stops it at once.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import math
+import random
 import sys
 import time
 from collections.abc import Callable
@@ -17,7 +21,6 @@ from collections.abc import Callable
 from .broker import TokenBroker
 from .credentials import ServiceCredentials
 from .errors import (
-    AuthorizationDeclinedError,
     AuthorizationError,
     AuthorizationTimeoutError,
     RateLimitedError,
@@ -34,9 +37,17 @@ BACKOFF = 1.5
 RENEW_BEFORE = 5.0  # seconds before a link expires at which a new one is requested...
 RENEW_FRACTION = 0.2  # ...or this fraction of its lifetime, for short-lived links
 TICK = 0.25
+MAX_BACKOFF = 60.0  # polls slow down to at most one a minute while Scalekit rate-limits or is down
 
 OnLink = Callable[[str, "_dt.datetime | None"], None]
 OnTick = Callable[[float, float], None]
+OnStatus = Callable[[str], None]
+
+
+def backoff(attempt: int, base: float = FIRST_POLL, cap: float = MAX_BACKOFF) -> float:
+    """Exponential backoff with full jitter: a random delay up to base * 2**attempt (capped), so many
+    waiting clients do not retry in step."""
+    return random.uniform(base, min(cap, base * 2**attempt))  # noqa: S311 - jitter, not a secret
 
 
 def print_link(service: str) -> OnLink:
@@ -63,12 +74,14 @@ def wait_for_credentials(
     on_tick: OnTick | None = None,
     first: AuthorizationError | None = None,
     force_link: bool = False,
+    on_status: OnStatus | None = None,
 ) -> ServiceCredentials:
     """Credentials once the account is ACTIVE; see `wait_for_authorization`.
 
     `first` is an AuthorizationError already in hand (its link is shown first); `on_tick`
     is called about four times a second with (seconds left on the link, seconds left in
     total), for a countdown. `force_link` issues a link even if the account is ACTIVE.
+    `on_status` hears each new non-ACTIVE status the polls see (e.g. PENDING_VERIFICATION).
     """
     if not (isinstance(timeout, (int, float)) and math.isfinite(timeout)) or timeout <= 0:
         raise ValueError("timeout must be a positive number of seconds")
@@ -84,38 +97,58 @@ def wait_for_credentials(
                 return broker.get_credentials(service, identifier)
             except AuthorizationError as err:
                 current = err
-    # The account as it is before anyone can see the link: a user who acts the moment it is
-    # shown must still count as a change.
-    baseline = broker.account_status(service, current.identifier or identifier).updated_at
+    who = current.identifier or identifier
     on_link(current.link, current.expires_at)
     renew_at = min(RENEW_BEFORE, _left(current.expires_at) * RENEW_FRACTION)
+    seen_status = current.status
+    verifying = False  # consent given: no new links, only verification is left
 
     interval = FIRST_POLL
-    next_poll = time.monotonic() + interval
+    failures = 0
+    next_poll = next_renewal = time.monotonic() + interval
+    next_renewal = 0.0
     while True:
         now = time.monotonic()
         if now >= deadline:
             raise AuthorizationTimeoutError(current, now - started)
         if on_tick is not None:
             on_tick(_left(current.expires_at), deadline - now)
-        if _left(current.expires_at) <= renew_at:
-            current = broker.authorization_link(service, current.identifier or identifier)
-            renew_at = min(RENEW_BEFORE, _left(current.expires_at) * RENEW_FRACTION)
-            log.debug("%s: link renewed", service)
-            on_link(current.link, current.expires_at)
+        if not verifying and now >= next_renewal and _left(current.expires_at) <= renew_at:
+            try:
+                fresh = broker.authorization_link(service, who)
+            except (ScalekitUnavailableError, RateLimitedError) as err:
+                failures += 1
+                next_renewal = now + backoff(failures)
+                log.debug("%s: link renewal failed (%s); will retry", service, err.__class__.__name__)
+            else:
+                current = fresh
+                renew_at = min(RENEW_BEFORE, _left(current.expires_at) * RENEW_FRACTION)
+                log.debug("%s: link renewed", service)
+                on_link(current.link, current.expires_at)
         if now >= next_poll:
             try:
-                state = broker.account_status(service, current.identifier or identifier)
+                state = broker.account_status(service, who)
             except (ScalekitUnavailableError, RateLimitedError) as err:
-                log.debug("%s: status poll failed (%s); will retry", service, err.__class__.__name__)
-                interval = MAX_POLL
+                failures += 1
+                interval = backoff(failures)
+                log.debug("%s: status poll failed (%s); next in %.1f s", service, err.__class__.__name__, interval)
             else:
+                failures = 0
                 if state.status == "ACTIVE":
-                    return broker.get_credentials(service, current.identifier or identifier, force_refresh=True)
-                if baseline is not None and state.updated_at is not None and state.updated_at > baseline:
-                    fresh = broker.authorization_link(service, current.identifier or identifier)
-                    raise AuthorizationDeclinedError(fresh)
-                baseline = baseline or state.updated_at
+                    return broker.get_credentials(service, who, force_refresh=True)
+                if state.status != seen_status:
+                    seen_status = state.status
+                    current = AuthorizationError(
+                        current.service,
+                        current.link,
+                        current.expires_at,
+                        identifier=current.identifier,
+                        connection_name=current.connection_name,
+                        status=state.status,
+                    )
+                    verifying = state.status == "PENDING_VERIFICATION"
+                    if on_status is not None and state.status:
+                        on_status(state.status)
                 interval = min(interval * BACKOFF, MAX_POLL)
             next_poll = time.monotonic() + interval
         time.sleep(max(0.0, min(TICK, next_poll - time.monotonic(), deadline - time.monotonic())) or TICK / 10)

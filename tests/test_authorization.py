@@ -15,7 +15,6 @@ import requests
 
 from scalekit_auth.emulator import Emulator
 from scalekit_helper import (
-    AuthorizationDeclinedError,
     AuthorizationError,
     AuthorizationTimeoutError,
     get_token,
@@ -121,16 +120,47 @@ def test_giving_up_carries_the_latest_link(gmail, emulator):
     assert err.exit_code == 4
 
 
-def test_deny_is_reported_with_a_fresh_link(gmail, emulator):
+def test_a_deny_changes_nothing_so_the_wait_runs_to_its_timeout(gmail, emulator):
+    """Scalekit records no decision on a Deny (its own page shows access_denied): nothing to report early."""
     links = Links()
     on_first_link(links, "deny")
-    with pytest.raises(AuthorizationDeclinedError) as caught:
-        get_token("gmail", wait=True, timeout=60, on_link=links)
-    err = caught.value
-    assert "declined" in str(err)
-    assert err.link != links.seen[0][0]
+    with pytest.raises(AuthorizationTimeoutError) as caught:
+        get_token("gmail", wait=True, timeout=3, on_link=links)
+    assert "Nobody authorized gmail within 3 seconds" in str(caught.value)
+    assert "declined" not in str(caught.value)
+    assert emulator.counters()["links_denied"] == 1
     assert emulator.account("gmail_u3134a", "mess")["status"] == "PENDING_AUTH"
-    assert click(err.link).status_code == 200  # the fresh link works
+    with pytest.raises(AuthorizationError) as again:
+        get_token("gmail")
+    assert click(again.value.link).status_code == 200  # a new attempt works
+    assert get_token("gmail") == emulator.account("gmail_u3134a", "mess")["access_token"]
+
+
+def test_consent_awaiting_verification_is_reported_once_and_ends_the_link_renewal(skill):
+    """PENDING_VERIFICATION: the user consented; the wait goes on for verification, not for a new link."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with Emulator(link_ttl=4.0) as emu, ThreadPoolExecutor(1) as pool:
+        skill.use(emu)
+        skill.configure("gmail", "gmail_u3134a", "mess")
+        links, statuses = Links(), []
+
+        def on_link(link, expires_at) -> None:
+            links(link, expires_at)
+            if len(links.seen) == 1:  # the user consents; Scalekit now waits for verification
+                emu.set_status("gmail_u3134a", "mess", "PENDING_VERIFICATION")
+
+        def on_status(status: str) -> None:
+            statuses.append(status)
+            # verified (elsewhere) well after the 4-second link would have been renewed
+            threading.Timer(8.0, emu.seed, ("gmail_u3134a", "mess", "ACTIVE")).start()
+
+        waiting = pool.submit(wait_for_authorization, "gmail", None, 120, on_link, on_status)
+        token = waiting.result(timeout=120)
+        assert token == emu.account("gmail_u3134a", "mess")["access_token"]
+        assert statuses == ["PENDING_VERIFICATION"]
+        assert len(links.seen) == 1
+        assert emu.counters()["links_issued"] == 1
 
 
 def test_without_wait_the_error_is_raised_at_once(gmail):
@@ -241,19 +271,6 @@ def test_on_a_terminal_auth_shows_a_live_countdown(gmail, emulator):
     assert clicked and clicked[0].status_code == 200
     assert re.search(r"link valid \d+ s more, giving up in 4:\d\d \(Ctrl-C to stop\)", text)
     assert "gmail is connected for 'mess'" in text
-
-
-def test_a_deny_the_moment_the_link_is_shown_is_still_reported(gmail, emulator):
-    """The user may act before the waiting call takes its first look: that must not hide the decision."""
-    seen = []
-
-    def deny_at_once(link, expires_at) -> None:
-        seen.append(link)
-        if len(seen) == 1:
-            assert click(link, "deny").status_code == 200
-
-    with pytest.raises(AuthorizationDeclinedError):
-        get_token("gmail", wait=True, timeout=60, on_link=deny_at_once)
 
 
 def test_auth_json_hands_each_new_link_through_a_pipe_the_moment_it_is_issued(skill):

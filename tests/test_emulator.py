@@ -185,7 +185,13 @@ def test_rotation_changes_the_token(emulator, sdk):
 # -- authorization links --------------------------------------------------------
 
 
-def test_link_creates_pending_account_and_approval_activates_it(emulator, sdk):
+def test_a_link_needs_an_existing_account_and_approval_activates_it(emulator, sdk):
+    from scalekit.common.exceptions import ScalekitNotFoundException
+
+    with pytest.raises(ScalekitNotFoundException):
+        sdk.actions.get_authorization_link(connection_name="gmail_u3134a", identifier="dave")
+    created = sdk.actions.get_or_create_connected_account(connection_name="gmail_u3134a", identifier="dave")
+    assert created.connected_account.status == "PENDING_AUTH"
     link = sdk.actions.get_authorization_link(connection_name="gmail_u3134a", identifier="dave")
     assert link.link.startswith("http://127.0.0.1:")
     assert 55 < utc(link.expiry) - time.time() <= 60

@@ -300,6 +300,8 @@ class Emulator:
         self.world.advance_clock(float(seconds))
 
     def issue_link(self, connection: str, identifier: str) -> dict[str, Any]:
+        """A link as an application gets one: the account is created first when missing."""
+        self.world.get_or_create(connection, identifier)
         link = self.world.create_link(connection, identifier)
         return {"link": self.link_for(link.token), "expires_at": link.expires_at}
 

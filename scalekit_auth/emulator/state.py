@@ -448,16 +448,26 @@ class World:
                 out.append(acc)
             return out
 
-    # -- authorization links -------------------------------------------------
-    def create_link(self, connection: str, identifier: str) -> Link:
-        """A single-use consent link; creates a PENDING_AUTH account when none exists."""
+    def get_or_create(self, connection: str, identifier: str) -> Account:
+        """The account, created PENDING_AUTH when missing (what get_or_create_connected_account ends in)."""
         with self._lock:
             conn = self.connection(connection)
+            acc = self.accounts.get((connection, identifier))
+            if acc is None:
+                acc = self._new_account(conn, identifier)
+                self.accounts[acc.key] = acc
+            return acc
+
+    # -- authorization links -------------------------------------------------
+    def create_link(self, connection: str, identifier: str) -> Link:
+        """A single-use consent link for an existing account (Scalekit's docs create the account
+        first, with get_or_create_connected_account); NOT_FOUND when there is none."""
+        with self._lock:
+            self.connection(connection)
             if not identifier:
                 raise EmulatorError("INVALID_ARGUMENT", "identifier is required")
             if (connection, identifier) not in self.accounts:
-                acc = self._new_account(conn, identifier)
-                self.accounts[acc.key] = acc
+                raise EmulatorError("NOT_FOUND", f"connected account not found for identifier '{identifier}'")
             link = Link(
                 token=secrets.token_urlsafe(18),
                 account_key=(connection, identifier),
@@ -497,15 +507,14 @@ class World:
             return acc
 
     def deny(self, token: str) -> Account:
-        """What clicking Deny does: the link is spent, the account stays unauthorized."""
+        """What clicking Deny does: the link is spent; nothing on the account changes (Scalekit
+        shows access_denied on its own page and records no decision the API could read)."""
         with self._lock:
             link = self._usable_link(token)
             link.used = True
             link.outcome = "denied"
-            acc = self.accounts[link.account_key]
-            acc.updated_at = self.now()  # the declined attempt is recorded on the account
             self.counters["links_denied"] += 1
-            return acc
+            return self.accounts[link.account_key]
 
     def latest_link(self, connection: str, identifier: str) -> Link | None:
         with self._lock:
