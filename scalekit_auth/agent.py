@@ -303,6 +303,8 @@ def start(idle_timeout: float | None = None, environ: Mapping[str, str] | None =
             "stop it first: scalekit-auth agent stop"
         )
     ensure_private_dir(paths.runtime_dir(env))
+    # The agent runs elsewhere (its own working directory): pin the IDENTITY.md this caller sees.
+    env[paths.IDENTITY_FILE_VAR] = paths.identity_path(env)[0]
     idle = idle_timeout if idle_timeout is not None else idle_timeout_from(env)
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     proc = subprocess.Popen(

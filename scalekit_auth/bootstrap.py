@@ -49,12 +49,14 @@ def in_foreign_venv() -> bool:
 
 
 def env_dir(environ: Mapping[str, str] | None = None) -> str:
-    """The private environment of this interpreter: one per Python version and installation."""
+    """The private environment of this interpreter and this requirements.txt (one per pair, so copies
+    of the skill with other requirements, or an update, never rebuild an environment in use)."""
     env = os.environ if environ is None else environ
     cache = env.get("XDG_CACHE_HOME", "").strip() or os.path.join(os.path.expanduser("~"), ".cache")
     base = os.path.realpath(sys._base_executable if hasattr(sys, "_base_executable") else sys.executable)
     tag = hashlib.sha256(base.encode()).hexdigest()[:8]
-    return os.path.join(cache, "scalekit-auth", f"python-{sys.version_info[0]}.{sys.version_info[1]}-{tag}")
+    folder = f"python-{sys.version_info[0]}.{sys.version_info[1]}-{tag}-{_requirements_hash()[:8]}"
+    return os.path.join(cache, "scalekit-auth", folder)
 
 
 def _requirements_hash() -> str:
@@ -72,15 +74,23 @@ def _python(folder: str) -> str:
     return os.path.join(folder, "Scripts", "python.exe") if os.name == "nt" else os.path.join(folder, "bin", "python")
 
 
-def _check_private(path: str) -> None:
-    """Refuse a folder another user could have planted code in (we would import from it)."""
+def _check_private(path: str, *, fix_mode: bool = False) -> None:
+    """Refuse a folder another user could have planted code in (we would import from it).
+
+    With `fix_mode` (a folder inside our own private parent, which nobody else can reach),
+    a group/other-writable mode left by a loose umask is tightened instead of refused."""
     try:
         st = os.lstat(path)
     except FileNotFoundError:
         return
     if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
         raise ConfigurationError(f"{path} is not a plain folder; remove it so scalekit-auth can make its own.")
-    if hasattr(os, "getuid") and (st.st_uid != os.getuid() or st.st_mode & 0o022):
+    if not hasattr(os, "getuid"):
+        return
+    if st.st_uid == os.getuid() and st.st_mode & 0o022 and fix_mode:
+        os.chmod(path, 0o700)
+        return
+    if st.st_uid != os.getuid() or st.st_mode & 0o022:
         raise ConfigurationError(
             f"{path} belongs to another user or others can write to it; scalekit-auth will not load packages "
             f"from it. Remove it (rm -rf {path}) and run again."
@@ -88,11 +98,8 @@ def _check_private(path: str) -> None:
 
 
 def _is_ready(folder: str) -> bool:
-    try:
-        with open(os.path.join(folder, STAMP), encoding="utf-8") as fh:
-            return fh.read().strip() == _requirements_hash()
-    except OSError:
-        return False
+    """Complete: the stamp is written last, after every package installed."""
+    return os.path.exists(os.path.join(folder, STAMP))
 
 
 def activate(folder: str) -> None:
@@ -123,9 +130,29 @@ def provide(module: str, environ: Mapping[str, str] | None = None) -> bool:
         return False
     folder = private_env(environ)
     if not _is_ready(folder):
-        _install(folder, os.path.dirname(folder))
+        try:
+            _install(folder, os.path.dirname(folder))
+        except ConfigurationError:
+            older = _older_ready(folder)
+            if older is None:
+                raise
+            sys.stderr.write(
+                f"scalekit-auth: warning: could not install the packages for this version of the skill; using the "
+                f"ones in {older} (see the log beside it).\n"
+            )
+            folder = older
     activate(folder)
     return True
+
+
+def _older_ready(folder: str) -> str | None:
+    """A complete environment of the same interpreter for another requirements.txt (offline fallback)."""
+    import glob
+
+    prefix = folder.rsplit("-", 1)[0] + "-"
+    found = [f for f in glob.glob(glob.escape(prefix) + "*") if os.path.isdir(f) and f != folder]
+    ready = [f for f in found if os.path.exists(os.path.join(f, STAMP))]
+    return max(ready, key=lambda f: os.path.getmtime(os.path.join(f, STAMP))) if ready else None
 
 
 def private_env(environ: Mapping[str, str] | None = None) -> str:
@@ -140,7 +167,7 @@ def private_env(environ: Mapping[str, str] | None = None) -> str:
             "writable folder, or install requirements.txt into a virtual environment and run the skill with its python."
         ) from None
     _check_private(parent)
-    _check_private(folder)
+    _check_private(folder, fix_mode=True)
     return folder
 
 
@@ -151,15 +178,24 @@ def _install(folder: str, parent: str) -> None:
     lock_path = os.path.join(parent, os.path.basename(folder) + ".lock")
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            sys.stderr.write(
+                "scalekit-auth: waiting for another scalekit-auth process that is installing packages...\n"
+            )
+            sys.stderr.flush()
+            fcntl.flock(fd, fcntl.LOCK_EX)
         if _is_ready(folder):  # another process finished it while we waited
             return
         log_path = os.path.join(parent, os.path.basename(folder) + ".log")
         sys.stderr.write(
-            f"scalekit-auth: first run with {sys.executable}: installing the skill's Python packages into "
-            f"{folder} (once; this can take a minute)...\n"
+            f"scalekit-auth: installing the skill's Python packages for {sys.executable} into {folder} "
+            "(once per Python and skill version; this can take a minute)...\n"
         )
         sys.stderr.flush()
+        # pip (and any build it runs) never sees the Scalekit credentials
+        clean_env = {k: v for k, v in os.environ.items() if not k.startswith("SCALEKIT_")}
         with open(log_path, "w", encoding="utf-8") as log:
             steps = _steps(folder)
             for step in steps:
@@ -168,6 +204,7 @@ def _install(folder: str, parent: str) -> None:
                 try:
                     done = subprocess.run(  # noqa: S603 - fixed argv, our own interpreter
                         step,
+                        env=clean_env,
                         stdin=subprocess.DEVNULL,
                         stdout=log,
                         stderr=subprocess.STDOUT,
@@ -181,6 +218,7 @@ def _install(folder: str, parent: str) -> None:
                 if code != 0:
                     shutil.rmtree(folder, ignore_errors=True)
                     raise ConfigurationError(_failure(step, log_path))
+        os.chmod(folder, 0o700)
         with open(os.path.join(folder, STAMP), "w", encoding="utf-8") as fh:
             fh.write(_requirements_hash() + "\n")
         sys.stderr.write("scalekit-auth: packages installed.\n")

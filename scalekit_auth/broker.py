@@ -28,7 +28,6 @@ from .config import (
     env_files,
     file_signature,
     load_settings,
-    skill_dir,
 )
 from .connections import Change, ConnectionEntry
 from .credentials import ServiceCredentials
@@ -40,9 +39,9 @@ from .errors import (
     UnknownConnectionError,
     printable,
 )
-from .identity import IDENTITY_VARS, agent_name, identity_file
+from .identity import agent_name, identity_file
 from .logs import get_logger
-from .paths import STATE_VARS, legacy_dir, state_dir
+from .paths import connections_path, state_dir
 
 log = get_logger("scalekit_auth")
 
@@ -50,7 +49,6 @@ ACTIVE = "ACTIVE"
 MAX_BATCH_WORKERS = 16
 
 V = TypeVar("V")
-_DIR_VARS = STATE_VARS
 
 
 @dataclass(frozen=True)
@@ -130,38 +128,36 @@ class TokenBroker:
         return tuple(env.get(n) for n in names)
 
     def _dir(self) -> str:
-        """The skill folder as a string (the hot path avoids pathlib)."""
+        """The state folder as a string (the hot path avoids pathlib); a few stat calls, so a
+        long-lived process follows ~/.openclaw appearing."""
         if self._directory is not None:
             return self._directory
-        env = self.environ
-        folders = self._memo.get("dirs", self._env_values(_DIR_VARS), lambda: (state_dir(env), legacy_dir()))
-        if folders[1] is None:  # not a skill folder: always the state folder
-            return folders[0]
-        # The original layout (files beside SKILL.md) stays in use until they are moved: two folder
-        # mtimes tell when a file appeared or went away.
-        signature = (file_signature(folders[0]), file_signature(folders[1]))
-        return self._memo.get("dir", (folders, signature), lambda: str(skill_dir(env)))
+        return state_dir(self.environ)
 
     @property
     def directory(self) -> Path:
         return Path(self._dir())
 
+    def _connections_path(self, directory: str | None = None) -> str:
+        folder = directory or self._directory
+        if folder is not None:
+            return os.path.join(folder, connections.FILE_NAME)
+        return connections_path(self.environ)
+
     @property
     def connections_file(self) -> Path:
-        return Path(self._dir(), connections.FILE_NAME)
+        """The connections.json in use (the state folder's, or the skill folder's until migrated)."""
+        return Path(self._connections_path())
 
     def connections(self, directory: str | None = None) -> dict[str, ConnectionEntry]:
-        folder = directory or self._dir()
-        path = self._memo.get("connections_file", folder, lambda: os.path.join(folder, connections.FILE_NAME))
+        path = self._connections_path(directory)
         return self._memo.get(("connections", path), file_signature(path), lambda: connections.load(Path(path)))
 
     def settings(self, directory: str | None = None) -> ScalekitSettings:
         folder = directory or self._dir()
         env = self.environ
-        files = self._memo.get(
-            ("env_files", folder), self._env_values(_DIR_VARS), lambda: [str(p) for p in env_files(Path(folder), env)]
-        )
-        signature = (self._env_values(SETTINGS_VARS), tuple(file_signature(f) for f in files))
+        files = [str(p) for p in env_files(Path(folder), env)]
+        signature = (self._env_values(SETTINGS_VARS), tuple(files), tuple(file_signature(f) for f in files))
         return self._memo.get(("settings", folder), signature, lambda: self._load_settings(folder, files, env))
 
     def _load_settings(self, folder: str, files: list[str], env: Mapping[str, str]) -> ScalekitSettings:
@@ -169,6 +165,8 @@ class TokenBroker:
         settings = load_settings(Path(folder), env)
         for env_file in files:
             warning = env_file_mode_warning(Path(env_file))
+            if warning and env_file != files[0] and not _defines_secret(env_file):
+                continue  # another program's .env (OpenClaw's) without our secret: not ours to judge
             if warning and env_file not in self._warned:
                 self._warned.add(env_file)
                 print(
@@ -179,20 +177,16 @@ class TokenBroker:
 
     def _agent_name(self) -> tuple[str, str]:
         env = self.environ
-        where = self._env_values(IDENTITY_VARS)
-        if where[IDENTITY_VARS.index("OPENCLAW_SHELL")] is not None:  # in an OpenClaw exec: the cwd may decide
-            where = (*where, _cwd())
-        path = self._memo.get("identity_file", where, lambda: str(identity_file(env)))
+        path = str(identity_file(env))  # a few stat calls: it may depend on the working directory
         return self._memo.get(("identity", path), file_signature(path), lambda: agent_name(env))
 
     def resolve(self, service: str, identifier: str | None = None, directory: str | None = None) -> Target:
         """Service -> connection name and identifier, or ServiceNotConfiguredError."""
         name = connections.normalize_service(service)
-        directory = directory or self._dir()
         entries = self.connections(directory)
         entry = entries.get(name)
         if entry is None:
-            raise ServiceNotConfiguredError(name, sorted(entries), os.path.join(directory, connections.FILE_NAME))
+            raise ServiceNotConfiguredError(name, sorted(entries), self._connections_path(directory))
         if identifier is not None:
             return Target(name, entry.connection_name, connections.check_identifier(identifier), "argument")
         if entry.identifier:
@@ -237,10 +231,22 @@ class TokenBroker:
 
     def configure_connection(self, service: str, connection_name: str, identifier: str | None = None) -> Change:
         """Register (or update) which Scalekit connection serves `service`."""
-        return connections.save(self.connections_file, service, connection_name, identifier)
+        return self._write(lambda path, current: connections.save(path, service, connection_name, identifier, current))
 
     def remove_connection(self, service: str) -> Change:
-        return connections.remove(self.connections_file, service)
+        return self._write(lambda path, current: connections.remove(path, service, current))
+
+    def _write(self, write: Callable[[Path, Callable[[], bool]], Change]) -> Change:
+        """Write the connections.json in use; if `migrate` moved it while we waited for the lock, the new one."""
+        for _ in range(5):
+            path = self.connections_file
+            try:
+                return write(path, lambda p=path: self.connections_file == p)
+            except connections.MovedError:
+                continue
+        raise ConfigurationError(
+            f"{self.connections_file} keeps moving (is `scalekit-auth migrate` running?). Try again."
+        )
 
     # -- the vault ---------------------------------------------------------------
     def vault(self, settings: ScalekitSettings):
@@ -330,9 +336,8 @@ class TokenBroker:
         self, service: str, identifier: str | None = None, *, force_refresh: bool = False
     ) -> ServiceCredentials:
         """Credentials of an ACTIVE account (cached in memory), or AuthorizationError with a fresh link."""
-        directory = self._dir()
-        target = self.resolve(service, identifier, directory)
-        settings = self.settings(directory)
+        target = self.resolve(service, identifier)
+        settings = self.settings()
         cache = self.cache
         if cache.margin != settings.cache_margin or cache.default_ttl != settings.cache_ttl:
             cache.margin, cache.default_ttl = settings.cache_margin, settings.cache_ttl
@@ -363,18 +368,16 @@ class TokenBroker:
 
     def account_status(self, service: str, identifier: str | None = None) -> AccountStatus:
         """The account's live status from Scalekit (details only: no credentials are fetched)."""
-        directory = self._dir()
-        target = self.resolve(service, identifier, directory)
-        snap = self.vault(self.settings(directory)).account_status(target.connection_name, target.identifier)
+        target = self.resolve(service, identifier)
+        snap = self.vault(self.settings()).account_status(target.connection_name, target.identifier)
         if snap is None:
             return AccountStatus(target, None)
         return AccountStatus(target, snap.status, snap.expires_at, snap.updated_at)
 
     def authorization_link(self, service: str, identifier: str | None = None) -> AuthorizationError:
         """A fresh authorization link, as the AuthorizationError get_token would raise (not raised)."""
-        directory = self._dir()
-        target = self.resolve(service, identifier, directory)
-        vault = self.vault(self.settings(directory))
+        target = self.resolve(service, identifier)
+        vault = self.vault(self.settings())
         snap = vault.account_status(target.connection_name, target.identifier)
         return self._link_error(vault, target, snap.status if snap is not None else None)
 
@@ -428,11 +431,13 @@ class TokenBroker:
         return self.many(services, lambda s: self.get_credentials(s, identifier, force_refresh=force_refresh))
 
 
-def _cwd() -> str:
+def _defines_secret(path: str) -> bool:
+    from .config import CLIENT_SECRET_VAR, read_env_file
+
     try:
-        return os.getcwd()
-    except OSError:
-        return ""
+        return bool(read_env_file(Path(path)).get(CLIENT_SECRET_VAR))
+    except ConfigurationError:
+        return False
 
 
 def _host_of(url: str) -> str:

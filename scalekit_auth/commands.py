@@ -457,8 +457,9 @@ def cmd_status(args: argparse.Namespace, broker: TokenBroker) -> int:
 
 def cmd_doctor(args: argparse.Namespace, broker: TokenBroker) -> int:
     from .doctor import run_checks
+    from .errors import most_pressing
 
-    worst = 0
+    failed = []
     for check in run_checks(broker):
         label = {"ok": paint("ok  ", "green"), "warn": paint("warn", "yellow"), "fail": paint("fail", "red")}[
             check.level
@@ -467,10 +468,10 @@ def cmd_doctor(args: argparse.Namespace, broker: TokenBroker) -> int:
         if check.fix and check.level != "ok":
             line += f" -> {check.fix}"
         print(line)
-        if check.level == "fail" and not worst:
-            worst = int(check.exit_code)
+        if check.level == "fail":
+            failed.append(check.exit_code)
     sys.stdout.flush()
-    return worst
+    return int(most_pressing(failed)) if failed else 0
 
 
 def cmd_migrate(args: argparse.Namespace, broker: TokenBroker) -> int:

@@ -163,14 +163,29 @@ def parse_switch(raw: str | None, name: str, default: bool = True) -> bool:
 
 
 def env_files(directory: Path, environ: Mapping[str, str] | None = None) -> list[Path]:
-    """The .env files read, in order: the state folder's, then OpenClaw's own (~/.openclaw/.env)."""
+    """The .env files read, in order: the state folder's, the skill folder's (original layout), then
+    OpenClaw's own (~/.openclaw/.env)."""
     env = os.environ if environ is None else environ
     files = [directory / ".env"]
+    if str(directory) == paths.state_dir(env):  # the original layout's .env, until migrated
+        files += [Path(p) for p in paths.legacy_files(env) if p.endswith(".env")]
     if paths.under_openclaw(env):
         shared = Path(paths.openclaw_state_dir(env), ".env")
         if shared != files[0]:
             files.append(shared)
     return files
+
+
+_warned: set[str] = set()
+
+
+def warn_once(message: str) -> None:
+    """One line on stderr, once per process for each message."""
+    import sys
+
+    if message not in _warned:
+        _warned.add(message)
+        print(f"scalekit-auth: warning: {message}", file=sys.stderr)
 
 
 def where_to_put_credentials(directory: Path, environ: Mapping[str, str] | None = None) -> str:
@@ -191,7 +206,23 @@ def load_settings(directory: Path, environ: Mapping[str, str] | None = None) -> 
     Raises MissingCredentialsError naming exactly the missing variables.
     """
     env = os.environ if environ is None else environ
-    files = [(path, read_env_file(path)) for path in env_files(directory, env)]
+    every = env_files(directory, env)
+    shared = Path(paths.openclaw_state_dir(env), ".env") if paths.under_openclaw(env) else None
+    # Our own files are read (their problems reported); OpenClaw's .env only when a credential is
+    # still missing, and a problem there is a warning: it is OpenClaw's file, and only a fallback.
+    files = [(path, read_env_file(path)) for path in every if path != shared]
+    credential_names = (*ENV_URL_VARS, CLIENT_ID_VAR, CLIENT_SECRET_VAR)
+    missing_somewhere = not all(
+        any(env.get(n, "").strip() or any(v.get(n, "").strip() for _, v in files) for n in group)
+        for group in (ENV_URL_VARS, (CLIENT_ID_VAR,), (CLIENT_SECRET_VAR,))
+    )
+    if shared is not None and shared in every and missing_somewhere:
+        try:
+            values = read_env_file(shared)
+        except ConfigurationError as err:
+            warn_once(f"ignoring {shared}: {err}")
+        else:
+            files.append((shared, {k: v for k, v in values.items() if k in credential_names}))
 
     def pick(*names: str) -> tuple[str, str]:
         for name in names:

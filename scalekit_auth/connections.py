@@ -11,7 +11,7 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -283,8 +283,25 @@ class Change:
         return f"updated {self.service}: {show(self.before)} -> {show(self.after)}"
 
 
-def save(path: Path, service: str, connection_name: str, identifier: str | None = None) -> Change:
-    """Add or update one service, keeping everything else in the file."""
+class MovedError(Exception):
+    """The file stopped being the one in use while we waited for its lock (`migrate` ran): try again."""
+
+
+def _check_current(still_current: Callable[[], bool] | None) -> None:
+    if still_current is not None and not still_current():
+        raise MovedError
+
+
+def save(
+    path: Path,
+    service: str,
+    connection_name: str,
+    identifier: str | None = None,
+    still_current: Callable[[], bool] | None = None,
+) -> Change:
+    """Add or update one service, keeping everything else in the file.
+
+    `still_current` is asked once the lock is held; False raises MovedError (nothing written)."""
     service = normalize_service(service)
     connection_name = check_connection_name(connection_name)
     if identifier is not None:
@@ -295,6 +312,7 @@ def save(path: Path, service: str, connection_name: str, identifier: str | None 
         raise ConfigurationError(f"Cannot create {path.parent}: {err.strerror}.") from None
     path = _write_target(path)
     with _lock(path):
+        _check_current(still_current)
         raw = read_raw(path)
         entries = parse_entries(raw, path)
         before = entries.get(service)
@@ -311,11 +329,12 @@ def save(path: Path, service: str, connection_name: str, identifier: str | None 
         return Change(service, before, after)
 
 
-def remove(path: Path, service: str) -> Change:
+def remove(path: Path, service: str, still_current: Callable[[], bool] | None = None) -> Change:
     """Delete one service's entry; an unknown service raises ConfigurationError."""
     service = normalize_service(service)
     path = _write_target(path)
     with _lock(path):
+        _check_current(still_current)
         raw = read_raw(path)
         entries = parse_entries(raw, path)
         if service not in entries:

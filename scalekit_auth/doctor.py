@@ -49,30 +49,28 @@ def _writable(folder: Path) -> str | None:
 
 
 def _folder_checks(broker: TokenBroker) -> list[Check]:
-    """Which folder holds the user's files, why, and whether it can be written and survives updates."""
+    """Which folder holds the user's files, why, whether it can be written, and what is left behind."""
     env = broker.environ
     folder = broker.directory
-    state = Path(paths.state_dir(env))
     if env.get(paths.SKILL_DIR_VAR, "").strip():
         why = "SCALEKIT_AUTH_DIR"
     elif paths.under_openclaw(env):
         why = "OpenClaw's state folder"
     else:
         why = "your config folder"
-    checks = []
-    if folder != state:
+    exists = "" if folder.is_dir() else " (created by the first `scalekit-auth config`)"
+    checks = [Check("state folder", "ok", f"{folder} ({why}){exists}")]
+    left = paths.legacy_files(env)
+    if left:
         checks.append(
             Check(
                 "state folder",
                 "warn",
-                f"using {folder}, the skill folder itself (original layout): `clawhub update` replaces that folder "
-                f"and its files with it",
-                f"scalekit-auth migrate (moves them to {state})",
+                f"{' and '.join(left)} still in the skill folder (original layout; read until moved, but "
+                "`clawhub update` replaces that folder)",
+                f"scalekit-auth migrate (moves them to {folder})",
             )
         )
-    else:
-        exists = "" if folder.is_dir() else " (created by the first `scalekit-auth config`)"
-        checks.append(Check("state folder", "ok", f"{folder} ({why}){exists}"))
     problem = _writable(folder)
     if problem:
         checks.append(
@@ -95,7 +93,9 @@ def run_checks(broker: TokenBroker) -> list[Check]:
         try:
             files.append((env_file, read_env_file(env_file)))
         except ConfigurationError as err:
-            checks.append(Check(".env", "fail", str(err), "save it as UTF-8 text"))
+            fix = "save it as UTF-8 text" if "UTF-8" in str(err) else f"fix or remove {env_file}"
+            shared = paths.under_openclaw(env) and env_file == Path(paths.openclaw_state_dir(env), ".env")
+            checks.append(Check(".env", "warn" if shared else "fail", str(err), fix))
             continue
         if not env_file.exists():
             continue
@@ -208,7 +208,7 @@ def _route_check(url: str) -> Check:
     proxy = urllib.request.getproxies().get(parts.scheme)
     if proxy and not urllib.request.proxy_bypass(target):  # the SDK's HTTP and gRPC calls go through it too
         proxied = urlsplit(proxy if "://" in proxy else "http://" + proxy)
-        host, port = proxied.hostname or "", proxied.port or 80
+        host, port = proxied.hostname or "", proxied.port or (443 if proxied.scheme == "https" else 80)
         via = f" through the proxy {host}:{port}"
     fix = (
         "check the URL and this machine's network; a sandboxed agent needs network access to this host "

@@ -12,11 +12,13 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-import requests
-from requests.auth import AuthBase
-
 from .broker import TokenBroker
+from .errors import import_or_explain
 from .logs import get_logger
+
+# Through import_or_explain: on a bare Python the first use installs the skill's packages privately.
+requests = import_or_explain("requests", "requests")
+from requests.auth import AuthBase  # noqa: E402 - after the line above has made requests importable
 
 log = get_logger("scalekit_auth.http")
 

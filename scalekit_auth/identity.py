@@ -6,7 +6,6 @@ src/agents/workspace-default-path.ts), so the name here is the name OpenClaw sho
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -42,41 +41,9 @@ _PLACEHOLDERS = frozenset(
 _EDGE_MARKS = re.compile(r"^[\s*_`]+|[\s*_`]+$")
 
 
-def workspace_dir(environ: Mapping[str, str] | None = None) -> tuple[Path, str]:
-    """(the agent's workspace, why): the way OpenClaw resolves its default workspace.
-
-    Inside an OpenClaw exec (OPENCLAW_SHELL=exec) the working directory is the agent's own
-    workspace (each agent of a multi-agent set-up has its own), so it comes first when it
-    holds an IDENTITY.md. Then OPENCLAW_WORKSPACE_DIR, $OPENCLAW_STATE_DIR/workspace,
-    ~/.openclaw-<profile>/workspace for OPENCLAW_PROFILE, and ~/.openclaw/workspace.
-    """
-    env = os.environ if environ is None else environ
-    if env.get("OPENCLAW_SHELL", "").strip() == "exec":
-        try:
-            cwd = os.getcwd()
-        except OSError:
-            cwd = ""
-        if cwd and os.path.isfile(os.path.join(cwd, "IDENTITY.md")):
-            return Path(cwd), "the working directory of this OpenClaw exec"
-    explicit = env.get("OPENCLAW_WORKSPACE_DIR", "").strip()
-    if explicit:
-        return Path(paths.expand(explicit, env)), "OPENCLAW_WORKSPACE_DIR"
-    state = env.get("OPENCLAW_STATE_DIR", "").strip()
-    if state:
-        return Path(paths.expand(state, env), "workspace"), "OPENCLAW_STATE_DIR"
-    profile = env.get("OPENCLAW_PROFILE", "").strip()
-    if profile and profile.lower() != "default":
-        return Path(paths.home(env), f".openclaw-{profile}", "workspace"), "OPENCLAW_PROFILE"
-    return Path(paths.openclaw_state_dir(env), "workspace"), "OpenClaw's default workspace"
-
-
 def identity_file(environ: Mapping[str, str] | None = None) -> Path:
-    """SCALEKIT_IDENTITY_FILE if set, else IDENTITY.md in the agent's workspace."""
-    env = os.environ if environ is None else environ
-    override = env.get(IDENTITY_FILE_VAR, "").strip()
-    if override:
-        return Path(paths.expand(override, env))
-    return workspace_dir(env)[0] / "IDENTITY.md"
+    """SCALEKIT_IDENTITY_FILE if set, else IDENTITY.md in the agent's workspace (see paths.identity_path)."""
+    return Path(paths.identity_path(environ)[0])
 
 
 def _is_placeholder(value: str) -> bool:

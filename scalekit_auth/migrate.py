@@ -28,11 +28,19 @@ class Moved:
     outcome: str  # "moved", "same" (identical copy there; old one removed), "kept" (old one left: read-only)
 
 
+#: Both files are small; anything larger (or not a regular file: a FIFO, /dev/zero) is not "the same".
+_COMPARE_LIMIT = 1 << 20
+
+
 def _same(a: Path, b: Path) -> bool:
+    from .safefile import read_small_file
+
     try:
-        return a.read_bytes() == b.read_bytes()
-    except OSError:
+        first = read_small_file(a, _COMPARE_LIMIT, "a file to move")
+        second = read_small_file(b, _COMPARE_LIMIT, "a file already in the state folder")
+    except (OSError, ConfigurationError):
         return False
+    return first is not None and first == second
 
 
 def _copy_into_place(source: Path, target: Path) -> None:
@@ -79,7 +87,7 @@ def move_state(source_dir: Path, target_dir: Path) -> list[Moved]:
             f"Cannot create {target_dir}: {err.strerror}. Make it writable, or choose another folder with "
             "SCALEKIT_AUTH_DIR."
         ) from None
-    conflicts = [n for n in present if (target_dir / n).exists() and not _same(source_dir / n, target_dir / n)]
+    conflicts = [n for n in present if os.path.lexists(target_dir / n) and not _same(source_dir / n, target_dir / n)]
     if conflicts:
         listed = " and ".join(str(target_dir / n) for n in conflicts)
         raise ConfigurationError(
@@ -94,7 +102,13 @@ def move_state(source_dir: Path, target_dir: Path) -> list[Moved]:
         for name in present:
             source, target = source_dir / name, target_dir / name
             outcome = "same"
-            if not target.exists():
+            if os.path.lexists(target):
+                if not _same(source, target):  # checked again under the lock: `config` may have written it
+                    raise ConfigurationError(
+                        f"Not moving: {target} already there, different from the copy in {source_dir}. Merge them "
+                        f"by hand (keep the one you want in {target_dir}), then delete the old copy."
+                    )
+            else:
                 try:
                     _copy_into_place(source, target)
                 except FileExistsError:

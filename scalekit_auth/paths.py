@@ -20,9 +20,6 @@ CONTEXT_VARS = (
     "XDG_CONFIG_HOME",
     "OPENCLAW_STATE_DIR",
     "OPENCLAW_HOME",
-    "OPENCLAW_SHELL",
-    "OPENCLAW_CLI",
-    IDENTITY_FILE_VAR,
     "SCALEKIT_ENV_URL",
     "SCALEKIT_ENVIRONMENT_URL",
     "SCALEKIT_CLIENT_ID",
@@ -110,31 +107,87 @@ def legacy_dir() -> str | None:
     return None
 
 
-def _has_state(folder: str) -> bool:
-    return any(os.path.lexists(os.path.join(folder, name)) for name in STATE_FILES)
-
-
-def skill_dir(environ: Mapping[str, str] | None = None) -> str:
-    """The folder whose `.env` and `connections.json` are in use.
-
-    The state folder (see state_dir); but while a skill folder in the original layout still
-    holds those files and the state folder holds neither, that skill folder (`doctor` warns,
-    `scalekit-auth migrate` moves them).
-    """
+def legacy_files(environ: Mapping[str, str] | None = None) -> list[str]:
+    """The user's files still in the skill folder (original layout), unless SCALEKIT_AUTH_DIR points there."""
     env = os.environ if environ is None else environ
-    state = state_dir(env)
-    if env.get(SKILL_DIR_VAR, "").strip():
+    legacy = legacy_dir()
+    if legacy is None or os.path.abspath(state_dir(env)) == legacy:
+        return []
+    return [os.path.join(legacy, name) for name in STATE_FILES if os.path.lexists(os.path.join(legacy, name))]
+
+
+def connections_path(environ: Mapping[str, str] | None = None) -> str:
+    """The connections.json in use: the state folder's; while only the skill folder has one
+    (original layout, until `scalekit-auth migrate`), that one."""
+    env = os.environ if environ is None else environ
+    state = os.path.join(state_dir(env), "connections.json")
+    if os.path.lexists(state):
         return state
     legacy = legacy_dir()
-    if legacy is not None and not _has_state(state) and _has_state(legacy):
-        return legacy
+    if legacy is not None and not env.get(SKILL_DIR_VAR, "").strip():
+        old = os.path.join(legacy, "connections.json")
+        if os.path.lexists(old):
+            return old
     return state
 
 
-def context_fingerprint(environ: Mapping[str, str] | None = None) -> str:
-    """A hash of everything that decides which token a call gets (the secret is hashed, never sent)."""
+def skill_dir(environ: Mapping[str, str] | None = None) -> str:
+    """The state folder (kept under this name: the agent's socket and context are keyed by it)."""
+    return state_dir(environ)
+
+
+def identity_path(environ: Mapping[str, str] | None = None) -> tuple[str, str]:
+    """(the IDENTITY.md that names the agent, why that one), as OpenClaw finds the agent's workspace.
+
+    SCALEKIT_IDENTITY_FILE if set. Inside an OpenClaw exec (OPENCLAW_SHELL=exec) the working
+    directory is the agent's own workspace, so it comes first when it holds an IDENTITY.md that
+    is yours and lies in OpenClaw's state folder (a cloned repository elsewhere must not pick
+    whose account is used). Then OPENCLAW_WORKSPACE_DIR, $OPENCLAW_STATE_DIR/workspace,
+    ~/.openclaw-<profile>/workspace for OPENCLAW_PROFILE, and ~/.openclaw/workspace.
+    """
     env = os.environ if environ is None else environ
-    parts = [skill_dir(env)] + [f"{name}={env.get(name, '')}" for name in CONTEXT_VARS]
+    override = env.get(IDENTITY_FILE_VAR, "").strip()
+    if override:
+        return expand(override, env), IDENTITY_FILE_VAR
+    if env.get("OPENCLAW_SHELL", "").strip() == "exec":
+        found = _workspace_identity_in_cwd(env)
+        if found:
+            return found, "the working directory of this OpenClaw exec (the agent's workspace)"
+    explicit = env.get("OPENCLAW_WORKSPACE_DIR", "").strip()
+    if explicit:
+        return os.path.join(expand(explicit, env), "IDENTITY.md"), "OPENCLAW_WORKSPACE_DIR"
+    state = env.get("OPENCLAW_STATE_DIR", "").strip()
+    if state:
+        return os.path.join(expand(state, env), "workspace", "IDENTITY.md"), "OPENCLAW_STATE_DIR"
+    profile = env.get("OPENCLAW_PROFILE", "").strip()
+    if profile and profile.lower() != "default":
+        return os.path.join(home(env), f".openclaw-{profile}", "workspace", "IDENTITY.md"), "OPENCLAW_PROFILE"
+    return os.path.join(openclaw_state_dir(env), "workspace", "IDENTITY.md"), "OpenClaw's default workspace"
+
+
+def _workspace_identity_in_cwd(env: Mapping[str, str]) -> str | None:
+    try:
+        cwd = os.path.realpath(os.getcwd())
+        candidate = os.path.join(cwd, "IDENTITY.md")
+        st = os.stat(candidate)
+    except OSError:
+        return None
+    roots = {os.path.realpath(openclaw_state_dir(env))}
+    explicit = env.get("OPENCLAW_WORKSPACE_DIR", "").strip()
+    if explicit:
+        roots.add(os.path.realpath(expand(explicit, env)))
+    inside = any(cwd == root or cwd.startswith(root + os.sep) for root in roots)
+    mine = not hasattr(os, "getuid") or st.st_uid == os.getuid()
+    return candidate if inside and mine and not st.st_mode & 0o022 else None
+
+
+def context_fingerprint(environ: Mapping[str, str] | None = None) -> str:
+    """A hash of everything that decides which token a call gets (the secret is hashed, never sent).
+
+    It covers the resolved IDENTITY.md path (which may depend on the working directory), so
+    an agent never answers for another agent's default identity."""
+    env = os.environ if environ is None else environ
+    parts = [skill_dir(env), identity_path(env)[0]] + [f"{name}={env.get(name, '')}" for name in CONTEXT_VARS]
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
 

@@ -150,6 +150,11 @@ def test_the_first_run_on_an_externally_managed_python_installs_privately_and_wo
     assert (second.returncode, second.stdout) == (0, "first-run-token\n"), second.stderr
     assert "installing" not in second.stderr
 
+    # the Python API SKILL.md shows finds the same private packages (requests for session())
+    code = f"import sys; sys.path.insert(0, {str(skill)!r}); from scalekit_helper import session; print(session())"
+    api = subprocess.run([system_python, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert api.returncode == 0 and "Session" in api.stdout, api.stderr
+
 
 def test_a_private_environment_others_can_write_to_is_refused(tmp_path):
     from scalekit_auth import bootstrap
@@ -162,11 +167,10 @@ def test_a_private_environment_others_can_write_to_is_refused(tmp_path):
     with pytest.raises(ConfigurationError, match="others can write to it"):
         bootstrap.private_env({"XDG_CACHE_HOME": str(cache)})
     os.chmod(folder.parent, 0o700)
-    os.chmod(folder, 0o775)
-    with pytest.raises(ConfigurationError, match="others can write to it"):
+    folder.rmdir()
+    folder.symlink_to(tmp_path)  # a folder swapped for a link to somewhere else
+    with pytest.raises(ConfigurationError, match="not a plain folder"):
         bootstrap.private_env({"XDG_CACHE_HOME": str(cache)})
-    os.chmod(folder, 0o755)
-    assert bootstrap.private_env({"XDG_CACHE_HOME": str(cache)}) == str(folder)
 
 
 def test_inside_someone_elses_virtual_environment_it_explains_instead_of_installing(tmp_path):

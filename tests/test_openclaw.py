@@ -148,7 +148,7 @@ def _identifier_seen(cwd: Path, env: dict[str, str]) -> str:
 
 def test_an_openclaw_exec_uses_the_identity_of_the_agent_whose_workspace_it_runs_in(tmp_path):
     home, state = tmp_path / "home", tmp_path / "state"
-    default_ws, second_ws = home / ".openclaw" / "workspace", tmp_path / "agents" / "helper"
+    default_ws, second_ws = home / ".openclaw" / "workspace", home / ".openclaw" / "workspace-helper"
     for folder, text in ((default_ws, "- **Name:** Mess\n"), (second_ws, "- Name: Helper Bot\n")):
         folder.mkdir(parents=True)
         (folder / "IDENTITY.md").write_text(f"# IDENTITY.md - Who Am I?\n\n{text}")

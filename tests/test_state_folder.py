@@ -147,8 +147,11 @@ def test_the_original_layout_keeps_working_and_doctor_says_how_to_move(home, tmp
     listed = run(skill, "list", "--json", env=env)
     assert [row["service"] for row in json.loads(listed.stdout)] == ["gmail"], listed.stderr
     doctor = run(skill, "doctor", env=env)
-    assert f"warn  state folder: using {skill}" in doctor.stdout, doctor.stdout
+    assert f"warn  state folder: {skill / '.env'} and {skill / 'connections.json'} still in the skill folder" in (
+        doctor.stdout
+    ), doctor.stdout
     assert "scalekit-auth migrate" in doctor.stdout
+    assert f"ok    connections.json: {skill / 'connections.json'}" in doctor.stdout
 
 
 def test_migrate_moves_the_files_and_keeps_their_modes(home, tmp_path):
