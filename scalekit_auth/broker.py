@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from . import connections
 from .cache import TokenCache
 from .config import (
+    LOOPBACK,
     SETTINGS_VARS,
     ScalekitSettings,
     env_file_mode_warning,
@@ -37,6 +38,7 @@ from .errors import (
     ConfigurationError,
     ServiceNotConfiguredError,
     UnknownConnectionError,
+    UsageError,
     printable,
 )
 from .identity import agent_name, identity_file
@@ -47,6 +49,11 @@ log = get_logger("scalekit_auth")
 
 ACTIVE = "ACTIVE"
 MAX_BATCH_WORKERS = 16
+#: VerifyConnectedAccountUserRequest.auth_request_id: 1 to 1000 characters (the SDK's descriptors).
+AUTH_REQUEST_ID_MAX = 1000
+#: SCALEKIT_USER_VERIFY_URL=loopback outside a waiting call: nothing listens here, so the browser
+#: shows an unreachable page whose address (with auth_request_id) the user passes to `verify`.
+LOOPBACK_UNSERVED = "http://127.0.0.1:9/scalekit-auth/verify"
 
 V = TypeVar("V")
 
@@ -107,6 +114,7 @@ class TokenBroker:
         self._vaults: dict[tuple[str, str, str, float], Any] = {}
         self._memo = _Memo()
         self._warned: set[str] = set()
+        self._states: dict[str, str] = {}
         self.cache: TokenCache[ServiceCredentials] = TokenCache()
 
     def __repr__(self) -> str:
@@ -312,15 +320,28 @@ class TokenBroker:
         log.debug("%s: account for %s is %s; authorization link issued", target.service, target.identifier, status)
         raise self._link_error(vault, target, status)
 
-    @staticmethod
-    def _link_error(vault: Any, target: Target, status: str | None) -> AuthorizationError:
+    def _link_error(
+        self, vault: Any, target: Target, status: str | None, user_verify_url: str | None = None
+    ) -> AuthorizationError:
         """A fresh authorization link for the target, as an AuthorizationError (not raised).
 
         A first connection creates the account first (get_or_create_connected_account), as
-        Scalekit's docs do: a link is for an existing account."""
+        Scalekit's docs do: a link is for an existing account. With custom user verification the
+        link carries `user_verify_url` (SCALEKIT_USER_VERIFY_URL, or a waiting call's loopback
+        page) and a fresh random `state`, remembered for `state_issued`."""
         if status is None and not vault.ensure_account(target.connection_name, target.identifier):
             raise UnknownConnectionError(target.service, target.connection_name)
-        link = vault.authorization_link(target.connection_name, target.identifier)
+        if user_verify_url is None:
+            configured = vault.settings.user_verify_url
+            user_verify_url = LOOPBACK_UNSERVED if configured == LOOPBACK else configured
+        state = ""
+        if user_verify_url:
+            import secrets
+
+            state = secrets.token_urlsafe(24)
+            with self._lock:
+                self._states[state] = target.identifier
+        link = vault.authorization_link(target.connection_name, target.identifier, user_verify_url, state)
         if link is None:
             raise UnknownConnectionError(target.service, target.connection_name)
         return AuthorizationError(
@@ -374,12 +395,38 @@ class TokenBroker:
             return AccountStatus(target, None)
         return AccountStatus(target, snap.status, snap.expires_at, snap.updated_at)
 
-    def authorization_link(self, service: str, identifier: str | None = None) -> AuthorizationError:
-        """A fresh authorization link, as the AuthorizationError get_token would raise (not raised)."""
+    def authorization_link(
+        self, service: str, identifier: str | None = None, user_verify_url: str | None = None
+    ) -> AuthorizationError:
+        """A fresh authorization link, as the AuthorizationError get_token would raise (not raised).
+
+        `user_verify_url` overrides SCALEKIT_USER_VERIFY_URL for this link (a waiting call's own page)."""
         target = self.resolve(service, identifier)
         vault = self.vault(self.settings())
         snap = vault.account_status(target.connection_name, target.identifier)
-        return self._link_error(vault, target, snap.status if snap is not None else None)
+        return self._link_error(vault, target, snap.status if snap is not None else None, user_verify_url)
+
+    def state_issued(self, state: str) -> str | None:
+        """The identifier a link with this `state` was issued for by this process, or None (CSRF check)."""
+        import hmac
+
+        with self._lock:
+            known = list(self._states.items())
+        for issued, identifier in known:
+            if hmac.compare_digest(issued.encode(), state.encode()):
+                return identifier
+        return None
+
+    def verify_user(self, auth_request_id: str, identifier: str) -> str:
+        """Complete a custom user verification (verify_connected_account_user); Scalekit's done page URL."""
+        from .connections import check_identifier
+
+        ident = check_identifier(identifier)
+        if not 0 < len(auth_request_id) <= AUTH_REQUEST_ID_MAX:
+            raise UsageError(
+                f"An auth_request_id has 1 to {AUTH_REQUEST_ID_MAX} characters, not {len(auth_request_id)}."
+            )
+        return self.vault(self.settings()).verify_user(auth_request_id, ident)
 
     # -- batch -----------------------------------------------------------------------
     def many(self, services: Iterable[str], one: Callable[[str], V]) -> dict[str, V]:

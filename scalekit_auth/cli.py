@@ -49,6 +49,7 @@ commands:
   status [SERVICE...]       one line per service: configured? authorized? expiry?
   doctor                    check the whole set-up, with a fix for each problem
   migrate                   move .env and connections.json out of the skill folder
+  verify ADDRESS            complete a custom user verification (the address after consent)
   agent start|stop|status   a background process that keeps tokens warm (like ssh-agent)
   demo                      walk the whole flow against a local Scalekit emulator
 
@@ -285,6 +286,24 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         prog,
     )
     p.set_defaults(func="cmd_doctor")
+
+    p = _sub(
+        sub,
+        "verify",
+        "complete a custom user verification from the address the browser ended on",
+        "With custom user verification (AgentKit > User Verification in the Scalekit dashboard), Scalekit sends "
+        "the browser to SCALEKIT_USER_VERIFY_URL after the user allowed access, with ?auth_request_id=... in the "
+        "address, and the account stays PENDING_VERIFICATION until this application confirms the user. Pass that "
+        "address (or just the id) here. The identifier is the one the link was issued for: --identifier, else "
+        "--service's, else the agent's name.",
+        "verify 'https://example.com/verify?auth_request_id=abc...&state=xyz'\nverify abc... --service gmail",
+        prog,
+    )
+    p.add_argument("address", metavar="ADDRESS", help="the address the browser ended on, or its auth_request_id")
+    p.add_argument("--service", "-s", metavar="SERVICE", help="use this service's identifier")
+    p.add_argument("--identifier", "-i", metavar="ID", help="whose account the link was for")
+    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    p.set_defaults(func="cmd_verify")
 
     p = _sub(
         sub,

@@ -118,6 +118,19 @@ class WaitDisplay:
         say(f"Open this link to connect {self.service} ({expiry_phrase(expires_at)}):")
         say(f"  {paint(link, 'bold', sys.stderr)}")
 
+    def on_status(self, status: str) -> None:
+        """A new account status while waiting (PENDING_VERIFICATION: consent given, verification pending)."""
+        from .errors import describe_status
+
+        if self.as_json:
+            obj = {"service": self.service, "identifier": self.identifier, "status": status}
+            obj["message"] = f"The {self.service} account {describe_status(status)}."
+            sys.stdout.write(json.dumps(obj) + "\n")
+            sys.stdout.flush()
+            return
+        self.clear()
+        say(f"The {self.service} account {describe_status(status)}.")
+
     def on_tick(self, link_left: float, total_left: float) -> None:
         if not self.live:
             return
@@ -150,6 +163,7 @@ def _wait(args: argparse.Namespace, broker: TokenBroker, service: str, first: Au
             display.on_link,
             on_tick=display.on_tick,
             first=first,
+            on_status=display.on_status,
             **kw,
         )
     finally:
@@ -472,6 +486,27 @@ def cmd_doctor(args: argparse.Namespace, broker: TokenBroker) -> int:
             failed.append(check.exit_code)
     sys.stdout.flush()
     return int(most_pressing(failed)) if failed else 0
+
+
+def cmd_verify(args: argparse.Namespace, broker: TokenBroker) -> int:
+    """Complete a custom user verification from the address the browser ended on (paste-back)."""
+    from .verify_server import auth_request_id_of
+
+    auth_request_id = auth_request_id_of(args.address)
+    if args.identifier is not None:
+        identifier = args.identifier
+    elif args.service:
+        identifier = broker.resolve(args.service).identifier
+    else:
+        ident, source = broker._agent_name()
+        identifier = broker._checked_agent_name(ident, source)
+    broker.verify_user(auth_request_id, identifier)
+    if args.json:
+        sys.stdout.write(json.dumps({"identifier": identifier, "status": "VERIFIED"}) + "\n")
+        sys.stdout.flush()
+    else:
+        say(paint(f"Verified: the account for '{identifier}' is connected.", "green", sys.stderr))
+    return ExitCode.OK
 
 
 def cmd_migrate(args: argparse.Namespace, broker: TokenBroker) -> int:

@@ -25,6 +25,11 @@ CACHE_TTL_VAR = "SCALEKIT_CACHE_TTL"
 ENV_URL_VARS = ("SCALEKIT_ENV_URL", "SCALEKIT_ENVIRONMENT_URL")
 CLIENT_ID_VAR = "SCALEKIT_CLIENT_ID"
 CLIENT_SECRET_VAR = "SCALEKIT_CLIENT_SECRET"  # noqa: S105 - a variable name, not a secret
+USER_VERIFY_URL_VAR = "SCALEKIT_USER_VERIFY_URL"
+#: SCALEKIT_USER_VERIFY_URL=loopback: a waiting call verifies the user itself, on 127.0.0.1.
+LOOPBACK = "loopback"
+#: Scalekit's limit for user_verify_url (buf.validate in the SDK's descriptors).
+USER_VERIFY_URL_MAX = 2048
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_CACHE_MARGIN = 300.0
 DEFAULT_CACHE_TTL = 60.0
@@ -37,6 +42,7 @@ SETTINGS_VARS = (
     CACHE_VAR,
     CACHE_MARGIN_VAR,
     CACHE_TTL_VAR,
+    USER_VERIFY_URL_VAR,
 )
 
 
@@ -100,6 +106,8 @@ class ScalekitSettings:
     cache: bool = True
     cache_margin: float = DEFAULT_CACHE_MARGIN
     cache_ttl: float = DEFAULT_CACHE_TTL
+    #: "" (no custom verification), "loopback", or the URL Scalekit sends the browser to after consent.
+    user_verify_url: str = ""
 
     def __repr__(self) -> str:
         return (
@@ -262,7 +270,22 @@ def load_settings(directory: Path, environ: Mapping[str, str] | None = None) -> 
             option(CACHE_MARGIN_VAR), CACHE_MARGIN_VAR, DEFAULT_CACHE_MARGIN, 0, 86400, allow_low=True
         ),
         cache_ttl=parse_seconds(option(CACHE_TTL_VAR), CACHE_TTL_VAR, DEFAULT_CACHE_TTL, 0, 86400),
+        user_verify_url=parse_user_verify_url(option(USER_VERIFY_URL_VAR)),
     )
+
+
+def parse_user_verify_url(raw: str | None) -> str:
+    """SCALEKIT_USER_VERIFY_URL: empty, `loopback`, or an http(s) URL Scalekit accepts (at most 2048)."""
+    value = (raw or "").strip()
+    if not value or value.lower() == LOOPBACK:
+        return value.lower()
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname or len(value) > USER_VERIFY_URL_MAX:
+        raise ConfigurationError(
+            f"{USER_VERIFY_URL_VAR} must be 'loopback' or an http(s):// URL of at most {USER_VERIFY_URL_MAX} "
+            f"characters (the page Scalekit sends the browser to after consent), not {value[:80]!r}."
+        )
+    return value
 
 
 def file_signature(path: str | os.PathLike[str]) -> tuple[int, int, int] | None:

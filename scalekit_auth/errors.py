@@ -278,6 +278,12 @@ class AuthorizationDeclinedError(AuthorizationError):
         )
 
 
+class VerificationError(ScalekitAuthError):
+    """`scalekit-auth verify` could not complete a custom user verification."""
+
+    exit_code = ExitCode.AUTHORIZATION_REQUIRED
+
+
 # -- the Scalekit service --------------------------------------------------------
 
 

@@ -26,6 +26,7 @@ from .errors import (
     ScalekitServiceError,
     ScalekitTimeoutError,
     ScalekitUnavailableError,
+    VerificationError,
     import_or_explain,
     printable,
 )
@@ -270,6 +271,28 @@ class Vault:
         )
         return None if resp is None else self._snapshot(resp.connected_account)
 
+    def verify_user(self, auth_request_id: str, identifier: str) -> str:
+        """Complete a custom user verification; the page Scalekit wants the browser to end on ("" if none)."""
+        from scalekit.common import exceptions as sk
+
+        client = self._sdk()
+        with self._calling("verify_connected_account_user"):
+            try:
+                resp = client.actions.verify_connected_account_user(
+                    auth_request_id=auth_request_id, identifier=identifier
+                )
+            except sk.ScalekitForbiddenException:
+                raise VerificationError(
+                    f"Scalekit says this authorization was not for '{identifier}'. Pass the identifier the link "
+                    "was issued for: scalekit-auth verify ADDRESS --identifier NAME (or --service SERVICE)."
+                ) from None
+            except sk.ScalekitNotFoundException:
+                raise VerificationError(
+                    "Scalekit has no pending verification for that auth_request_id: it was already used, it "
+                    "expired, or the address was cut. Start again with a new link (scalekit-auth auth SERVICE)."
+                ) from None
+        return getattr(resp, "post_user_verify_redirect_url", None) or ""
+
     def ensure_account(self, connection_name: str, identifier: str) -> bool:
         """Create the account if Scalekit has none yet (its documented first step); False when the
         connection does not exist."""
@@ -279,11 +302,21 @@ class Vault:
         )
         return resp is not None
 
-    def authorization_link(self, connection_name: str, identifier: str) -> tuple[str, _dt.datetime | None] | None:
-        """(link, expiry) for the user to authorize; None when the connection does not exist."""
+    def authorization_link(
+        self, connection_name: str, identifier: str, user_verify_url: str = "", state: str = ""
+    ) -> tuple[str, _dt.datetime | None] | None:
+        """(link, expiry) for the user to authorize; None when the connection (or account) does not exist.
+
+        With custom user verification, Scalekit sends the browser to `user_verify_url` after
+        consent, with `auth_request_id` and `state` in the query."""
         resp = self._rpc(
             "get_authorization_link",
-            lambda a: a.get_authorization_link(connection_name=connection_name, identifier=identifier),
+            lambda a: a.get_authorization_link(
+                connection_name=connection_name,
+                identifier=identifier,
+                user_verify_url=user_verify_url or None,
+                state=state or None,
+            ),
         )
         if resp is None:
             return None

@@ -17,8 +17,10 @@ import random
 import sys
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 
 from .broker import TokenBroker
+from .config import LOOPBACK
 from .credentials import ServiceCredentials
 from .errors import (
     AuthorizationError,
@@ -98,15 +100,38 @@ def wait_for_credentials(
             except AuthorizationError as err:
                 current = err
     who = current.identifier or identifier
+    with ExitStack() as cleanup:
+        verify_url = None
+        if broker.settings().user_verify_url == LOOPBACK:  # verify the user here, on 127.0.0.1
+            from .verify_server import LoopbackVerifier
+
+            verify_url = cleanup.enter_context(LoopbackVerifier(broker)).url
+            current = broker.authorization_link(service, who, verify_url)  # the first link must carry it too
+        return _wait(broker, service, who, current, deadline, started, on_link, on_tick, on_status, verify_url)
+
+
+def _wait(
+    broker: TokenBroker,
+    service: str,
+    who: str | None,
+    current: AuthorizationError,
+    deadline: float,
+    started: float,
+    on_link: OnLink,
+    on_tick: OnTick | None,
+    on_status: OnStatus | None,
+    verify_url: str | None,
+) -> ServiceCredentials:
+    """The polling loop of wait_for_credentials."""
     on_link(current.link, current.expires_at)
     renew_at = min(RENEW_BEFORE, _left(current.expires_at) * RENEW_FRACTION)
-    seen_status = current.status
+    seen_status = current.status or "PENDING_AUTH"  # no account yet: the link call has just created one
     verifying = False  # consent given: no new links, only verification is left
 
     interval = FIRST_POLL
     failures = 0
-    next_poll = next_renewal = time.monotonic() + interval
-    next_renewal = 0.0
+    next_poll = time.monotonic() + interval
+    next_renewal = 0.0  # when a failed renewal may be tried again
     while True:
         now = time.monotonic()
         if now >= deadline:
@@ -115,7 +140,7 @@ def wait_for_credentials(
             on_tick(_left(current.expires_at), deadline - now)
         if not verifying and now >= next_renewal and _left(current.expires_at) <= renew_at:
             try:
-                fresh = broker.authorization_link(service, who)
+                fresh = broker.authorization_link(service, who, verify_url)
             except (ScalekitUnavailableError, RateLimitedError) as err:
                 failures += 1
                 next_renewal = now + backoff(failures)

@@ -98,7 +98,7 @@ def test_config_validates_and_leaves_a_broken_file_untouched(skill):
     ("args", "phrase"),
     [
         (["config", "bad service", "gmail_u3134a"], "service name"),
-        (["config", "gmail", "has space"], "connection name"),
+        (["config", "gmail", "has.dot"], "connection name"),
         (["config", "gmail", "gmail_u3134a", "--identifier", ""], "identifier is empty"),
     ],
 )

@@ -97,6 +97,8 @@ class EmulatorHandler(BaseHTTPRequestHandler):
             return self._consent_page(path[len(CONSENT_PREFIX) :])
         if path == "/keys":
             return self._json(200, {"keys": []})
+        if path == "/verified":  # where verify_connected_account_user sends the browser last
+            return self._html(200, "Verified", '<h1 id="result">Verified</h1><p>You can close this tab.</p>')
         if path.startswith(ADMIN_PREFIX):
             return self._admin(path[len(ADMIN_PREFIX) :], {})
         if path == "/":
@@ -170,10 +172,13 @@ class EmulatorHandler(BaseHTTPRequestHandler):
 
     def _consent_decision(self, token: str, body: bytes) -> None:
         world = self.emu.world
-        decision = parse_qs(body.decode("utf-8", "replace")).get("decision", [""])[0]
+        form = parse_qs(body.decode("utf-8", "replace"))
+        decision = form.get("decision", [""])[0]
         try:
             if decision == "allow":
-                acc = world.approve(token)
+                acc, then = world.approve(token, signed_in_as=form.get("signed_in_as", [""])[0])
+                if then:  # custom user verification: on to the application's verify page
+                    return self._send(303, b"", "text/plain", {"Location": then})
                 return self._html(
                     200,
                     "Connected",
@@ -190,7 +195,9 @@ class EmulatorHandler(BaseHTTPRequestHandler):
             return self._link_refused(err)
 
     def _link_refused(self, err: EmulatorError) -> None:
-        status = {"NOT_FOUND": 404, "DEADLINE_EXCEEDED": 410, "FAILED_PRECONDITION": 410}.get(err.code, 400)
+        status = {"NOT_FOUND": 404, "DEADLINE_EXCEEDED": 410, "FAILED_PRECONDITION": 410, "PERMISSION_DENIED": 403}.get(
+            err.code, 400
+        )
         self._html(
             status,
             "Link not valid",

@@ -89,6 +89,7 @@ class Emulator:
         link_ttl: float = 60.0,
         ca: CertificateAuthority | None = None,
         admin_key: str | None = None,
+        verification: str | None = None,
     ) -> None:
         self.port = port
         self.consent_port = consent_port
@@ -101,6 +102,7 @@ class Emulator:
             token_ttl=token_ttl,
             client_token_ttl=client_token_ttl,
             link_ttl=link_ttl,
+            verification=verification,
         )
         self._workdir: Path | None = None
         self._grpc: grpc.Server | None = None
@@ -120,7 +122,7 @@ class Emulator:
         http_sock = str(self._workdir / "http.sock")
         try:
             self._grpc = grpc.server(futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="emu-grpc"))
-            servicer = ConnectedAccountService(self.world, self.link_for)
+            servicer = ConnectedAccountService(self.world, self.link_for, lambda: f"{self.pages_url}/verified")
             add_ConnectedAccountServiceServicer_to_server(servicer, self._grpc)
             self._grpc.add_insecure_port(f"unix:{grpc_sock}")
             self._grpc.start()
@@ -311,7 +313,15 @@ class Emulator:
 
     def approve(self, link: str) -> dict[str, Any]:
         """Act as the user clicking Allow on `link` (URL or token)."""
-        return self.world.approve(self._link_token(link)).snapshot()
+        return self.world.approve(self._link_token(link), signed_in_as="admin")[0].snapshot()
+
+    def set_verification(self, mode: str | None) -> None:
+        """The environment's user verification mode: None, "custom" or "scalekit_users"."""
+        from .state import VERIFICATION_MODES
+
+        if mode not in VERIFICATION_MODES:
+            raise ValueError(f"verification must be one of {VERIFICATION_MODES}, not {mode!r}")
+        self.world.verification = mode
 
     def deny(self, link: str) -> dict[str, Any]:
         """Act as the user clicking Deny on `link`."""

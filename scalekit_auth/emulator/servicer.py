@@ -155,9 +155,10 @@ def rpc(func: Callable) -> Callable:
 class ConnectedAccountService(ConnectedAccountServiceServicer):
     """The subset of Scalekit's ConnectedAccountService this skill and its tests use."""
 
-    def __init__(self, world: World, link_url: Callable[[str], str]) -> None:
+    def __init__(self, world: World, link_url: Callable[[str], str], done_url: Callable[[], str]) -> None:
         self.world = world
         self.link_url = link_url
+        self.done_url = done_url
 
     @rpc
     def GetConnectedAccountAuth(self, request, context):
@@ -181,8 +182,13 @@ class ConnectedAccountService(ConnectedAccountServiceServicer):
         if request.id and not connector:
             acc = self.world.find(account_id=request.id)
             connector, identifier = acc.key
-        link = self.world.create_link(connector, identifier)
+        link = self.world.create_link(connector, identifier, request.user_verify_url, request.state)
         return pb.GetMagicLinkForConnectedAccountResponse(link=self.link_url(link.token), expiry=_ts(link.expires_at))
+
+    @rpc
+    def VerifyConnectedAccountUser(self, request, context):
+        self.world.verify_user(request.auth_request_id, request.identifier)
+        return pb.VerifyConnectedAccountUserResponse(post_user_verify_redirect_url=self.done_url())
 
     @rpc
     def CreateConnectedAccount(self, request, context):

@@ -105,6 +105,24 @@ class Link:
     expires_at: float
     used: bool = False
     outcome: str = ""  # "", "allowed", "denied"
+    user_verify_url: str = ""
+    state: str = ""
+
+
+@dataclass
+class AuthRequest:
+    """A consent waiting for the application to verify the user (custom user verification)."""
+
+    account_key: tuple[str, str]
+    expires_at: float
+    used: bool = False
+
+
+#: User verification modes of an environment (AgentKit > User Verification in the dashboard):
+#: None - no verification (older environments); "custom" - the app verifies (user_verify_url +
+#: verify_connected_account_user); "scalekit_users" - whoever consents must be signed in to Scalekit.
+VERIFICATION_MODES = (None, "custom", "scalekit_users")
+AUTH_REQUEST_TTL = 600.0
 
 
 @dataclass
@@ -127,7 +145,12 @@ class World:
         token_ttl: float = 3600.0,
         client_token_ttl: float = 3600.0,
         link_ttl: float = 60.0,
+        verification: str | None = None,
     ) -> None:
+        if verification not in VERIFICATION_MODES:
+            raise ValueError(f"verification must be one of {VERIFICATION_MODES}, not {verification!r}")
+        self.verification = verification
+        self.auth_requests: dict[str, AuthRequest] = {}
         self._lock = threading.RLock()
         self.client_id = client_id
         self.client_secret = client_secret
@@ -459,7 +482,7 @@ class World:
             return acc
 
     # -- authorization links -------------------------------------------------
-    def create_link(self, connection: str, identifier: str) -> Link:
+    def create_link(self, connection: str, identifier: str, user_verify_url: str = "", state: str = "") -> Link:
         """A single-use consent link for an existing account (Scalekit's docs create the account
         first, with get_or_create_connected_account); NOT_FOUND when there is none."""
         with self._lock:
@@ -472,6 +495,8 @@ class World:
                 token=secrets.token_urlsafe(18),
                 account_key=(connection, identifier),
                 expires_at=self.now() + self.link_ttl,
+                user_verify_url=user_verify_url,
+                state=state,
             )
             self.links[link.token] = link
             self.counters["links_issued"] += 1
@@ -494,16 +519,60 @@ class World:
             raise EmulatorError("NOT_FOUND", "the account this link was for no longer exists")
         return link
 
-    def approve(self, token: str) -> Account:
-        """What clicking Allow does: the account becomes ACTIVE with new credentials."""
+    def approve(self, token: str, signed_in_as: str = "") -> tuple[Account, str]:
+        """What clicking Allow does, per the environment's verification mode: (account, where the
+        browser goes next, "" for Scalekit's own done page).
+
+        No verification: ACTIVE. "scalekit_users": ACTIVE, but only for someone signed in to
+        Scalekit (else PERMISSION_DENIED, nothing changes). "custom": PENDING_VERIFICATION, and
+        the browser is sent to the link's user_verify_url with auth_request_id and state; a link
+        without one fails (failed_to_exchange) and nothing changes."""
         with self._lock:
             link = self._usable_link(token)
+            acc = self.accounts[link.account_key]
+            if self.verification == "scalekit_users" and not signed_in_as:
+                raise EmulatorError(
+                    "PERMISSION_DENIED",
+                    "Sign in to the Scalekit dashboard first: this environment lets only Scalekit users connect.",
+                )
+            if self.verification == "custom" and not link.user_verify_url:
+                raise EmulatorError(
+                    "FAILED_PRECONDITION",
+                    "failed_to_exchange: user_verify_url not configured for verification redirect",
+                )
             link.used = True
             link.outcome = "allowed"
-            acc = self.accounts[link.account_key]
-            acc.status = "ACTIVE"
             self._grant(acc, new_access_token())
             self.counters["links_approved"] += 1
+            if self.verification != "custom":
+                acc.status = "ACTIVE"
+                return acc, ""
+            acc.status = "PENDING_VERIFICATION"
+            request_id = secrets.token_urlsafe(32)
+            self.auth_requests[request_id] = AuthRequest(link.account_key, self.now() + AUTH_REQUEST_TTL)
+            from urllib.parse import urlencode
+
+            sep = "&" if "?" in link.user_verify_url else "?"
+            query = urlencode({"auth_request_id": request_id, "state": link.state})
+            return acc, f"{link.user_verify_url}{sep}{query}"
+
+    def verify_user(self, auth_request_id: str, identifier: str) -> Account:
+        """verify_connected_account_user: NOT_FOUND for an unknown, used or expired request,
+        PERMISSION_DENIED when the identifier is not the account's; else the account is ACTIVE."""
+        with self._lock:
+            request = self.auth_requests.get(auth_request_id)
+            if request is None or request.used or request.expires_at <= self.now():
+                raise EmulatorError("NOT_FOUND", "no pending user verification for this auth_request_id")
+            if request.account_key[1] != identifier:
+                self.counters["verifications_refused"] += 1
+                raise EmulatorError("PERMISSION_DENIED", "identifier does not match the connected account")
+            request.used = True
+            acc = self.accounts.get(request.account_key)
+            if acc is None:
+                raise EmulatorError("NOT_FOUND", "the connected account no longer exists")
+            acc.status = "ACTIVE"
+            acc.updated_at = self.now()
+            self.counters["verifications"] += 1
             return acc
 
     def deny(self, token: str) -> Account:

@@ -1,0 +1,121 @@
+"""Custom user verification on this machine: a one-page web server on 127.0.0.1 for one waiting call.
+
+With SCALEKIT_USER_VERIFY_URL=loopback, a waiting call (`auth`, `token --wait`, `get_token(...,
+wait=True)`) issues its links with `user_verify_url=http://127.0.0.1:PORT/scalekit-auth/verify`.
+After consent Scalekit sends the browser there with `auth_request_id` and `state`; the page
+checks that `state` belongs to a link this process issued (so no other site can make it verify
+anything), calls verify_connected_account_user for that link's identifier, and sends the browser
+on to Scalekit's done page. It listens on loopback only and stops with the waiting call.
+"""
+
+from __future__ import annotations
+
+import html
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from .errors import ScalekitAuthError, printable
+from .logs import get_logger
+
+log = get_logger("scalekit_auth.verify")
+
+PATH = "/scalekit-auth/verify"
+
+
+def _page(title: str, text: str) -> bytes:
+    return (
+        f"<!doctype html><meta charset=utf-8><title>{html.escape(title)}</title>"
+        f'<body style="font-family:sans-serif;max-width:40em;margin:3em auto"><h1 id="result">{html.escape(title)}'
+        f"</h1><p>{html.escape(text)}</p></body>"
+    ).encode()
+
+
+def auth_request_id_of(address: str) -> str:
+    """The auth_request_id in an address the browser ended on (or the bare id itself)."""
+    from .errors import UsageError
+
+    text = address.strip()
+    if "auth_request_id=" in text:
+        query = urlsplit(text).query if "://" in text else text.split("?", 1)[-1]
+        found = (parse_qs(query).get("auth_request_id") or [""])[0]
+    elif "://" in text or "?" in text:
+        found = ""
+    else:
+        found = text
+    if not found or not all(ch.isalnum() or ch in "-_=." for ch in found):
+        raise UsageError(
+            "No auth_request_id in that address. Paste the whole address of the page the browser ended on after "
+            "the user allowed access (it contains ?auth_request_id=...)."
+        )
+    return found
+
+
+class LoopbackVerifier:
+    """The verify page for one waiting call; use as a context manager."""
+
+    def __init__(self, broker: Any) -> None:
+        self.broker = broker
+        self.verified = threading.Event()
+        verifier = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+                return
+
+            def do_GET(self) -> None:  # noqa: N802 - stdlib naming
+                verifier._handle(self)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}{PATH}"
+        self._thread = threading.Thread(target=self._server.serve_forever, name="scalekit-verify", daemon=True)
+
+    def __enter__(self) -> LoopbackVerifier:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            self._server.shutdown()
+            self._thread.join(timeout=30)
+        self._server.server_close()
+
+    def _send(self, request: BaseHTTPRequestHandler, status: int, body: bytes, location: str = "") -> None:
+        request.send_response(status)
+        request.send_header("Content-Type", "text/html; charset=utf-8")
+        request.send_header("Content-Length", str(len(body)))
+        request.send_header("Cache-Control", "no-store")
+        request.send_header("Referrer-Policy", "no-referrer")
+        if location:
+            request.send_header("Location", location)
+        request.end_headers()
+        request.wfile.write(body)
+
+    def _handle(self, request: BaseHTTPRequestHandler) -> None:
+        parts = urlsplit(request.path)
+        if parts.path != PATH:
+            return self._send(request, 404, _page("Not found", "Nothing here."))
+        query = parse_qs(parts.query)
+        auth_request_id = (query.get("auth_request_id") or [""])[0]
+        state = (query.get("state") or [""])[0]
+        identifier = self.broker.state_issued(state) if state else None
+        if not auth_request_id or identifier is None:
+            log.debug("verify page: refused a request without a known state")
+            return self._send(
+                request,
+                400,
+                _page("Not verified", "This address does not belong to a link scalekit-auth issued here."),
+            )
+        try:
+            done = self.broker.verify_user(auth_request_id, identifier)
+        except ScalekitAuthError as err:
+            return self._send(request, 400, _page("Not verified", printable(str(err), keep_newlines=False)))
+        self.verified.set()
+        if done.startswith(("https://", "http://")):
+            return self._send(request, 303, _page("Verified", "You can close this tab."), location=done)
+        return self._send(request, 200, _page("Verified", "You can close this tab."))
