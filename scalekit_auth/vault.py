@@ -20,6 +20,7 @@ from typing import Any
 from .config import ScalekitSettings
 from .credentials import OAUTH, STATIC, AccountSnapshot
 from .errors import (
+    ConfigurationError,
     CredentialsRejectedError,
     RateLimitedError,
     ScalekitAuthError,
@@ -152,6 +153,43 @@ class Vault:
             f"Talking to Scalekit at {url} failed ({inner.__class__.__name__}). Run with --debug for details."
         )
 
+    def _login_failed(self, exc: BaseException) -> BaseException:
+        """What the client-credentials login (POST /oauth/token) answered, as one of our errors whose
+        message tells a wrong URL from wrong credentials from an outage."""
+        from scalekit.common import exceptions as sk
+
+        url = self.settings.env_url
+        wrong_url = (
+            "Copy the environment URL from Developers > Settings > API credentials in the Scalekit dashboard "
+            "(https://<env>.scalekit.com, .dev or your custom domain), not the dashboard's own address."
+        )
+        if isinstance(exc, sk.ScalekitNotFoundException):
+            return ConfigurationError(f"{url} has no Scalekit token endpoint (/oauth/token answered 404). {wrong_url}")
+        if isinstance(exc, (ValueError, KeyError)) and not isinstance(exc, sk.ScalekitException):
+            # a 2xx page that is not Scalekit's JSON (or JSON without a token): not a Scalekit environment
+            return ConfigurationError(f"{url} answered the login, but not as a Scalekit environment does. {wrong_url}")
+        if isinstance(exc, sk.ScalekitBadRequestException):
+            return CredentialsRejectedError(
+                f"Scalekit at {url} refused the login as malformed (400). Check SCALEKIT_CLIENT_ID (skc_...) and "
+                "SCALEKIT_CLIENT_SECRET under Developers > Settings > API credentials, and that the URL is that "
+                "environment's."
+            )
+        if isinstance(exc, sk.ScalekitServerException) and not isinstance(
+            exc,
+            (
+                sk.ScalekitUnauthorizedException,
+                sk.ScalekitForbiddenException,
+                sk.ScalekitTooManyRequestsException,
+                sk.ScalekitGatewayTimeoutException,
+            ),
+        ):
+            status = getattr(getattr(exc, "grpc_status", None), "name", "") or "a server error"
+            return ScalekitUnavailableError(
+                f"Scalekit at {url} could not log in right now ({status}). This is on Scalekit's side or the "
+                "network's: try again in a minute; if it persists, check status.scalekit.com."
+            )
+        return self._translate(exc)
+
     @contextmanager
     def _calling(self, what: str) -> Iterator[None]:
         try:
@@ -169,17 +207,21 @@ class Vault:
             if self._client is None:
                 sk_core = import_or_explain("scalekit.core", "scalekit-sdk-python")
                 ScalekitClient = import_or_explain("scalekit.client", "scalekit-sdk-python").ScalekitClient  # noqa: N806
-                with self._calling("creating the Scalekit client"):
-                    # The client-credentials POST has no timeout parameter; bound it like the RPCs.
-                    timeout = self.settings.timeout
-                    sk_core.DEFAULT_HTTP_TIMEOUT = (min(timeout, sk_core.DEFAULT_HTTP_CONNECT_TIMEOUT_S), timeout)
+                # The client-credentials POST has no timeout parameter; bound it like the RPCs.
+                timeout = self.settings.timeout
+                sk_core.DEFAULT_HTTP_TIMEOUT = (min(timeout, sk_core.DEFAULT_HTTP_CONNECT_TIMEOUT_S), timeout)
+                try:
                     self._client = ScalekitClient(
                         self.settings.env_url,
                         self.settings.client_id,
                         self.settings.client_secret,
                         call_timeout_s=timeout,
                     )
-                    log.debug("Scalekit client ready for %s", self.settings.env_url)
+                except Exception as exc:  # noqa: BLE001 - every login failure is translated
+                    translated = self._login_failed(exc)
+                    log.debug("login failed: %s", translated.__class__.__name__)
+                    raise translated from exc
+                log.debug("Scalekit client ready for %s", self.settings.env_url)
             return self._client
 
     def connect(self) -> None:

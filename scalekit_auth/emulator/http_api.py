@@ -127,6 +127,13 @@ class EmulatorHandler(BaseHTTPRequestHandler):
         world = self.emu.world
         world.count("oauth_token")
         world.delay()
+        answer = world.take_token_answer()
+        if answer == "not-json":  # e.g. a dashboard or proxy page at the URL
+            return self._html(200, "Sign in", "<h1>Sign in to Scalekit</h1>")
+        if answer == "no-token":
+            return self._json(200, {"token_type": "Bearer"})
+        if isinstance(answer, int):
+            return self._json(answer, {"error": "injected", "error_description": f"injected HTTP {answer}"})
         fault = world.take_fault(TOKEN_PATH, rpc=False)
         if fault is not None:
             return self._json(

@@ -287,6 +287,14 @@ class Emulator:
             raise ValueError(f"code must be a gRPC status name such as UNAVAILABLE, not {code!r}")
         self.world.add_fault(code, int(count), method, message)
 
+    def fail_token_endpoint(self, answer: int | str, count: int = 1) -> None:
+        """Answer the next `count` /oauth/token calls (-1: every one) with an HTTP status (400, 404,
+        502, ...), "not-json" (a 200 HTML page) or "no-token" (200 JSON without access_token)."""
+        if not (isinstance(answer, int) and 100 <= answer <= 599) and answer not in ("not-json", "no-token"):
+            raise ValueError(f"answer must be an HTTP status, 'not-json' or 'no-token', not {answer!r}")
+        with self.world._lock:
+            self.world.token_answers.append([answer, int(count)])
+
     def set_latency(self, seconds: float) -> None:
         """Delay every /oauth/token call and RPC by `seconds` (models a real network)."""
         if seconds < 0:
@@ -355,6 +363,8 @@ class Emulator:
                 "expire_token",
                 "token_history",
                 "fail_next",
+                "fail_token_endpoint",
+                "set_verification",
                 "set_latency",
                 "clear_faults",
                 "advance_clock",

@@ -151,6 +151,8 @@ class World:
             raise ValueError(f"verification must be one of {VERIFICATION_MODES}, not {verification!r}")
         self.verification = verification
         self.auth_requests: dict[str, AuthRequest] = {}
+        #: Armed answers of /oauth/token: [answer, remaining] (see Emulator.fail_token_endpoint).
+        self.token_answers: list[list] = []
         self._lock = threading.RLock()
         self.client_id = client_id
         self.client_secret = client_secret
@@ -221,7 +223,18 @@ class World:
     def clear_faults(self) -> None:
         with self._lock:
             self.faults.clear()
+            self.token_answers.clear()
         self.set_latency(0.0)
+
+    def take_token_answer(self) -> int | str | None:
+        """The next armed /oauth/token answer (an HTTP status, "not-json" or "no-token"), consumed once."""
+        with self._lock:
+            for armed in self.token_answers:
+                if armed[1] != 0:
+                    armed[1] -= 1 if armed[1] > 0 else 0
+                    self.counters["faults_injected"] += 1
+                    return armed[0]
+            return None
 
     def take_fault(self, method: str, *, rpc: bool = True) -> Fault | None:
         """The first armed fault matching `method`, consumed once; None when the call should succeed.
@@ -244,6 +257,7 @@ class World:
         """Forget every account, link, fault and counter; keep credentials and connections."""
         with self._lock:
             self.accounts.clear()
+            self.token_answers.clear()
             self.links.clear()
             self.faults.clear()
             self.counters.clear()
