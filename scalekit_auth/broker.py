@@ -32,6 +32,7 @@ from .config import (
 )
 from .connections import Change, ConnectionEntry
 from .credentials import ServiceCredentials
+from .deadlines import deadline
 from .errors import (
     AuthorizationError,
     BatchError,
@@ -115,6 +116,8 @@ class TokenBroker:
         self._memo = _Memo()
         self._warned: set[str] = set()
         self._states: dict[str, str] = {}
+        #: The last link issued for each (environment, connection, identifier): (error, lifetime).
+        self._links: dict[tuple, tuple[AuthorizationError, float]] = {}
         self.cache: TokenCache[ServiceCredentials] = TokenCache()
 
     def __repr__(self) -> str:
@@ -317,8 +320,19 @@ class TokenBroker:
             log.debug("%s: account for %s is ACTIVE", target.service, target.identifier)
             return ServiceCredentials.from_snapshot(target.service, target.identifier, target.connection_name, snap)
         status = snap.status if snap is not None else None
+        key = (settings.env_url, target.connection_name, target.identifier)
+        with self._lock:
+            issued = self._links.get(key)
+        if issued is not None and issued[0].seconds_left > issued[1] / 2:
+            # Kind to Scalekit's rate limit (and its webhooks): the same still-fresh link again.
+            log.debug("%s: account for %s is %s; reusing its link", target.service, target.identifier, status)
+            raise AuthorizationError(**{**issued[0]._link_fields(), "status": status})
         log.debug("%s: account for %s is %s; authorization link issued", target.service, target.identifier, status)
-        raise self._link_error(vault, target, status)
+        error = self._link_error(vault, target, status)
+        with self._lock:
+            self._links = {k: v for k, v in self._links.items() if v[0].seconds_left > 0}
+            self._links[key] = (error, max(error.seconds_left, 0.0))
+        raise error
 
     def _link_error(
         self, vault: Any, target: Target, status: str | None, user_verify_url: str | None = None
@@ -362,9 +376,14 @@ class TokenBroker:
         cache = self.cache
         if cache.margin != settings.cache_margin or cache.default_ttl != settings.cache_ttl:
             cache.margin, cache.default_ttl = settings.cache_margin, settings.cache_ttl
+
+        def fetch() -> ServiceCredentials:
+            with deadline(settings.timeout):
+                return self._fetch(target, settings, force_refresh)
+
         creds = cache.get(
             (settings.env_url, target.connection_name, target.identifier),
-            lambda: self._fetch(target, settings, force_refresh),
+            fetch,
             _expiry,
             force=force_refresh or not settings.cache,
             store=settings.cache,
@@ -390,7 +409,9 @@ class TokenBroker:
     def account_status(self, service: str, identifier: str | None = None) -> AccountStatus:
         """The account's live status from Scalekit (details only: no credentials are fetched)."""
         target = self.resolve(service, identifier)
-        snap = self.vault(self.settings()).account_status(target.connection_name, target.identifier)
+        settings = self.settings()
+        with deadline(settings.timeout):
+            snap = self.vault(settings).account_status(target.connection_name, target.identifier)
         if snap is None:
             return AccountStatus(target, None)
         return AccountStatus(target, snap.status, snap.expires_at, snap.updated_at)
@@ -402,9 +423,11 @@ class TokenBroker:
 
         `user_verify_url` overrides SCALEKIT_USER_VERIFY_URL for this link (a waiting call's own page)."""
         target = self.resolve(service, identifier)
-        vault = self.vault(self.settings())
-        snap = vault.account_status(target.connection_name, target.identifier)
-        return self._link_error(vault, target, snap.status if snap is not None else None, user_verify_url)
+        settings = self.settings()
+        vault = self.vault(settings)
+        with deadline(settings.timeout):
+            snap = vault.account_status(target.connection_name, target.identifier)
+            return self._link_error(vault, target, snap.status if snap is not None else None, user_verify_url)
 
     def state_issued(self, state: str) -> str | None:
         """The identifier a link with this `state` was issued for by this process, or None (CSRF check)."""
@@ -426,7 +449,9 @@ class TokenBroker:
             raise UsageError(
                 f"An auth_request_id has 1 to {AUTH_REQUEST_ID_MAX} characters, not {len(auth_request_id)}."
             )
-        return self.vault(self.settings()).verify_user(auth_request_id, ident)
+        settings = self.settings()
+        with deadline(settings.timeout):
+            return self.vault(settings).verify_user(auth_request_id, ident)
 
     # -- batch -----------------------------------------------------------------------
     def many(self, services: Iterable[str], one: Callable[[str], V]) -> dict[str, V]:

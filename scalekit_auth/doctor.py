@@ -153,7 +153,10 @@ def run_checks(broker: TokenBroker) -> list[Check]:
             settings = broker.settings()
             vault = broker.vault(settings)
             started = time.monotonic()
-            vault.connect()
+            from .deadlines import deadline
+
+            with deadline(settings.timeout):
+                vault.connect()
             took = (time.monotonic() - started) * 1000
             checks.append(Check("Scalekit", "ok", f"reached {settings.env_url}, credentials accepted ({took:.0f} ms)"))
         except ScalekitAuthError as err:

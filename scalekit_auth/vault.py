@@ -19,6 +19,8 @@ from typing import Any
 
 from .config import ScalekitSettings
 from .credentials import OAUTH, STATIC, AccountSnapshot
+from .deadlines import RATE_LIMIT_BACKOFF
+from .deadlines import remaining as _remaining
 from .errors import (
     ConfigurationError,
     CredentialsRejectedError,
@@ -211,12 +213,17 @@ class Vault:
                 timeout = self.settings.timeout
                 sk_core.DEFAULT_HTTP_TIMEOUT = (min(timeout, sk_core.DEFAULT_HTTP_CONNECT_TIMEOUT_S), timeout)
                 try:
-                    self._client = ScalekitClient(
-                        self.settings.env_url,
-                        self.settings.client_id,
-                        self.settings.client_secret,
-                        call_timeout_s=timeout,
+                    self._client = self._within(
+                        "login",
+                        lambda: ScalekitClient(
+                            self.settings.env_url,
+                            self.settings.client_id,
+                            self.settings.client_secret,
+                            call_timeout_s=timeout,
+                        ),
                     )
+                except ScalekitTimeoutError:
+                    raise
                 except Exception as exc:  # noqa: BLE001 - every login failure is translated
                     translated = self._login_failed(exc)
                     log.debug("login failed: %s", translated.__class__.__name__)
@@ -275,18 +282,57 @@ class Vault:
         kind = OAUTH if (acc.authorization_type or "OAUTH") in ("OAUTH", "OAUTH_M2M") else STATIC
         return AccountSnapshot(status=acc.status, kind=kind, expires_at=expires_at)
 
+    def _within(self, what: str, call: Any) -> Any:
+        """Run one blocking SDK step, giving up when the deadline passes (the SDK retries UNAVAILABLE
+        with backoff, each attempt with the full per-call timeout: only this bounds the total)."""
+        remaining = _remaining(self.settings.timeout)
+        if remaining <= 0:
+            raise self._timed_out()
+        box: dict[str, Any] = {}
+        done = threading.Event()
+
+        def run() -> None:
+            try:
+                box["value"] = call()
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+                box["error"] = exc
+            finally:
+                done.set()
+
+        threading.Thread(target=run, name=f"scalekit-{what}", daemon=True).start()
+        if not done.wait(remaining):
+            log.debug("%s: deadline passed", what)
+            raise self._timed_out()
+        if "error" in box:
+            raise box["error"]
+        return box["value"]
+
     def _rpc(self, what: str, call: Any) -> Any:
-        """One SDK call; None for NOT_FOUND. After an outage the client is dropped, so the next
-        call starts a fresh connection instead of waiting out gRPC's reconnect backoff."""
-        client = self._sdk()
-        try:
-            with self._calling(what):
-                return call(client.actions)
-        except _NotFoundError:
-            return None
-        except ScalekitUnavailableError:
-            self._reset(client)
-            raise
+        """One SDK call; None for NOT_FOUND. RESOURCE_EXHAUSTED is retried with jittered exponential
+        backoff while the deadline allows. After an outage the client is dropped, so the next call
+        starts a fresh connection instead of waiting out gRPC's reconnect backoff."""
+        import random
+        import time
+
+        attempt = 0
+        while True:
+            client = self._sdk()
+            client.core_client.call_timeout_s = max(0.05, min(self.settings.timeout, _remaining(self.settings.timeout)))
+            try:
+                with self._calling(what):
+                    return self._within(what, lambda c=client: call(c.actions))
+            except _NotFoundError:
+                return None
+            except ScalekitUnavailableError:
+                self._reset(client)
+                raise
+            except RateLimitedError:
+                pause = random.uniform(0, RATE_LIMIT_BACKOFF * 2**attempt)  # noqa: S311 - jitter, not a secret
+                if pause >= _remaining(self.settings.timeout):
+                    raise
+                log.debug("%s: rate-limited; retrying in %.2f s", what, pause)
+                time.sleep(pause)
+                attempt += 1
 
     def _reset(self, client: Any) -> None:
         with self._lock:
@@ -320,8 +366,11 @@ class Vault:
         client = self._sdk()
         with self._calling("verify_connected_account_user"):
             try:
-                resp = client.actions.verify_connected_account_user(
-                    auth_request_id=auth_request_id, identifier=identifier
+                resp = self._within(
+                    "verify",
+                    lambda: client.actions.verify_connected_account_user(
+                        auth_request_id=auth_request_id, identifier=identifier
+                    ),
                 )
             except sk.ScalekitForbiddenException:
                 raise VerificationError(

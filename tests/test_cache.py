@@ -12,7 +12,13 @@ import pytest
 
 from scalekit_auth import cache as cache_module
 from scalekit_auth.broker import TokenBroker
-from scalekit_auth.errors import AuthorizationError, BatchError, RateLimitedError, ServiceNotConfiguredError
+from scalekit_auth.errors import (
+    AuthorizationError,
+    BatchError,
+    CredentialsRejectedError,
+    RateLimitedError,
+    ServiceNotConfiguredError,
+)
 
 LOOKUP = "rpc.GetConnectedAccountAuth"
 
@@ -182,12 +188,28 @@ def test_single_flight_32_threads_one_lookup(broker, emulator):
 
 def test_an_error_in_flight_reaches_every_waiter(broker, emulator):
     emulator.seed("gmail_u3134a", "agent")
-    emulator.fail_next(1, "RESOURCE_EXHAUSTED")
+    emulator.fail_next(1, "PERMISSION_DENIED")  # not retried: every waiter gets the one answer
     results = _in_one_flight(16, broker, emulator, lambda: broker.get_token("gmail"))
-    assert all(isinstance(r, RateLimitedError) for r in results), results
+    assert all(isinstance(r, CredentialsRejectedError) for r in results), results
     assert lookups(emulator) == 1
     emulator.clear_faults()
     assert broker.get_token("gmail")  # the error was not cached
+
+
+def test_a_rate_limit_is_retried_with_backoff_inside_the_deadline(broker, emulator):
+    emulator.seed("gmail_u3134a", "agent", access_token="after-the-limit")
+    emulator.fail_next(2, "RESOURCE_EXHAUSTED")
+    assert broker.get_token("gmail") == "after-the-limit"
+    assert lookups(emulator) == 3
+
+
+def test_a_lasting_rate_limit_ends_in_rate_limited_error_at_the_deadline(broker, emulator, monkeypatch):
+    monkeypatch.setenv("SCALEKIT_TIMEOUT", "2")
+    emulator.seed("gmail_u3134a", "agent")
+    emulator.fail_next(-1, "RESOURCE_EXHAUSTED")
+    with pytest.raises(RateLimitedError):
+        broker.get_token("gmail")
+    assert lookups(emulator) >= 2  # it did retry
 
 
 def test_non_active_results_are_not_cached(broker, emulator):
@@ -291,3 +313,40 @@ def test_public_api_exposes_batch_and_invalidate(skill, emulator):
     invalidate("gmail")
     assert get_token("gmail") == "a2"
     assert get_token("gmail", force_refresh=True) == "a2"
+
+
+def test_a_still_fresh_link_is_handed_out_again_instead_of_a_new_one(broker, emulator):
+    """Each link costs a Scalekit call (and fires a webhook): an agent retrying get_token gets the same one."""
+    with pytest.raises(AuthorizationError) as first:
+        broker.get_token("gmail")
+    with pytest.raises(AuthorizationError) as second:
+        broker.get_token("gmail")
+    assert second.value.link == first.value.link
+    assert emulator.counters()["links_issued"] == 1
+    assert click_allow(second.value.link) == 200  # the reused link works
+    assert broker.get_token("gmail") == emulator.account("gmail_u3134a", "agent")["access_token"]
+
+
+def test_a_link_past_half_its_life_is_replaced(skill):
+    from scalekit_auth.emulator import Emulator
+
+    with Emulator(link_ttl=2.0) as emu:
+        skill.use(emu)
+        skill.configure("gmail", "gmail_u3134a")
+        fresh = TokenBroker()
+        with pytest.raises(AuthorizationError) as first:
+            fresh.get_token("gmail")
+        deadline = time.monotonic() + 60
+        while first.value.seconds_left > 0.9 and time.monotonic() < deadline:
+            time.sleep(0.05)  # until less than half of its two seconds is left
+        with pytest.raises(AuthorizationError) as second:
+            fresh.get_token("gmail")
+        assert second.value.link != first.value.link
+        assert emu.counters()["links_issued"] == 2
+        fresh.close()
+
+
+def click_allow(link: str) -> int:
+    import requests
+
+    return requests.post(link, data={"decision": "allow"}, timeout=60).status_code

@@ -53,11 +53,12 @@ def test_unavailable_on_every_call_gives_our_error_in_bounded_time(warm, emulato
     assert warm.get_token("gmail", force_refresh=True) == "tok-1"
 
 
-def test_rate_limit_says_to_slow_down(warm, emulator):
-    emulator.fail_next(1, "RESOURCE_EXHAUSTED")
+def test_rate_limit_says_to_slow_down(warm, emulator, monkeypatch):
+    monkeypatch.setenv("SCALEKIT_TIMEOUT", "2")
+    emulator.fail_next(-1, "RESOURCE_EXHAUSTED")
     with pytest.raises(RateLimitedError, match="Slow down"):
         warm.get_token("gmail", force_refresh=True)
-    assert emulator.counters()[LOOKUP] == 2  # not retried
+    assert emulator.counters()[LOOKUP] >= 3  # retried with backoff until the deadline
 
 
 def test_the_default_timeout_is_well_under_the_sdks():
@@ -148,3 +149,30 @@ def test_emulator_killed_mid_run_then_back(skill, monkeypatch):
         broker.close()
         if first.poll() is None:
             first.kill()
+
+
+def test_scalekit_timeout_bounds_the_whole_call_including_the_sdks_retries(skill, emulator, monkeypatch):
+    """The SDK retries UNAVAILABLE with backoff, each attempt with the full per-call timeout; SCALEKIT_TIMEOUT
+    is still the bound for the whole get_token."""
+    import time
+
+    from scalekit_auth.broker import TokenBroker
+    from scalekit_auth.errors import ScalekitTimeoutError
+
+    skill.use(emulator)
+    skill.configure("gmail", "gmail_u3134a", "mess")
+    emulator.seed("gmail_u3134a", "mess")
+    monkeypatch.setenv("SCALEKIT_TIMEOUT", "6")
+    broker = TokenBroker(use_agent=False)
+    broker.vault(broker.settings()).connect()  # logged in: only the lookup is left
+    emulator.set_latency(5)  # each attempt takes 5 s, then fails UNAVAILABLE; the SDK would try 3 times
+    emulator.fail_next(-1, "UNAVAILABLE", method="GetConnectedAccountAuth")
+    started = time.monotonic()
+    try:
+        with pytest.raises(ScalekitTimeoutError, match="within 6 seconds"):
+            broker.get_token("gmail")
+        took = time.monotonic() - started
+    finally:
+        emulator.set_latency(0)
+        broker.close()
+    assert took < 14, took  # unbounded: 3 attempts of 5 s plus the SDK's backoff, 16.5 s or more
