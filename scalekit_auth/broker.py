@@ -50,6 +50,9 @@ log = get_logger("scalekit_auth")
 
 ACTIVE = "ACTIVE"
 MAX_BATCH_WORKERS = 16
+#: A link is handed out again only this soon after it was issued (and while over half its life is left):
+#: enough for an agent retrying in a loop, short enough that a link spent by a Deny is soon replaced.
+LINK_REUSE_WINDOW = 15.0
 #: VerifyConnectedAccountUserRequest.auth_request_id: 1 to 1000 characters (the SDK's descriptors).
 AUTH_REQUEST_ID_MAX = 1000
 #: SCALEKIT_USER_VERIFY_URL=loopback outside a waiting call: nothing listens here, so the browser
@@ -323,7 +326,7 @@ class TokenBroker:
         key = (settings.env_url, target.connection_name, target.identifier)
         with self._lock:
             issued = self._links.get(key)
-        if issued is not None and issued[0].seconds_left > issued[1] / 2:
+        if issued is not None and issued[0].seconds_left > max(issued[1] / 2, issued[1] - LINK_REUSE_WINDOW):
             # Kind to Scalekit's rate limit (and its webhooks): the same still-fresh link again.
             log.debug("%s: account for %s is %s; reusing its link", target.service, target.identifier, status)
             raise AuthorizationError(**{**issued[0]._link_fields(), "status": status})
@@ -428,6 +431,12 @@ class TokenBroker:
         with deadline(settings.timeout):
             snap = vault.account_status(target.connection_name, target.identifier)
             return self._link_error(vault, target, snap.status if snap is not None else None, user_verify_url)
+
+    def forget_link(self, service: str, identifier: str | None = None) -> None:
+        """Issue a new link next time (a wait ended without the user connecting: the link may be spent)."""
+        target = self.resolve(service, identifier)
+        with self._lock:
+            self._links = {k: v for k, v in self._links.items() if k[1:] != (target.connection_name, target.identifier)}
 
     def state_issued(self, state: str) -> str | None:
         """The identifier a link with this `state` was issued for by this process, or None (CSRF check)."""

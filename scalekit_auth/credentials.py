@@ -12,6 +12,8 @@ from .errors import UnsupportedAccountError
 
 OAUTH = "oauth"
 STATIC = "static"
+#: Federated keys from a trusted identity provider (e.g. AWS: access key id, secret key, session token).
+TRUSTED_IDP = "trusted_idp"
 
 # For API-key style accounts with several fields, the one that is "the token".
 TOKEN_FIELD_NAMES = ("access_token", "api_key", "apikey", "apiKey", "token", "key", "api_token", "bearer_token")
@@ -85,6 +87,19 @@ class ServiceCredentials:
                     "access token. Re-authorize it, or check the connection in the Scalekit dashboard."
                 )
             return self.access_token
+        if self.kind == TRUSTED_IDP:
+            raise UnsupportedAccountError(
+                f"The {self.service} account for '{self.identifier}' holds federated keys from a trusted identity "
+                f"provider ({', '.join(sorted(self.fields))}), not one token. Use get_credentials('{self.service}')"
+                ".fields (they expire with .expires_at)."
+            )
+        if not self.fields:
+            raise UnsupportedAccountError(
+                f"The {self.service} account for '{self.identifier}' is ACTIVE but holds no credential of its own. "
+                "On an ORG_WIDE connection the per-user accounts only record consent and the organization's one "
+                "shared credential is not readable through the Scalekit SDK; switch the connection to per-user "
+                "authorization in the Scalekit dashboard (AgentKit > Connections), or use Scalekit's tool calls."
+            )
         values = {k: v for k, v in self.fields.items() if isinstance(v, str) and v}
         if len(values) == 1:
             return next(iter(values.values()))

@@ -18,7 +18,7 @@ from types import MappingProxyType
 from typing import Any
 
 from .config import ScalekitSettings
-from .credentials import OAUTH, STATIC, AccountSnapshot
+from .credentials import OAUTH, STATIC, TRUSTED_IDP, AccountSnapshot
 from .deadlines import RATE_LIMIT_BACKOFF
 from .deadlines import remaining as _remaining
 from .errors import (
@@ -272,6 +272,15 @@ class Vault:
                 scopes=tuple(dwd.get("scopes") or ()),
                 expires_at=_aware(dwd.get("token_expires_at")) or expires_at,
             )
+        if "trusted_idp" in details:
+            idp = details["trusted_idp"] or {}
+            fields = {k: v for k, v in idp.items() if k != "expiry" and isinstance(v, str) and v}
+            return AccountSnapshot(
+                status=acc.status,
+                kind=TRUSTED_IDP,
+                fields=MappingProxyType(fields),
+                expires_at=_aware(idp.get("expiry")) or expires_at,
+            )
         if "static_auth" in details:
             return AccountSnapshot(
                 status=acc.status,
@@ -279,8 +288,8 @@ class Vault:
                 fields=MappingProxyType(dict(details["static_auth"] or {})),
                 expires_at=expires_at,
             )
-        kind = OAUTH if (acc.authorization_type or "OAUTH") in ("OAUTH", "OAUTH_M2M") else STATIC
-        return AccountSnapshot(status=acc.status, kind=kind, expires_at=expires_at)
+        # No credential at all (e.g. a per-user account of an ORG_WIDE connection): no fields, no token.
+        return AccountSnapshot(status=acc.status, kind=STATIC, expires_at=expires_at)
 
     def _within(self, what: str, call: Any) -> Any:
         """Run one blocking SDK step, giving up when the deadline passes (the SDK retries UNAVAILABLE

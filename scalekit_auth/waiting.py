@@ -135,6 +135,7 @@ def _wait(
     while True:
         now = time.monotonic()
         if now >= deadline:
+            broker.forget_link(service, who)  # the user may have spent it with a Deny: a new one next time
             raise AuthorizationTimeoutError(current, now - started)
         if on_tick is not None:
             on_tick(_left(current.expires_at), deadline - now)

@@ -96,8 +96,8 @@ def test_rate_limited_exits_7(skill, emulator):
     skill.use(emulator)
     skill.configure("gmail", "gmail_u3134a")
     emulator.seed("gmail_u3134a", "agent")
-    emulator.fail_next(1, "RESOURCE_EXHAUSTED")
-    proc = skill.run("gmail")
+    emulator.fail_next(-1, "RESOURCE_EXHAUSTED")  # longer than the retries inside the 2-second deadline
+    proc = skill.run("gmail", env={"SCALEKIT_TIMEOUT": "2"})
     assert proc.returncode == ExitCode.RATE_LIMITED == 7
     assert_one_clean_line(proc.stderr)
     assert "rate-limiting" in proc.stderr

@@ -270,9 +270,11 @@ def test_rate_limit_says_slow_down(skill, emulator):
     skill.use(emulator)
     skill.configure("gmail", "gmail_u3134a")
     emulator.seed("gmail_u3134a", "agent")
-    emulator.fail_next(1, "RESOURCE_EXHAUSTED")
+    skill.monkeypatch.setenv("SCALEKIT_TIMEOUT", "2")
+    emulator.fail_next(-1, "RESOURCE_EXHAUSTED")  # longer than the retries inside the 2-second deadline
     with pytest.raises(RateLimitedError, match="Slow down"):
         get_token("gmail")
+    emulator.clear_faults()
     assert get_token("gmail")
 
 

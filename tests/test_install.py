@@ -119,6 +119,7 @@ def test_the_first_run_on_an_externally_managed_python_installs_privately_and_wo
         "SCALEKIT_ENVIRONMENT_URL": emulator.url,
         "SCALEKIT_CLIENT_ID": emulator.client_id,
         "SCALEKIT_CLIENT_SECRET": emulator.client_secret,
+        "SCALEKIT_TIMEOUT": "60",  # a cold interpreter on a busy machine: time is not what this test is about
         # the machine's pip cache and index settings (no PyPI download when the wheels are cached)
         "PIP_CACHE_DIR": os.environ.get("PIP_CACHE_DIR") or str(Path.home() / ".cache" / "pip"),
     }

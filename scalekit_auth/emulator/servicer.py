@@ -26,6 +26,15 @@ def _ts(epoch: float) -> timestamp_pb2.Timestamp:
     return ts
 
 
+_AUTH_TYPES = {
+    "oauth": pb.OAUTH,
+    "static": pb.API_KEY,
+    "google_dwd": pb.GOOGLE_DWD,
+    "trusted_idp": pb.TRUSTED_IDP,
+    "org_wide": pb.OAUTH,
+}
+
+
 def _status_enum(name: str) -> int:
     return pb.ConnectorStatus.Value(name)
 
@@ -39,14 +48,24 @@ def account_message(acc: Account, *, with_credentials: bool) -> pb.ConnectedAcco
         connector=acc.connection.name,
         connection_id="conn_" + acc.connection.name,
         status=_status_enum(acc.status),
-        authorization_type=pb.OAUTH if acc.connection.kind == "oauth" else pb.API_KEY,
+        authorization_type=_AUTH_TYPES[acc.connection.kind],
         updated_at=_ts(acc.updated_at),
     )
     if acc.token_expires_at:
         msg.token_expires_at.CopyFrom(_ts(acc.token_expires_at))
     if acc.last_used_at:
         msg.last_used_at.CopyFrom(_ts(acc.last_used_at))
-    if with_credentials:
+    if with_credentials and acc.connection.kind == "google_dwd" and acc.access_token:
+        dwd = pb.GoogleDWDAuth(subject=acc.identifier, access_token=acc.access_token, scopes=acc.scopes)
+        if acc.token_expires_at:
+            dwd.token_expires_at.CopyFrom(_ts(acc.token_expires_at))
+        msg.authorization_details.google_dwd.CopyFrom(dwd)
+    elif with_credentials and acc.connection.kind == "trusted_idp" and acc.static_details:
+        idp = pb.TrustedIDPAuth(**acc.static_details)
+        if acc.token_expires_at:
+            idp.expiry.CopyFrom(_ts(acc.token_expires_at))
+        msg.authorization_details.trusted_idp.CopyFrom(idp)
+    elif with_credentials:
         if acc.connection.kind == "oauth" and acc.access_token:
             msg.authorization_details.oauth_token.CopyFrom(
                 pb.OauthToken(access_token=acc.access_token, refresh_token=acc.refresh_token, scopes=acc.scopes)
@@ -66,7 +85,7 @@ def _list_item(acc: Account) -> pb.ConnectedAccountForList:
         connector=acc.connection.name,
         connection_id="conn_" + acc.connection.name,
         status=_status_enum(acc.status),
-        authorization_type=pb.OAUTH if acc.connection.kind == "oauth" else pb.API_KEY,
+        authorization_type=_AUTH_TYPES[acc.connection.kind],
         updated_at=_ts(acc.updated_at),
     )
     if acc.token_expires_at:

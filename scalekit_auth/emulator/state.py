@@ -14,7 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 STATUSES = ("ACTIVE", "EXPIRED", "PENDING_AUTH", "PENDING_VERIFICATION", "DISCONNECTED")
-KINDS = ("oauth", "static")
+#: Connection kinds: OAuth, static (API key), Google domain-wide delegation, a trusted identity
+#: provider's federated AWS-style keys, and ORG_WIDE (one shared credential for the organization;
+#: the per-user accounts only record consent and hold no credential of their own).
+KINDS = ("oauth", "static", "google_dwd", "trusted_idp", "org_wide")
 
 # Scopes a real connector of that provider would typically carry; purely cosmetic.
 _PROVIDER_SCOPES = {
@@ -343,6 +346,20 @@ class World:
             acc.refresh_token = acc.refresh_token or new_refresh_token()
             acc.scopes = acc.scopes or list(_PROVIDER_SCOPES.get(acc.connection.provider, ["read"]))
             acc.token_expires_at = self.now() + (self.token_ttl if ttl is None else ttl)
+        elif acc.connection.kind == "google_dwd":
+            self._set_access_token(acc, access_token or new_access_token())
+            acc.scopes = acc.scopes or ["https://www.googleapis.com/auth/gmail.readonly"]
+            acc.token_expires_at = self.now() + (self.token_ttl if ttl is None else ttl)
+        elif acc.connection.kind == "trusted_idp":
+            acc.token_expires_at = self.now() + (ttl if ttl is not None else self.token_ttl)
+            acc.static_details = {
+                "db_user": "analytics_reader",
+                "access_key_id": "ASIA" + secrets.token_hex(8).upper(),
+                "secret_access_key": "emu_sak_" + secrets.token_urlsafe(24),
+                "session_token": "emu_st_" + secrets.token_urlsafe(24),
+            }
+        elif acc.connection.kind == "org_wide":
+            pass  # consent only: the credential belongs to the organization's one shared account
         elif not acc.static_details:
             acc.static_details = {"api_key": access_token or "emu_key_" + secrets.token_urlsafe(24)}
         acc.updated_at = self.now()
