@@ -72,12 +72,12 @@ def normalize_env_url(raw: str, source: str) -> str:
         port = parts.port
     except ValueError as err:
         raise ConfigurationError(
-            f"{source} is not a valid URL ({err}): expected https://<your-env>.scalekit.com"
+            f"{source} is not a valid URL ({err}): expected your environment URL, e.g. https://<env>.scalekit.com"
         ) from None
     host = parts.hostname or ""
     if parts.scheme not in ("https", "http") or not host:
         raise ConfigurationError(
-            f"{source} must look like https://<your-env>.scalekit.com (got a value without "
+            f"{source} must be your environment URL, e.g. https://<env>.scalekit.com (got a value without "
             f"{'a scheme' if not parts.scheme else 'a host'}); copy it from the Scalekit dashboard."
         )
     if parts.scheme == "http" and not is_loopback_host(host):

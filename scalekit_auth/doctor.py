@@ -138,7 +138,7 @@ def run_checks(broker: TokenBroker) -> list[Check]:
     raw_url = next((env.get(n) or from_file.get(n) for n in ENV_URL_VARS if env.get(n) or from_file.get(n)), None)
     if raw_url:
         try:
-            url = normalize_env_url(raw_url, "SCALEKIT_ENV_URL")
+            url = normalize_env_url(raw_url, "SCALEKIT_ENVIRONMENT_URL")
             checks.append(Check("environment URL", "ok", url))
             url_ok = True
         except ConfigurationError as err:

@@ -88,7 +88,7 @@ class ServiceNotConfiguredError(ConfigurationError):
         known = ", ".join(self.configured) if self.configured else "none yet"
         super().__init__(
             f"'{service}' is not configured (configured services: {known}). "
-            f"Create a {service} connection in the Scalekit dashboard (Agent Auth > Connections), "
+            f"Create a {service} connection in the Scalekit dashboard (AgentKit > Connections), "
             f"then register its name: scalekit-auth config {service} <connection_name> "
             f"(this writes {connections_file})."
         )

@@ -71,13 +71,13 @@ def test_good_env_urls(raw, url):
 @pytest.mark.parametrize(
     ("raw", "phrase"),
     [
-        ("acme.scalekit.com", "must look like https://"),
+        ("acme.scalekit.com", "must be your environment URL, e.g. https://"),
         ("http://acme.scalekit.com", "must use https://"),
         ("https://acme.scalekit.com/api", "no path"),
         ("https://acme.scalekit.com?x=1", "no path, query"),
         ("https://user:pw@acme.scalekit.com", "user name or password"),
         ("https://acme.scalekit.com:99999", "not a valid URL"),
-        ("ftp://acme.scalekit.com", "must look like https://"),
+        ("ftp://acme.scalekit.com", "must be your environment URL, e.g. https://"),
     ],
 )
 def test_bad_env_urls_are_explained(raw, phrase):
