@@ -448,3 +448,13 @@ def test_a_bad_idle_timeout_is_refused_with_its_name(ready, value):
     assert proc.returncode == 3, proc.stderr
     assert "SCALEKIT_AGENT_IDLE_TIMEOUT" in proc.stderr and "Traceback" not in proc.stderr
     assert agent.status() is None
+
+
+def test_the_agent_hands_every_caller_the_same_fresh_link(running, emulator):
+    """Shell callers come and go; the agent remembers the link it issued, so retries cost no new one."""
+    first = cli("token", "slack")
+    second = cli("token", "slack")
+    assert first.returncode == second.returncode == 4
+    link = [w for w in first.stderr.split() if "/connect/" in w]
+    assert link and link == [w for w in second.stderr.split() if "/connect/" in w]
+    assert emulator.counters()["links_issued"] == 1

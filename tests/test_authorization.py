@@ -312,3 +312,23 @@ def test_auth_json_hands_each_new_link_through_a_pipe_the_moment_it_is_issued(sk
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+def test_backoff_is_jittered_exponential_and_capped():
+    from scalekit_auth.waiting import MAX_BACKOFF, backoff
+
+    for attempt in range(12):
+        delays = {backoff(attempt) for _ in range(50)}
+        assert all(1.0 <= d <= min(MAX_BACKOFF, 2**attempt) for d in delays)
+        if attempt >= 2:
+            assert len(delays) > 1  # jittered: clients do not retry in step
+    assert max(backoff(20) for _ in range(50)) <= MAX_BACKOFF
+
+
+def test_a_wait_rides_out_rate_limiting_and_still_ends_with_the_token(gmail, emulator):
+    emulator.fail_next(3, "RESOURCE_EXHAUSTED", method="GetConnectedAccountDetails")  # the status polls
+    links = Links()
+    clicker = on_first_link(links)
+    token = get_token("gmail", wait=True, timeout=120, on_link=links)
+    clicker.join()
+    assert token == emulator.account("gmail_u3134a", "mess")["access_token"]
