@@ -50,6 +50,8 @@ log = get_logger("scalekit_auth")
 
 ACTIVE = "ACTIVE"
 MAX_BATCH_WORKERS = 16
+#: States of links issued with a user_verify_url, kept for the loopback page's check (newest kept).
+MAX_STATES = 1000
 #: A link is handed out again only this soon after it was issued (and while over half its life is left):
 #: enough for an agent retrying in a loop, short enough that a link spent by a Deny is soon replaced.
 LINK_REUSE_WINDOW = 15.0
@@ -358,6 +360,8 @@ class TokenBroker:
             state = secrets.token_urlsafe(24)
             with self._lock:
                 self._states[state] = target.identifier
+                while len(self._states) > MAX_STATES:  # a long-lived agent: keep the newest only
+                    del self._states[next(iter(self._states))]
         link = vault.authorization_link(target.connection_name, target.identifier, user_verify_url, state)
         if link is None:
             raise UnknownConnectionError(target.service, target.connection_name)
@@ -377,8 +381,16 @@ class TokenBroker:
         target = self.resolve(service, identifier)
         settings = self.settings()
         cache = self.cache
-        if cache.margin != settings.cache_margin or cache.default_ttl != settings.cache_ttl:
-            cache.margin, cache.default_ttl = settings.cache_margin, settings.cache_ttl
+        if (cache.margin, cache.default_ttl, cache.max_entries) != (
+            settings.cache_margin,
+            settings.cache_ttl,
+            settings.cache_max,
+        ):
+            cache.margin, cache.default_ttl, cache.max_entries = (
+                settings.cache_margin,
+                settings.cache_ttl,
+                settings.cache_max,
+            )
 
         def fetch() -> ServiceCredentials:
             with deadline(settings.timeout):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as _dt
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -24,6 +25,7 @@ T = TypeVar("T")
 
 DEFAULT_MARGIN = 300.0  # seconds before expiry at which a cached token is no longer served
 DEFAULT_TTL = 60.0  # lifetime of an entry whose expiry Scalekit did not give
+DEFAULT_MAX_ENTRIES = 10_000  # least recently used entries go first beyond this (SCALEKIT_CACHE_MAX)
 
 
 class _Flight(Generic[T]):
@@ -61,13 +63,19 @@ class CacheStats:
 
 
 class TokenCache(Generic[T]):
-    """Thread-safe, in-memory, expiry-aware cache of credentials keyed by any hashable key."""
+    """Thread-safe, in-memory, expiry-aware cache of credentials keyed by any hashable key.
 
-    def __init__(self, margin: float = DEFAULT_MARGIN, default_ttl: float = DEFAULT_TTL) -> None:
+    Bounded: at most `max_entries` entries, the least recently used dropped first, so a
+    server acting for many users keeps a flat memory footprint."""
+
+    def __init__(
+        self, margin: float = DEFAULT_MARGIN, default_ttl: float = DEFAULT_TTL, max_entries: int = DEFAULT_MAX_ENTRIES
+    ) -> None:
         self.margin = margin
         self.default_ttl = default_ttl
+        self.max_entries = max_entries
         self._lock = threading.Lock()
-        self._entries: dict[Hashable, _Entry[T]] = {}
+        self._entries: OrderedDict[Hashable, _Entry[T]] = OrderedDict()
         self._flights: dict[Hashable, _Flight[T]] = {}
         self._hits = 0
         self._misses = 0
@@ -111,6 +119,10 @@ class TokenCache(Generic[T]):
             entry = self._entries.get(key)  # lock-free fast path: dict reads are atomic
             if entry is not None and entry.fresh_until > _clock():
                 self._hits += 1
+                try:
+                    self._entries.move_to_end(key)  # most recently used (one atomic C call)
+                except KeyError:
+                    pass  # evicted meanwhile: the value we hold is still good
                 return entry.value
         with self._lock:
             if not force:
@@ -136,6 +148,9 @@ class TokenCache(Generic[T]):
         with self._lock:
             if lifetime > 0:
                 self._entries[key] = _Entry(value, _clock() + lifetime)
+                self._entries.move_to_end(key)
+                while len(self._entries) > max(self.max_entries, 0):
+                    self._entries.popitem(last=False)  # the least recently used
             else:
                 self._entries.pop(key, None)
             self._flights.pop(key, None)

@@ -22,6 +22,8 @@ TIMEOUT_VAR = "SCALEKIT_TIMEOUT"
 CACHE_VAR = "SCALEKIT_CACHE"
 CACHE_MARGIN_VAR = "SCALEKIT_CACHE_MARGIN"
 CACHE_TTL_VAR = "SCALEKIT_CACHE_TTL"
+CACHE_MAX_VAR = "SCALEKIT_CACHE_MAX"
+DEFAULT_CACHE_MAX = 10_000
 ENV_URL_VARS = ("SCALEKIT_ENV_URL", "SCALEKIT_ENVIRONMENT_URL")
 CLIENT_ID_VAR = "SCALEKIT_CLIENT_ID"
 CLIENT_SECRET_VAR = "SCALEKIT_CLIENT_SECRET"  # noqa: S105 - a variable name, not a secret
@@ -42,6 +44,7 @@ SETTINGS_VARS = (
     CACHE_VAR,
     CACHE_MARGIN_VAR,
     CACHE_TTL_VAR,
+    CACHE_MAX_VAR,
     USER_VERIFY_URL_VAR,
 )
 
@@ -106,6 +109,7 @@ class ScalekitSettings:
     cache: bool = True
     cache_margin: float = DEFAULT_CACHE_MARGIN
     cache_ttl: float = DEFAULT_CACHE_TTL
+    cache_max: int = DEFAULT_CACHE_MAX
     #: "" (no custom verification), "loopback", or the URL Scalekit sends the browser to after consent.
     user_verify_url: str = ""
 
@@ -270,8 +274,22 @@ def load_settings(directory: Path, environ: Mapping[str, str] | None = None) -> 
             option(CACHE_MARGIN_VAR), CACHE_MARGIN_VAR, DEFAULT_CACHE_MARGIN, 0, 86400, allow_low=True
         ),
         cache_ttl=parse_seconds(option(CACHE_TTL_VAR), CACHE_TTL_VAR, DEFAULT_CACHE_TTL, 0, 86400),
+        cache_max=parse_count(option(CACHE_MAX_VAR), CACHE_MAX_VAR, DEFAULT_CACHE_MAX, 1, 10_000_000),
         user_verify_url=parse_user_verify_url(option(USER_VERIFY_URL_VAR)),
     )
+
+
+def parse_count(raw: str | None, name: str, default: int, low: int, high: int) -> int:
+    """A whole number from a variable, with a message naming the variable when it is wrong."""
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        value = low - 1
+    if not low <= value <= high:
+        raise ConfigurationError(f"{name} must be a whole number from {low} to {high}, not {raw!r}.")
+    return value
 
 
 def parse_user_verify_url(raw: str | None) -> str:

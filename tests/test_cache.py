@@ -15,6 +15,7 @@ from scalekit_auth.broker import TokenBroker
 from scalekit_auth.errors import (
     AuthorizationError,
     BatchError,
+    ConfigurationError,
     CredentialsRejectedError,
     RateLimitedError,
     ServiceNotConfiguredError,
@@ -350,3 +351,25 @@ def click_allow(link: str) -> int:
     import requests
 
     return requests.post(link, data={"decision": "allow"}, timeout=60).status_code
+
+
+def test_the_cache_is_bounded_and_drops_the_least_recently_used():
+    cache: cache_module.TokenCache[str] = cache_module.TokenCache(max_entries=3)
+    for key in "abc":
+        cache.get(key, lambda k=key: f"token-{k}", lambda _: None)
+    assert cache.get("a", lambda: "refetched", lambda _: None) == "token-a"  # a hit: "a" is now the newest
+    cache.get("d", lambda: "token-d", lambda _: None)  # one too many: "b" (least recently used) goes
+    assert cache.stats().entries == 3
+    assert cache.get("b", lambda: "refetched-b", lambda _: None) == "refetched-b"
+    assert cache.get("a", lambda: "refetched", lambda _: None) == "token-a"
+
+
+def test_the_bound_comes_from_scalekit_cache_max(broker, emulator, monkeypatch):
+    monkeypatch.setenv("SCALEKIT_CACHE_MAX", "2")
+    for ident in ("u1", "u2", "u3"):
+        emulator.seed("gmail_u3134a", ident)
+        broker.get_token("gmail", ident)
+    assert broker.cache.stats().entries == 2
+    monkeypatch.setenv("SCALEKIT_CACHE_MAX", "lots")
+    with pytest.raises(ConfigurationError, match="SCALEKIT_CACHE_MAX must be a whole number"):
+        broker.get_token("gmail", "u1")
