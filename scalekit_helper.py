@@ -52,6 +52,9 @@ __all__ = [
     "ServiceNotConfiguredError",
     "UnknownConnectionError",
     "UnsupportedAccountError",
+    "aget_credentials",
+    "aget_token",
+    "aget_tokens",
     "close",
     "configure_connection",
     "get_credentials",
@@ -67,12 +70,18 @@ __all__ = [
 ]
 
 _HTTP = ("ScalekitAuth", "session", "httpx_auth")
+_ASYNC = ("aget_token", "aget_tokens", "aget_credentials")
 
 
 def __getattr__(name):  # type: (str) -> object
-    """ScalekitAuth, session and httpx_auth load `requests` only when first used."""
+    """ScalekitAuth, session and httpx_auth load `requests`, and the a* functions `asyncio`, only
+    when first used."""
     if name in _HTTP:
         from scalekit_auth import http_auth
 
         return getattr(http_auth, name)
+    if name in _ASYNC:
+        from scalekit_auth import aio
+
+        return getattr(aio, name)
     raise AttributeError("module 'scalekit_helper' has no attribute " + repr(name))

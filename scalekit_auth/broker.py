@@ -407,6 +407,21 @@ class TokenBroker:
             creds = dataclasses.replace(creds, service=target.service)
         return creds
 
+    def cached_credentials(self, service: str, identifier: str | None = None) -> ServiceCredentials | None:
+        """The credentials if the memory cache holds fresh ones, else None: no network, no waiting
+        (what the async API checks on the event loop before going to a thread)."""
+        try:
+            target = self.resolve(service, identifier)
+            settings = self.settings()
+        except ConfigurationError:
+            return None  # the full call reports it
+        if not settings.cache:
+            return None
+        creds = self.cache.peek((settings.env_url, target.connection_name, target.identifier))
+        if creds is not None and creds.service != target.service:
+            creds = dataclasses.replace(creds, service=target.service)
+        return creds
+
     def get_token(self, service: str, identifier: str | None = None, *, force_refresh: bool = False) -> str:
         """The access token (or single API key) for `service`."""
         return self.get_credentials(service, identifier, force_refresh=force_refresh).token

@@ -157,6 +157,18 @@ class TokenCache(Generic[T]):
         flight.finish(value=value)
         return value
 
+    def peek(self, key: Hashable) -> T | None:
+        """The cached value if it is still fresh (a hit), else None; never fetches."""
+        entry = self._entries.get(key)
+        if entry is None or entry.fresh_until <= _clock():
+            return None
+        self._hits += 1
+        try:
+            self._entries.move_to_end(key)
+        except KeyError:
+            pass
+        return entry.value
+
     def invalidate(self, match: Callable[[Hashable], bool]) -> int:
         """Drop every entry whose key satisfies `match`; returns how many were dropped."""
         with self._lock:

@@ -157,4 +157,23 @@ def _make_httpx_class():
             request.headers["Authorization"] = f"Bearer {fresh}"
             yield request
 
+        async def async_auth_flow(self, request):
+            """For httpx.AsyncClient: a cold token is fetched in a thread, never on the event loop."""
+            from .aio import aget_token
+
+            service = self._service_for(str(request.url))
+            token = await aget_token(service, self.identifier, broker=self.broker)
+            request.headers["Authorization"] = f"Bearer {token}"
+            response = yield request
+            if response.status_code != 401 or not isinstance(request.stream, httpx.ByteStream):
+                return
+            if origin(str(response.request.url)) != origin(str(request.url)):
+                return
+            self.broker.invalidate(service, self.identifier)
+            fresh = await aget_token(service, self.identifier, force_refresh=True, broker=self.broker)
+            if fresh == token:
+                return
+            request.headers["Authorization"] = f"Bearer {fresh}"
+            yield request
+
     return ScalekitHttpxAuth

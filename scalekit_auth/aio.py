@@ -1,0 +1,102 @@
+"""Awaitable counterparts of get_token, get_tokens and get_credentials that never block the event loop.
+
+A cached token is returned at once, on the loop (the check only reads memory and stats two
+files). A cold one is fetched in a worker thread (the SDK is synchronous), and concurrent
+tasks asking for the same cold token share that one fetch: 100 tasks cost one Scalekit
+lookup and one thread, not 100 threads waiting on each other. Errors are the same classes
+the synchronous API raises.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from .credentials import ServiceCredentials
+
+if TYPE_CHECKING:
+    from .broker import TokenBroker
+
+# One table of in-flight fetches per event loop (a future belongs to the loop that made it).
+_flights: dict[int, dict[tuple, asyncio.Future]] = {}
+
+
+async def aget_credentials(
+    service: str,
+    identifier: str | None = None,
+    *,
+    force_refresh: bool = False,
+    broker: TokenBroker | None = None,
+) -> ServiceCredentials:
+    """Like get_credentials, awaitable: the memory cache on the loop, a cold fetch in a thread."""
+    from .api import default_broker
+
+    broker = broker or default_broker()
+    if not force_refresh:
+        cached = broker.cached_credentials(service, identifier)
+        if cached is not None:
+            return cached
+    loop = asyncio.get_running_loop()
+    flights = _flights.setdefault(id(loop), {})
+    key = (id(broker), service, identifier, force_refresh)
+    flight = flights.get(key)
+    if flight is None:
+        flight = loop.create_future()
+        flights[key] = flight
+        try:
+            result = await asyncio.to_thread(broker.get_credentials, service, identifier, force_refresh=force_refresh)
+        except BaseException as err:
+            if not flight.done():
+                flight.set_exception(err)
+                flight.exception()  # retrieved: no "never retrieved" warning when nobody else waited
+            raise
+        else:
+            flight.set_result(result)
+            return result
+        finally:
+            flights.pop(key, None)
+            if not flights:
+                _flights.pop(id(loop), None)
+    return await asyncio.shield(flight)
+
+
+async def aget_token(
+    service: str,
+    identifier: str | None = None,
+    *,
+    force_refresh: bool = False,
+    broker: TokenBroker | None = None,
+) -> str:
+    """Like get_token, awaitable: the access token (or single API key) for `service`."""
+    creds = await aget_credentials(service, identifier, force_refresh=force_refresh, broker=broker)
+    return creds.token
+
+
+async def aget_tokens(
+    services: Iterable[str],
+    identifier: str | None = None,
+    *,
+    force_refresh: bool = False,
+    broker: TokenBroker | None = None,
+) -> dict[str, str]:
+    """Like get_tokens, awaitable: {service: token}, fetched concurrently; BatchError if any fails."""
+    from .errors import BatchError
+
+    if isinstance(services, (str, bytes)):
+        raise TypeError(
+            f"expected a list of services, e.g. [{services!r}], not a single string (for one service use aget_token)"
+        )
+    names = list(dict.fromkeys(services))
+    results = await asyncio.gather(
+        *(aget_token(n, identifier, force_refresh=force_refresh, broker=broker) for n in names),
+        return_exceptions=True,
+    )
+    errors = {n: r for n, r in zip(names, results, strict=True) if isinstance(r, BaseException)}
+    for err in errors.values():
+        if not isinstance(err, Exception):
+            raise err  # CancelledError, KeyboardInterrupt: not a per-service failure
+    tokens = {n: r for n, r in zip(names, results, strict=True) if not isinstance(r, BaseException)}
+    if errors:
+        raise BatchError(tokens, errors)
+    return tokens
