@@ -254,10 +254,26 @@ def _warm_up(broker: TokenBroker) -> None:
         pass  # reported to whoever asks for a token
 
 
+def ready_to_serve(environ: Mapping[str, str]) -> None:
+    """Refuse, with the reason, to run an agent that could not answer: the Scalekit SDK cannot be
+    loaded by this Python, or the configuration is unusable (missing or malformed credentials)."""
+    import importlib.util
+
+    from .errors import MissingDependencyError
+
+    if importlib.util.find_spec("scalekit") is None:
+        from . import bootstrap
+
+        if not bootstrap.provide("scalekit", environ):
+            raise MissingDependencyError("scalekit-sdk-python")
+    TokenBroker(environ=environ, use_agent=False).settings()
+
+
 def serve(idle_timeout: float, environ: Mapping[str, str] | None = None) -> int:
     """Run an agent in this process until stopped or idle."""
     env = dict(os.environ if environ is None else environ)
     env[paths.AGENT_VAR] = "0"  # the agent's own broker never asks an agent
+    ready_to_serve(env)
     broker = TokenBroker(environ=env, use_agent=False)
     server = AgentServer(paths.agent_socket(env), broker, idle_timeout, env)
     signal.signal(signal.SIGTERM, lambda *_: server.retire())
@@ -302,6 +318,7 @@ def start(idle_timeout: float | None = None, environ: Mapping[str, str] | None =
             "an agent with different settings (environment variables) is running for this skill folder; "
             "stop it first: scalekit-auth agent stop"
         )
+    ready_to_serve(env)
     ensure_private_dir(paths.runtime_dir(env))
     # The agent runs elsewhere (its own working directory): pin the IDENTITY.md this caller sees.
     env[paths.IDENTITY_FILE_VAR] = paths.identity_path(env)[0]

@@ -152,6 +152,10 @@ def call(
     return reply
 
 
+#: Errors about the agent's environment, not the caller's request: the caller falls back to itself.
+ENVIRONMENT_ERRORS = ("MissingDependencyError",)
+
+
 def _answer(reply: dict | None) -> Any:
     if reply is None:
         return None
@@ -159,6 +163,8 @@ def _answer(reply: dict | None) -> Any:
         return reply.get("result")
     error = reply.get("error")
     if isinstance(error, dict):
+        if error.get("type") in ENVIRONMENT_ERRORS:
+            return None  # the agent's own set-up is broken (e.g. no SDK for its Python): do the work here
         raise from_wire(error)
     return None
 

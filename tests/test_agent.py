@@ -458,3 +458,35 @@ def test_the_agent_hands_every_caller_the_same_fresh_link(running, emulator):
     link = [w for w in first.stderr.split() if "/connect/" in w]
     assert link and link == [w for w in second.stderr.split() if "/connect/" in w]
     assert emulator.counters()["links_issued"] == 1
+
+
+def test_an_agent_that_could_not_answer_does_not_start(skill, emulator):
+    """No credentials: `agent start` says why and no agent is left running."""
+    proc = cli("agent", "start")
+    assert proc.returncode == 3 and "not configured" in proc.stderr, proc.stderr
+    assert agent.status() is None
+
+
+def test_an_agent_without_the_sdk_for_its_python_does_not_start(ready, tmp_path):
+    venv = tmp_path / "bare"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    proc = subprocess.run(
+        [str(venv / "bin" / "python"), str(ROOT / "scalekit-auth"), "agent", "start"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ),
+    )
+    assert proc.returncode == 3 and "'scalekit-sdk-python' is not installed" in proc.stderr, proc.stderr
+    assert agent.status() is None
+    assert "Traceback" not in proc.stderr
+
+
+def test_an_agents_environment_error_makes_the_caller_do_the_work_itself():
+    from scalekit_auth import agent_client
+
+    reply = {"ok": False, "error": {"type": "MissingDependencyError", "message": "no SDK here"}}
+    assert agent_client._answer(reply) is None  # None: fall back to the in-process path
+    refused = {"ok": False, "error": {"type": "ServiceNotConfiguredError", "message": "x", "service": "s"}}
+    with pytest.raises(Exception, match="x"):
+        agent_client._answer(refused)  # a real answer about the request is passed on
