@@ -10,22 +10,22 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import stat
-import struct
 from collections.abc import Mapping
 from typing import Any
 
 from . import paths
 from .errors import ConfigurationError, ScalekitAuthError, from_wire
-
-PROTOCOL = 1
-MAX_REPLY = 1 << 20
-#: The agent acknowledges a request the moment it reads it, then works on it. A caller waits
-#: this long for that first line: an agent that is stopped (SIGSTOP), wedged or starved gets a
-#: few seconds, not the minutes a Scalekit lookup may take, before the caller does the work itself.
-ACK_TIMEOUT = 5.0
-ACK = b'{"ack": true}\n'
+from .wire import (  # noqa: F401 - the protocol's pieces, re-exported for the agent and tests
+    ACK,
+    ACK_TIMEOUT,
+    MAX_REPLY,
+    PROTOCOL,
+    exchange,
+    peer,
+    peer_uid,
+    read_line,
+    trusted_socket,
+)
 
 
 class AgentNotAnsweringError(ConfigurationError):
@@ -50,61 +50,6 @@ def _timeout(env: Mapping[str, str]) -> float:
     return min(max(scalekit_timeout, 1.0), 300.0) * 3 + 5
 
 
-def _private_to_us(path: str, kind: int) -> bool:
-    """`path` is a `kind` (not a symlink), owned by us, and nobody else may use it."""
-    try:
-        st = os.lstat(path)
-    except OSError:
-        return False
-    return stat.S_IFMT(st.st_mode) == kind and st.st_uid == os.getuid() and not stat.S_IMODE(st.st_mode) & 0o077
-
-
-def peer(sock: socket.socket) -> tuple[int | None, int | None]:
-    """(pid, uid) of the process on the other end of a connected Unix socket, as the kernel reports
-    them; None where the platform cannot tell."""
-    if hasattr(socket, "SO_PEERCRED"):  # Linux: struct ucred {pid, uid, gid}
-        pid, uid, _gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
-        return pid, uid
-    if hasattr(socket, "LOCAL_PEERCRED"):  # macOS/BSD: struct xucred {version, uid, ngroups, groups[16]}
-        raw = sock.getsockopt(0, socket.LOCAL_PEERCRED, 76)  # SOL_LOCAL is 0
-        return None, struct.unpack_from("2I", raw)[1]
-    return None, None
-
-
-def peer_uid(sock: socket.socket) -> int | None:
-    """The uid of the process on the other end (see `peer`)."""
-    return peer(sock)[1]
-
-
-def _read_line(sock: socket.socket, buffer: bytearray, timeout: float) -> bytes | None:
-    """The next line from the socket (without waiting longer than `timeout` in all); None if it closed."""
-    import time
-
-    deadline = time.monotonic() + timeout
-    while b"\n" not in buffer:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise TimeoutError
-        sock.settimeout(left)
-        chunk = sock.recv(65536)
-        if not chunk:
-            return None
-        buffer += chunk
-        if len(buffer) > MAX_REPLY:
-            return None
-    line, _, rest = bytes(buffer).partition(b"\n")
-    buffer[:] = rest
-    return line
-
-
-def trusted_socket(path: str) -> bool:
-    """Only our own agent gets a request: its directory and socket are ours and private.
-
-    (The server's uid is checked after connecting, before anything is sent: see `call`.)
-    """
-    return _private_to_us(os.path.dirname(path), stat.S_IFDIR) and _private_to_us(path, stat.S_IFSOCK)
-
-
 def call(
     message: dict[str, Any],
     environ: Mapping[str, str] | None = None,
@@ -127,23 +72,13 @@ def call(
     answer_within = timeout if timeout is not None else _timeout(env)
     pid = None
     try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(min(answer_within, ACK_TIMEOUT))
-            sock.connect(path)
-            pid, uid = peer(sock)
-            if uid not in (os.getuid(), None):
-                return None  # someone else is listening on our socket's name
-            sock.sendall(json.dumps(request).encode() + b"\n")
-            buffer = bytearray()
-            line = _read_line(sock, buffer, min(answer_within, ACK_TIMEOUT))
-            if line is not None and line + b"\n" == ACK:  # acknowledged: now it works on the request
-                line = _read_line(sock, buffer, answer_within)
-            if line is None:
-                return None  # the agent went away mid-request
+        line, pid = exchange(path, json.dumps(request).encode(), answer_within)
+        if line is None:
+            return None  # the agent went away mid-request, or someone else listens on the name
         reply = json.loads(line)
-    except TimeoutError:
+    except TimeoutError as err:
         if raise_if_stuck:
-            raise AgentNotAnsweringError(path, pid) from None
+            raise AgentNotAnsweringError(path, getattr(err, "pid", pid)) from None
         return None
     except (OSError, ValueError):
         return None

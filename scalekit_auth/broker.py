@@ -13,6 +13,7 @@ import datetime as _dt
 import os
 import sys
 import threading
+import time as _time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +53,8 @@ ACTIVE = "ACTIVE"
 MAX_BATCH_WORKERS = 16
 #: States of links issued with a user_verify_url, kept for the loopback page's check (newest kept).
 MAX_STATES = 1000
+#: A consent given just before its link expired may still be verified this long after.
+AUTH_REQUEST_GRACE = 600.0
 #: A link is handed out again only this soon after it was issued (and while over half its life is left):
 #: enough for an agent retrying in a loop, short enough that a link spent by a Deny is soon replaced.
 LINK_REUSE_WINDOW = 15.0
@@ -120,9 +123,10 @@ class TokenBroker:
         self._vaults: dict[tuple[str, str, str, float], Any] = {}
         self._memo = _Memo()
         self._warned: set[str] = set()
-        self._states: dict[str, str] = {}
-        #: The last link issued for each (environment, connection, identifier): (error, lifetime).
-        self._links: dict[tuple, tuple[AuthorizationError, float]] = {}
+        #: state -> (identifier, accept until (epoch), user_verify_url) of links issued with a verify URL.
+        self._states: dict[str, tuple[str, float, str]] = {}
+        #: The last link issued per (environment, connection, identifier, verify URL): (error, lifetime, status).
+        self._links: dict[tuple, tuple[AuthorizationError, float, str]] = {}
         self.cache: TokenCache[ServiceCredentials] = TokenCache()
 
     def __repr__(self) -> str:
@@ -325,10 +329,14 @@ class TokenBroker:
             log.debug("%s: account for %s is ACTIVE", target.service, target.identifier)
             return ServiceCredentials.from_snapshot(target.service, target.identifier, target.connection_name, snap)
         status = snap.status if snap is not None else None
-        key = (settings.env_url, target.connection_name, target.identifier)
+        key = (settings.env_url, target.connection_name, target.identifier, _verify_url(settings))
         with self._lock:
             issued = self._links.get(key)
-        if issued is not None and issued[0].seconds_left > max(issued[1] / 2, issued[1] - LINK_REUSE_WINDOW):
+        if (
+            issued is not None
+            and issued[2] == (status or "PENDING_AUTH")  # nothing happened to the account since
+            and issued[0].seconds_left > max(issued[1] / 2, issued[1] - LINK_REUSE_WINDOW)
+        ):
             # Kind to Scalekit's rate limit (and its webhooks): the same still-fresh link again.
             log.debug("%s: account for %s is %s; reusing its link", target.service, target.identifier, status)
             raise AuthorizationError(**{**issued[0]._link_fields(), "status": status})
@@ -336,7 +344,8 @@ class TokenBroker:
         error = self._link_error(vault, target, status)
         with self._lock:
             self._links = {k: v for k, v in self._links.items() if v[0].seconds_left > 0}
-            self._links[key] = (error, max(error.seconds_left, 0.0))
+            # the status the account has once the link exists (a first link creates it PENDING_AUTH)
+            self._links[key] = (error, max(error.seconds_left, 0.0), status or "PENDING_AUTH")
         raise error
 
     def _link_error(
@@ -351,20 +360,23 @@ class TokenBroker:
         if status is None and not vault.ensure_account(target.connection_name, target.identifier):
             raise UnknownConnectionError(target.service, target.connection_name)
         if user_verify_url is None:
-            configured = vault.settings.user_verify_url
-            user_verify_url = LOOPBACK_UNSERVED if configured == LOOPBACK else configured
+            user_verify_url = _verify_url(vault.settings)
         state = ""
         if user_verify_url:
             import secrets
 
             state = secrets.token_urlsafe(24)
-            with self._lock:
-                self._states[state] = target.identifier
-                while len(self._states) > MAX_STATES:  # a long-lived agent: keep the newest only
-                    del self._states[next(iter(self._states))]
         link = vault.authorization_link(target.connection_name, target.identifier, user_verify_url, state)
         if link is None:
             raise UnknownConnectionError(target.service, target.connection_name)
+        if state:
+            expires = link[1].timestamp() if link[1] is not None else _time.time() + 3600
+            with self._lock:
+                now = _time.time()
+                self._states = {k: v for k, v in self._states.items() if v[1] > now}
+                self._states[state] = (target.identifier, expires + AUTH_REQUEST_GRACE, user_verify_url)
+                while len(self._states) > MAX_STATES:  # a long-lived agent: keep the newest only
+                    del self._states[next(iter(self._states))]
         return AuthorizationError(
             target.service,
             link[0],
@@ -465,16 +477,19 @@ class TokenBroker:
         with self._lock:
             self._links = {k: v for k, v in self._links.items() if k[1:] != (target.connection_name, target.identifier)}
 
-    def state_issued(self, state: str) -> str | None:
-        """The identifier a link with this `state` was issued for by this process, or None (CSRF check)."""
-        import hmac
-
+    def state_issued(self, state: str, user_verify_url: str) -> str | None:
+        """The identifier a link with this `state` was issued for, by this process and with this
+        `user_verify_url`, while it may still be completed; None otherwise (the loopback page's check)."""
         with self._lock:
-            known = list(self._states.items())
-        for issued, identifier in known:
-            if hmac.compare_digest(issued.encode(), state.encode()):
-                return identifier
-        return None
+            found = self._states.get(state)
+        if found is None or found[1] <= _time.time() or found[2] != user_verify_url:
+            return None
+        return found[0]
+
+    def state_used(self, state: str) -> None:
+        """A verification with this `state` succeeded: it is never accepted again."""
+        with self._lock:
+            self._states.pop(state, None)
 
     def verify_user(self, auth_request_id: str, identifier: str) -> str:
         """Complete a custom user verification (verify_connected_account_user); Scalekit's done page URL."""
@@ -537,6 +552,12 @@ class TokenBroker:
     ) -> dict[str, ServiceCredentials]:
         """Like get_tokens, returning ServiceCredentials."""
         return self.many(services, lambda s: self.get_credentials(s, identifier, force_refresh=force_refresh))
+
+
+def _verify_url(settings: ScalekitSettings) -> str:
+    """The user_verify_url for links issued outside a waiting call."""
+    configured = settings.user_verify_url
+    return LOOPBACK_UNSERVED if configured == LOOPBACK else configured
 
 
 def _defines_secret(path: str) -> bool:

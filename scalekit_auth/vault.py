@@ -325,15 +325,18 @@ class Vault:
 
         attempt = 0
         while True:
-            client = self._sdk()
-            client.core_client.call_timeout_s = max(0.05, min(self.settings.timeout, _remaining(self.settings.timeout)))
+            client = None
             try:
+                client = self._sdk()  # a login answered 429 is retried like any call
                 with self._calling(what):
                     return self._within(what, lambda c=client: call(c.actions))
             except _NotFoundError:
                 return None
+            except ScalekitTimeoutError:
+                raise  # this caller's deadline: the connection is fine for everyone else
             except ScalekitUnavailableError:
-                self._reset(client)
+                if client is not None:
+                    self._reset(client)
                 raise
             except RateLimitedError:
                 pause = random.uniform(0, RATE_LIMIT_BACKOFF * 2**attempt)  # noqa: S311 - jitter, not a secret
@@ -383,8 +386,9 @@ class Vault:
                 )
             except sk.ScalekitForbiddenException:
                 raise VerificationError(
-                    f"Scalekit says this authorization was not for '{identifier}'. Pass the identifier the link "
-                    "was issued for: scalekit-auth verify ADDRESS --identifier NAME (or --service SERVICE)."
+                    f"Scalekit refused the verification for '{identifier}': the authorization was for another "
+                    "identifier (pass the one the link was issued for: scalekit-auth verify ADDRESS --identifier "
+                    "NAME, or --service SERVICE), or these client credentials may not verify users."
                 ) from None
             except sk.ScalekitNotFoundException:
                 raise VerificationError(

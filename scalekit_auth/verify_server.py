@@ -2,10 +2,12 @@
 
 With SCALEKIT_USER_VERIFY_URL=loopback, a waiting call (`auth`, `token --wait`, `get_token(...,
 wait=True)`) issues its links with `user_verify_url=http://127.0.0.1:PORT/scalekit-auth/verify`.
-After consent Scalekit sends the browser there with `auth_request_id` and `state`; the page
-checks that `state` belongs to a link this process issued (so no other site can make it verify
-anything), calls verify_connected_account_user for that link's identifier, and sends the browser
-on to Scalekit's done page. It listens on loopback only and stops with the waiting call.
+After consent Scalekit sends the browser there with `auth_request_id` and `state`. The page
+accepts only a `state` of a link this waiting call issued (single-use, until shortly after the
+link expires) and asks the person to confirm with a button; the confirmation is a POST whose
+Origin and Host must be this page's own, so another web site cannot submit it on the
+browser's behalf. Then it calls verify_connected_account_user for that link's identifier and
+sends the browser on to Scalekit's done page. Loopback only; it stops with the waiting call.
 """
 
 from __future__ import annotations
@@ -61,11 +63,16 @@ class LoopbackVerifier:
         verifier = self
 
         class Handler(BaseHTTPRequestHandler):
+            timeout = 10  # an idle connection does not hold a thread
+
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
                 return
 
             def do_GET(self) -> None:  # noqa: N802 - stdlib naming
-                verifier._handle(self)
+                verifier._ask(self)
+
+            def do_POST(self) -> None:  # noqa: N802 - stdlib naming
+                verifier._confirm(self)
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
@@ -96,25 +103,60 @@ class LoopbackVerifier:
         request.end_headers()
         request.wfile.write(body)
 
-    def _handle(self, request: BaseHTTPRequestHandler) -> None:
+    def _pending(self, query: dict[str, list[str]]) -> tuple[str, str, str] | None:
+        """(auth_request_id, state, identifier) when the state is one of this call's links."""
+        auth_request_id = (query.get("auth_request_id") or [""])[0]
+        state = (query.get("state") or [""])[0]
+        identifier = self.broker.state_issued(state, self.url) if state else None
+        if not auth_request_id or identifier is None:
+            return None
+        return auth_request_id, state, identifier
+
+    def _refuse(self, request: BaseHTTPRequestHandler) -> None:
+        log.debug("verify page: refused a request without a state of ours")
+        self._send(request, 400, _page("Not verified", "This address does not belong to a link issued here."))
+
+    def _ask(self, request: BaseHTTPRequestHandler) -> None:
+        """GET, where Scalekit sends the browser: ask the person to confirm (nothing is verified yet)."""
         parts = urlsplit(request.path)
         if parts.path != PATH:
             return self._send(request, 404, _page("Not found", "Nothing here."))
-        query = parse_qs(parts.query)
-        auth_request_id = (query.get("auth_request_id") or [""])[0]
-        state = (query.get("state") or [""])[0]
-        identifier = self.broker.state_issued(state) if state else None
-        if not auth_request_id or identifier is None:
-            log.debug("verify page: refused a request without a known state")
-            return self._send(
-                request,
-                400,
-                _page("Not verified", "This address does not belong to a link scalekit-auth issued here."),
-            )
+        pending = self._pending(parse_qs(parts.query))
+        if pending is None:
+            return self._refuse(request)
+        auth_request_id, state, identifier = pending
+        body = (
+            "<!doctype html><meta charset=utf-8><title>Finish connecting</title>"
+            '<body style="font-family:sans-serif;max-width:40em;margin:3em auto"><h1>Finish connecting</h1>'
+            f"<p>You allowed access for the account of <b>{html.escape(identifier)}</b>. If that was you, just "
+            "now, confirm. If you did not expect this page, close it.</p>"
+            f'<form method="post" action="{PATH}">'
+            f'<input type="hidden" name="auth_request_id" value="{html.escape(auth_request_id)}">'
+            f'<input type="hidden" name="state" value="{html.escape(state)}">'
+            '<button id="confirm" type="submit">Confirm</button></form></body>'
+        ).encode()
+        self._send(request, 200, body)
+
+    def _confirm(self, request: BaseHTTPRequestHandler) -> None:
+        """POST from our own page: verify the user with Scalekit."""
+        own = self.url.split(PATH, 1)[0]  # http://127.0.0.1:PORT
+        if urlsplit(request.path).path != PATH:
+            return self._send(request, 404, _page("Not found", "Nothing here."))
+        if request.headers.get("Origin") != own or request.headers.get("Host") != own.split("://", 1)[1]:
+            return self._send(request, 403, _page("Not verified", "Confirm on this page itself."))
+        length = int(request.headers.get("Content-Length") or 0)
+        if not 0 < length <= 8192:
+            return self._refuse(request)
+        form = parse_qs(request.rfile.read(length).decode("utf-8", "replace"))
+        pending = self._pending(form)
+        if pending is None:
+            return self._refuse(request)
+        auth_request_id, state, identifier = pending
         try:
             done = self.broker.verify_user(auth_request_id, identifier)
         except ScalekitAuthError as err:
             return self._send(request, 400, _page("Not verified", printable(str(err), keep_newlines=False)))
+        self.broker.state_used(state)
         self.verified.set()
         if done.startswith(("https://", "http://")):
             return self._send(request, 303, _page("Verified", "You can close this tab."), location=done)

@@ -176,3 +176,36 @@ def test_scalekit_timeout_bounds_the_whole_call_including_the_sdks_retries(skill
         emulator.set_latency(0)
         broker.close()
     assert took < 14, took  # unbounded: 3 attempts of 5 s plus the SDK's backoff, 16.5 s or more
+
+
+def test_one_callers_deadline_does_not_cut_another_callers_call(skill, emulator, monkeypatch):
+    """A caller that runs out of its own time must not close the connection other threads are using."""
+    import threading
+
+    from scalekit_auth.broker import TokenBroker
+    from scalekit_auth.deadlines import deadline
+    from scalekit_auth.errors import ScalekitTimeoutError
+
+    skill.use(emulator)
+    skill.configure("gmail", "gmail_u3134a", "mess")
+    emulator.seed("gmail_u3134a", "mess", access_token="still-good")
+    monkeypatch.setenv("SCALEKIT_TIMEOUT", "120")
+    broker = TokenBroker(use_agent=False)
+    settings = broker.settings()
+    broker.vault(settings).connect()
+    emulator.set_latency(600)  # every call held until the test lets go
+    result: dict = {}
+    before = emulator.counters().get("rpc_calls", 0)
+    other = threading.Thread(target=lambda: result.update(token=broker.get_token("gmail", force_refresh=True)))
+    other.start()
+    try:
+        limit = time.monotonic() + 60
+        while emulator.counters().get("rpc_calls", 0) == before and time.monotonic() < limit:
+            time.sleep(0.01)  # until the other caller's lookup is in flight
+        with deadline(0.2), pytest.raises(ScalekitTimeoutError):
+            broker.vault(settings).account("gmail_u3134a", "mess")  # this caller gives up...
+    finally:
+        emulator.set_latency(0)
+    other.join(60)
+    assert result == {"token": "still-good"}  # ...and the other one is unharmed
+    broker.close()

@@ -25,6 +25,14 @@ from scalekit_helper import AuthorizationError, get_token
 from .conftest import ROOT
 
 
+def confirm(address: str, origin: str | None = None) -> requests.Response:
+    """What the Confirm button on the loopback page sends (a same-origin form POST)."""
+    parts = urlsplit(address)
+    own = f"{parts.scheme}://{parts.netloc}"
+    form = {k: v[0] for k, v in parse_qs(parts.query).items()}
+    return requests.post(f"{own}{parts.path}", data=form, headers={"Origin": origin or own}, timeout=60)
+
+
 def allow(link: str, **form: str) -> requests.Response:
     """The user clicks Allow; the browser is not sent on (the test looks where it would go)."""
     return requests.post(link, data={"decision": "allow", **form}, timeout=60, allow_redirects=False)
@@ -63,6 +71,7 @@ def test_paste_back_the_user_verify_url_completes_the_connection(custom, skill):
     with pytest.raises(AuthorizationError) as pending:
         get_token("gmail")
     assert pending.value.status == "PENDING_VERIFICATION"
+    assert pending.value.link != first.value.link  # the spent link is not handed out again
     assert "scalekit-auth verify" in str(pending.value) and "declined" not in str(pending.value)
 
     done = _cli("verify", landed, "--service", "gmail", "--json")
@@ -81,7 +90,7 @@ def test_verify_refuses_the_wrong_identifier_and_a_bad_address(custom, skill):
         get_token("gmail")
     landed = allow(first.value.link).headers["Location"]
     wrong = _cli("verify", landed, "--identifier", "mallory")
-    assert wrong.returncode == 4 and "not for 'mallory'" in wrong.stderr
+    assert wrong.returncode == 4 and "refused the verification for 'mallory'" in wrong.stderr
     assert custom.account("gmail_u3134a", "mess")["status"] == "PENDING_VERIFICATION"
     bad = _cli("verify", "https://app.example.com/verify?state=x")
     assert bad.returncode == 2 and "No auth_request_id" in bad.stderr
@@ -99,9 +108,10 @@ def test_a_waiting_call_verifies_the_user_itself_on_loopback(custom, skill):
 
     def the_user() -> None:
         if arrived.wait(60):
-            # a browser on this machine: Allow, then follow Scalekit to the waiting call's page
+            # a browser on this machine: Allow, follow Scalekit to the waiting call's page, Confirm there
             page = requests.post(links[-1], data={"decision": "allow"}, timeout=60)
-            the_user.page = page
+            assert 'id="confirm"' in page.text
+            the_user.page = confirm(page.url)
 
     clicker = threading.Thread(target=the_user, daemon=True)
     clicker.start()
@@ -129,7 +139,9 @@ def test_the_loopback_page_verifies_only_links_it_issued(custom, skill):
     assert arrived.wait(60)
     landed = allow(seen[-1]).headers["Location"]
     forged = landed.replace("state=", "state=forged")
-    assert requests.get(forged, timeout=60).status_code == 400  # another site cannot make it verify
+    assert requests.get(forged, timeout=60).status_code == 400  # not a link of this waiting call
+    assert confirm(forged).status_code == 400
+    assert confirm(landed, origin="https://evil.example").status_code == 403  # another site's form post
     waiter.join(120)
     assert custom.account("gmail_u3134a", "mess")["status"] == "PENDING_VERIFICATION"
     assert "not verified within" in str(result["error"])

@@ -1,0 +1,104 @@
+"""The agent's wire protocol, client side: one JSON line per request, an ACK line, one answer line.
+
+Standard library only (os, socket, stat, struct): the fast path of `get_token.py` uses it
+without loading anything else. Only our own agent is ever spoken to: its directory and
+socket must be ours and private, and the kernel must say the listener runs as our user.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+import struct
+import time
+
+PROTOCOL = 1
+MAX_REPLY = 1 << 20
+#: The agent acknowledges a request the moment it reads it, then works on it. A caller waits
+#: this long for that first line: an agent that is stopped (SIGSTOP), wedged or starved gets a
+#: few seconds, not the minutes a Scalekit lookup may take, before the caller does the work itself.
+ACK_TIMEOUT = 5.0
+ACK = b'{"ack": true}\n'
+
+
+def _private_to_us(path: str, kind: int) -> bool:
+    """`path` is a `kind` (not a symlink), owned by us, and nobody else may use it."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_IFMT(st.st_mode) == kind and st.st_uid == os.getuid() and not stat.S_IMODE(st.st_mode) & 0o077
+
+
+def trusted_socket(path: str) -> bool:
+    """Only our own agent gets a request: its directory and socket are ours and private.
+
+    (The server's uid is checked after connecting, before anything is sent: see `exchange`.)
+    """
+    return _private_to_us(os.path.dirname(path), stat.S_IFDIR) and _private_to_us(path, stat.S_IFSOCK)
+
+
+def peer(sock: socket.socket) -> tuple[int | None, int | None]:
+    """(pid, uid) of the process on the other end of a connected Unix socket, as the kernel reports
+    them; None where the platform cannot tell."""
+    if hasattr(socket, "SO_PEERCRED"):  # Linux: struct ucred {pid, uid, gid}
+        pid, uid, _gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
+        return pid, uid
+    if hasattr(socket, "LOCAL_PEERCRED"):  # macOS/BSD: struct xucred {version, uid, ngroups, groups[16]}
+        raw = sock.getsockopt(0, socket.LOCAL_PEERCRED, 76)  # SOL_LOCAL is 0
+        return None, struct.unpack_from("2I", raw)[1]
+    return None, None
+
+
+def peer_uid(sock: socket.socket) -> int | None:
+    """The uid of the process on the other end (see `peer`)."""
+    return peer(sock)[1]
+
+
+def read_line(sock: socket.socket, buffer: bytearray, timeout: float) -> bytes | None:
+    """The next line from the socket (without waiting longer than `timeout` in all); None if it closed."""
+    deadline = time.monotonic() + timeout
+    while b"\n" not in buffer:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError
+        sock.settimeout(left)
+        chunk = sock.recv(65536)
+        if not chunk:
+            return None
+        buffer += chunk
+        if len(buffer) > MAX_REPLY:
+            return None
+    line, _, rest = bytes(buffer).partition(b"\n")
+    buffer[:] = rest
+    return line
+
+
+class AgentTimeoutError(TimeoutError):
+    """The agent did not acknowledge (or answer) in time; `pid` says which process holds the socket."""
+
+    def __init__(self, pid: int | None) -> None:
+        super().__init__("the agent did not answer in time")
+        self.pid = pid
+
+
+def exchange(path: str, request: bytes, answer_within: float) -> tuple[bytes | None, int | None]:
+    """(the answer line, the agent's pid) for one request line; (None, pid) when the agent went away
+    or the listener is not our user. TimeoutError when it does not acknowledge within ACK_TIMEOUT
+    (or answer within `answer_within`); OSError when there is nobody to connect to."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(min(answer_within, ACK_TIMEOUT))
+        sock.connect(path)
+        pid, uid = peer(sock)
+        if uid not in (os.getuid(), None):
+            return None, pid  # someone else is listening on our socket's name
+        try:
+            sock.sendall(request + b"\n")
+            buffer = bytearray()
+            line = read_line(sock, buffer, min(answer_within, ACK_TIMEOUT))
+            if line is not None and line + b"\n" == ACK:  # acknowledged: now it works on the request
+                line = read_line(sock, buffer, answer_within)
+        except TimeoutError:
+            raise AgentTimeoutError(pid) from None
+        return line, pid
