@@ -25,7 +25,7 @@ def shipped_files() -> list[str]:
     rules = []
     for name in (".gitignore", ".clawhubignore"):
         rules += (ROOT / name).read_text().splitlines()
-    ignored = pathspec.PathSpec.from_lines("gitwildmatch", rules)
+    ignored = pathspec.GitIgnoreSpec.from_lines(rules)
     found = []
     for folder, dirs, files in os.walk(ROOT):
         rel_dir = Path(folder).relative_to(ROOT)
