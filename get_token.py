@@ -16,7 +16,12 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from scalekit_auth.cli import get_token_main  # noqa: E402
-
 if __name__ == "__main__":
-    sys.exit(get_token_main())
+    from scalekit_auth.fastpath import tokens_from_agent  # a warm agent answers, loading almost nothing
+
+    code = tokens_from_agent(sys.argv[1:])
+    if code is None:
+        from scalekit_auth.cli import get_token_main
+
+        code = get_token_main()
+    sys.exit(code)

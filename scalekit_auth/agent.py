@@ -28,6 +28,7 @@ from . import agent_client, paths
 from .broker import TokenBroker
 from .credentials import ServiceCredentials
 from .errors import BatchError, ConfigurationError, ScalekitAuthError, to_wire
+from .logs import get_logger
 
 DEFAULT_IDLE_TIMEOUT = 900.0
 IDLE_VAR = "SCALEKIT_AGENT_IDLE_TIMEOUT"
@@ -36,6 +37,7 @@ IDLE_VAR = "SCALEKIT_AGENT_IDLE_TIMEOUT"
 #: does not is reported as not answering (AgentNotAnsweringError), never taken for dead: its
 #: socket is not taken from under it.
 PING_TIMEOUT = agent_client.ACK_TIMEOUT
+log = get_logger("scalekit_auth.agent")
 #: How long `agent start` waits for the new agent to answer, and `agent stop` for it to go.
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0
@@ -97,6 +99,10 @@ class _Handler(socketserver.StreamRequestHandler):
             self.wfile.write(agent_client.ACK)  # at once: the caller knows we are alive and working on it
             self.wfile.flush()
             reply = self.server.answer(line)
+            if "lines" in reply:  # the fast path's plain answer (see fastpath.py)
+                self.wfile.write(reply["lines"] + b"\n")
+                self.wfile.flush()
+                continue
             try:
                 data = json.dumps(reply).encode()
             except (TypeError, ValueError):
@@ -179,10 +185,17 @@ class AgentServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
         if working:
             self.touch(+1)
         try:
-            return {"ok": True, "result": self._do(op, request)}
+            result = self._do(op, request)
+            if request.get("format") == "lines" and op == "token":
+                return {"lines": _plain_lines(result)}
+            return {"ok": True, "result": result}
         except ScalekitAuthError as err:
+            if request.get("format") == "lines":
+                return {"lines": b"NO"}  # the caller's full path asks again and reports it
             return {"ok": False, "error": to_wire(err)}
         except Exception as err:  # noqa: BLE001 - reported as data, like the in-process path would
+            if request.get("format") == "lines":
+                return {"lines": b"NO"}
             return {"ok": False, "error": to_wire(err)}
         finally:
             if working:
@@ -216,6 +229,7 @@ class AgentServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
                 "started_at": self.started,
                 "idle_for": self.idle_for(),
                 "idle_timeout": self.idle_timeout,
+                "started_by": getattr(self, "started_by", "command"),
                 "context_matches": request.get("context") == self.context,
                 "cache": {"entries": stats.entries, "hits": stats.hits, "misses": stats.misses},
             }
@@ -246,6 +260,14 @@ class AgentServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
             self.broker.close()  # closes the Scalekit client and wipes the cache
 
 
+def _plain_lines(found: list[dict[str, Any]]) -> bytes:
+    """b"OK<TAB>token..." when every token is plain printable ASCII, else b"NO" (the full path takes over)."""
+    tokens = [item.get("token") for item in found]
+    if not all(isinstance(t, str) and t and t.isascii() and t.isprintable() and " " not in t for t in tokens):
+        return b"NO"
+    return b"OK\t" + "\t".join(tokens).encode()  # type: ignore[arg-type]
+
+
 def _warm_up(broker: TokenBroker) -> None:
     """Load the SDK and log in now, so even the first request only costs a lookup."""
     try:
@@ -269,13 +291,14 @@ def ready_to_serve(environ: Mapping[str, str]) -> None:
     TokenBroker(environ=environ, use_agent=False).settings()
 
 
-def serve(idle_timeout: float, environ: Mapping[str, str] | None = None) -> int:
+def serve(idle_timeout: float, environ: Mapping[str, str] | None = None, started_by: str = "command") -> int:
     """Run an agent in this process until stopped or idle."""
     env = dict(os.environ if environ is None else environ)
     env[paths.AGENT_VAR] = "0"  # the agent's own broker never asks an agent
     ready_to_serve(env)
     broker = TokenBroker(environ=env, use_agent=False)
     server = AgentServer(paths.agent_socket(env), broker, idle_timeout, env)
+    server.started_by = started_by
     signal.signal(signal.SIGTERM, lambda *_: server.retire())
     threading.Thread(target=_warm_up, args=(broker,), name="agent-warm-up", daemon=True).start()
     try:
@@ -307,7 +330,44 @@ def idle_timeout_from(environ: Mapping[str, str]) -> float:
     return parse_seconds(environ.get(IDLE_VAR), IDLE_VAR, DEFAULT_IDLE_TIMEOUT, 0, 7 * 86400)
 
 
-def start(idle_timeout: float | None = None, environ: Mapping[str, str] | None = None) -> tuple[dict, bool]:
+def autostart(environ: Mapping[str, str] | None = None) -> bool:
+    """Start an agent for a short-lived shell caller that found none; True when one serves it now.
+
+    Like git's credential cache daemon: the first `get_token.py` starts it, later calls are
+    answered by it, and it exits after its idle timeout. Callers racing here are serialised by
+    a lock in the private runtime directory, so only one agent is ever started. False (the
+    caller does the work itself) when SCALEKIT_AUTH_AGENT=0, when the agent could not work
+    (no SDK, unusable configuration: the caller's own call will say why), or when an agent with
+    other settings holds the socket."""
+    import fcntl
+
+    env = dict(os.environ if environ is None else environ)
+    if not paths.agent_enabled(env):
+        return False
+    try:
+        runtime = paths.runtime_dir(env)
+        ensure_private_dir(runtime)
+        lock = os.path.join(runtime, os.path.basename(paths.agent_socket(env)) + ".start-lock")
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    except (OSError, ScalekitAuthError):
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        running = agent_client.ping(_unforced(env), PING_TIMEOUT, any_context=True)
+        if running is not None:
+            return bool(running.get("context_matches"))
+        start(environ=env, started_by="auto")
+        return True
+    except ScalekitAuthError as err:
+        log.debug("no agent started: %s", err.__class__.__name__)
+        return False
+    finally:
+        os.close(fd)
+
+
+def start(
+    idle_timeout: float | None = None, environ: Mapping[str, str] | None = None, started_by: str = "command"
+) -> tuple[dict, bool]:
     """(status, started_now). Idempotent: a running agent for this configuration is kept."""
     env = _unforced(environ)
     running = agent_client.ping(env, PING_TIMEOUT, any_context=True, raise_if_stuck=True)
@@ -325,7 +385,7 @@ def start(idle_timeout: float | None = None, environ: Mapping[str, str] | None =
     idle = idle_timeout if idle_timeout is not None else idle_timeout_from(env)
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "scalekit_auth.agent", "--idle-timeout", str(idle)],
+        [sys.executable, "-m", "scalekit_auth.agent", "--idle-timeout", str(idle), "--started-by", started_by],
         cwd=root,
         env=env,
         stdin=subprocess.DEVNULL,
@@ -364,12 +424,13 @@ def stop(environ: Mapping[str, str] | None = None) -> dict | None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python3 -m scalekit_auth.agent", description=__doc__.split("\n\n")[0])
     parser.add_argument("--idle-timeout", type=float, default=None, help="seconds without a request before exiting")
+    parser.add_argument("--started-by", choices=("command", "auto"), default="command", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     try:
         idle = args.idle_timeout if args.idle_timeout is not None else idle_timeout_from(os.environ)
         if not (0 < idle <= 7 * 86400):
             raise ConfigurationError("--idle-timeout must be a positive number of seconds, at most a week.")
-        return serve(idle)
+        return serve(idle, started_by=args.started_by)
     except ScalekitAuthError as err:
         print(f"scalekit-auth agent: {err}", file=sys.stderr)
         return int(err.exit_code)

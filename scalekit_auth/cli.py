@@ -487,7 +487,7 @@ def _via_agent(args: argparse.Namespace) -> int | None:
 
     Errors (the agent's, ours, a closed stdout, Ctrl-C) propagate to `_run`, which reports them
     the same way as on the in-process path."""
-    from . import agent_client
+    from . import agent_client, paths
 
     services = list(dict.fromkeys(args.services)) if hasattr(args, "services") else [args.service]
     names = None
@@ -496,6 +496,11 @@ def _via_agent(args: argparse.Namespace) -> int | None:
 
         names = env_names(services, args.env or [])
     found = agent_client.credentials(services, args.identifier)
+    if found is None and not agent_client.trusted_socket(paths.agent_socket(os.environ)):
+        from .agent import autostart  # a short-lived shell call: start the agent (once), then ask it
+
+        if autostart():
+            found = agent_client.credentials(services, args.identifier)
     if found is None or any(item.get("token") is None for item in found):
         return None  # no agent, or an account without a single token: the in-process path explains
     tokens = [item["token"] for item in found]

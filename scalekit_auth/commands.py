@@ -573,12 +573,22 @@ def cmd_agent(args: argparse.Namespace, broker: TokenBroker) -> int:
     if args.json:
         sys.stdout.write(json.dumps({"running": info is not None, **(info or {})}) + "\n")
     elif info is None:
-        say("no agent is running for this skill folder (start one: scalekit-auth agent start)")
+        from .paths import agent_enabled
+
+        say(
+            "no agent is running for this state folder; "
+            + (
+                "the next shell call (get_token.py, token, header, exec) starts one"
+                if agent_enabled()
+                else "SCALEKIT_AUTH_AGENT=0: shell calls do everything themselves"
+            )
+        )
     else:
         up = time.time() - info["started_at"]
         cache = info["cache"]
+        how = "by the first shell call" if info.get("started_by") == "auto" else "by `scalekit-auth agent start`"
         print(
-            f"running  pid {info['pid']}  up {up / 60:.0f} min  idle {info['idle_for']:.0f} s "
+            f"running  pid {info['pid']}  started {how}  up {up / 60:.0f} min  idle {info['idle_for']:.0f} s "
             f"(exits after {info['idle_timeout'] / 60:g} min idle)  cached tokens {cache['entries']}, "
             f"hits {cache['hits']}, lookups {cache['misses']}\nsocket   {info['socket']}"
             + (

@@ -188,6 +188,7 @@ def run_checks(broker: TokenBroker) -> list[Check]:
             )
 
     checks.append(_identity_check(broker))
+    checks.append(_agent_check(broker))
     for env_file, _ in files:
         if os.name == "posix" and env_file.exists() and not os.access(env_file, os.R_OK):
             checks.append(Check(".env", "fail", f"{env_file} is not readable by you", f"chmod 600 {env_file}"))
@@ -234,6 +235,30 @@ def _route_check(url: str) -> Check:
     reason = "timed out" if isinstance(last, TimeoutError) else (getattr(last, "strerror", None) or str(last))
     where = f"the proxy {host}:{port} (for {target})" if via else f"{target}:{target_port}"
     return Check("network", "fail", f"no route to {where} ({reason})", fix, exit_code=unavailable)
+
+
+def _agent_check(broker: TokenBroker) -> Check:
+    """Whether a token agent runs for this configuration, and why (not)."""
+    from . import agent
+    from .agent_client import AgentNotAnsweringError
+
+    env = broker.environ
+    try:
+        info = agent.status(env)
+    except AgentNotAnsweringError as err:
+        return Check("agent", "warn", str(err), f"kill {err.pid}" if err.pid else "")
+    if info is None:
+        if paths.agent_enabled(env):
+            return Check("agent", "ok", "not running; the next shell call starts one (SCALEKIT_AUTH_AGENT=0: never)")
+        return Check("agent", "ok", "off (SCALEKIT_AUTH_AGENT=0): every shell call loads the SDK itself")
+    how = "by the first shell call" if info.get("started_by") == "auto" else "by `scalekit-auth agent start`"
+    note = "" if info.get("context_matches") else "; started with other settings, so this shell does not use it"
+    return Check(
+        "agent",
+        "warn" if note else "ok",
+        f"running (pid {info['pid']}, started {how}, exits after {info['idle_timeout'] / 60:g} min idle){note}",
+        "scalekit-auth agent stop" if note else "",
+    )
 
 
 def _identity_check(broker: TokenBroker) -> Check:

@@ -5,9 +5,12 @@ Standard library `os` only: the agent client imports this on the fast path.
 
 from __future__ import annotations
 
-import hashlib
 import os
-from collections.abc import Mapping
+
+TYPE_CHECKING = False  # typing costs ~9 ms to import; this path must stay lean
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 SKILL_DIR_VAR = "SCALEKIT_AUTH_DIR"
 IDENTITY_FILE_VAR = "SCALEKIT_IDENTITY_FILE"
@@ -46,6 +49,19 @@ STATE_VARS = (
 )
 #: The files a user keeps (never shipped with the skill): they live in the state folder.
 STATE_FILES = (".env", "connections.json")
+
+
+def _sha256_hex(data: bytes) -> str:
+    """SHA-256 without importing hashlib (and OpenSSL) on the fast path: the interpreter's built-in
+    implementation (_sha2 from 3.12, _sha256 before), else hashlib."""
+    try:
+        from _sha2 import sha256  # type: ignore[import-not-found]
+    except ImportError:
+        try:
+            from _sha256 import sha256  # type: ignore[import-not-found,no-redef]
+        except ImportError:
+            from hashlib import sha256  # type: ignore[assignment]
+    return sha256(data).hexdigest()
 
 
 def home(environ: Mapping[str, str] | None = None) -> str:
@@ -190,7 +206,7 @@ def context_fingerprint(environ: Mapping[str, str] | None = None) -> str:
     an agent never answers for another agent's default identity."""
     env = os.environ if environ is None else environ
     parts = [skill_dir(env), identity_path(env)[0]] + [f"{name}={env.get(name, '')}" for name in CONTEXT_VARS]
-    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+    return _sha256_hex("\0".join(parts).encode())
 
 
 def runtime_dir(environ: Mapping[str, str] | None = None) -> str:
@@ -205,7 +221,7 @@ def runtime_dir(environ: Mapping[str, str] | None = None) -> str:
 def agent_socket(environ: Mapping[str, str] | None = None) -> str:
     """The socket of the agent serving this skill folder (one agent per folder)."""
     folder = skill_dir(environ)
-    name = "agent-" + hashlib.sha256(folder.encode()).hexdigest()[:12] + ".sock"
+    name = "agent-" + _sha256_hex(folder.encode())[:12] + ".sock"
     return os.path.join(runtime_dir(environ), name)
 
 

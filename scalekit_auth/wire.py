@@ -1,17 +1,23 @@
 """The agent's wire protocol, client side: one JSON line per request, an ACK line, one answer line.
 
-Standard library only (os, socket, stat, struct): the fast path of `get_token.py` uses it
-without loading anything else. Only our own agent is ever spoken to: its directory and
+Standard library only (os, _socket, stat, struct): the fast path of `get_token.py` uses it
+without loading anything else (the C `_socket` module spares the fast path `socket.py`, which
+pulls in enum and selectors, about 5 ms). Only our own agent is ever spoken to: its directory and
 socket must be ours and private, and the kernel must say the listener runs as our user.
 """
 
 from __future__ import annotations
 
+import _socket
 import os
-import socket
 import stat
 import struct
 import time
+
+TYPE_CHECKING = False  # typing costs ~9 ms to import; this path must stay lean
+
+if TYPE_CHECKING:
+    import socket
 
 PROTOCOL = 1
 MAX_REPLY = 1 << 20
@@ -39,24 +45,24 @@ def trusted_socket(path: str) -> bool:
     return _private_to_us(os.path.dirname(path), stat.S_IFDIR) and _private_to_us(path, stat.S_IFSOCK)
 
 
-def peer(sock: socket.socket) -> tuple[int | None, int | None]:
+def peer(sock: socket.socket | _socket.socket) -> tuple[int | None, int | None]:
     """(pid, uid) of the process on the other end of a connected Unix socket, as the kernel reports
     them; None where the platform cannot tell."""
-    if hasattr(socket, "SO_PEERCRED"):  # Linux: struct ucred {pid, uid, gid}
-        pid, uid, _gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
+    if hasattr(_socket, "SO_PEERCRED"):  # Linux: struct ucred {pid, uid, gid}
+        pid, uid, _gid = struct.unpack("3i", sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 12))
         return pid, uid
-    if hasattr(socket, "LOCAL_PEERCRED"):  # macOS/BSD: struct xucred {version, uid, ngroups, groups[16]}
-        raw = sock.getsockopt(0, socket.LOCAL_PEERCRED, 76)  # SOL_LOCAL is 0
+    if hasattr(_socket, "LOCAL_PEERCRED"):  # macOS/BSD: struct xucred {version, uid, ngroups, groups[16]}
+        raw = sock.getsockopt(0, _socket.LOCAL_PEERCRED, 76)  # SOL_LOCAL is 0
         return None, struct.unpack_from("2I", raw)[1]
     return None, None
 
 
-def peer_uid(sock: socket.socket) -> int | None:
+def peer_uid(sock: socket.socket | _socket.socket) -> int | None:
     """The uid of the process on the other end (see `peer`)."""
     return peer(sock)[1]
 
 
-def read_line(sock: socket.socket, buffer: bytearray, timeout: float) -> bytes | None:
+def read_line(sock: socket.socket | _socket.socket, buffer: bytearray, timeout: float) -> bytes | None:
     """The next line from the socket (without waiting longer than `timeout` in all); None if it closed."""
     deadline = time.monotonic() + timeout
     while b"\n" not in buffer:
@@ -87,7 +93,8 @@ def exchange(path: str, request: bytes, answer_within: float) -> tuple[bytes | N
     """(the answer line, the agent's pid) for one request line; (None, pid) when the agent went away
     or the listener is not our user. TimeoutError when it does not acknowledge within ACK_TIMEOUT
     (or answer within `answer_within`); OSError when there is nobody to connect to."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    try:
         sock.settimeout(min(answer_within, ACK_TIMEOUT))
         sock.connect(path)
         pid, uid = peer(sock)
@@ -102,3 +109,5 @@ def exchange(path: str, request: bytes, answer_within: float) -> tuple[bytes | N
         except TimeoutError:
             raise AgentTimeoutError(pid) from None
         return line, pid
+    finally:
+        sock.close()

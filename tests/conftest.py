@@ -10,6 +10,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,11 @@ _CA = CertificateAuthority.shared()
 for _name in ("GRPC_DEFAULT_SSL_ROOTS_FILE_PATH", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"):
     os.environ[_name] = str(_CA.bundle_path)
 os.environ["SCALEKIT_EMULATOR_CA_DIR"] = str(_CA.directory)
+# Shell calls start a token agent by themselves; in tests only those about the agent may (they
+# opt in by removing this). Every process started from here carries the session marker, so the
+# check at the end of the session finds any agent a test left behind.
+os.environ["SCALEKIT_AUTH_AGENT"] = "0"
+os.environ.setdefault("SCALEKIT_TEST_SESSION", f"{os.getpid()}-{time.time():.0f}")
 
 
 @pytest.fixture
@@ -172,8 +178,9 @@ class Skill:
 @pytest.fixture
 def skill(tmp_path, monkeypatch):
     """An empty skill folder; no Scalekit credentials anywhere; no IDENTITY.md."""
+    keep = ("SCALEKIT_EMULATOR_CA_DIR", "SCALEKIT_AUTH_AGENT", "SCALEKIT_TEST_SESSION")
     for name in list(os.environ):
-        if (name.startswith("SCALEKIT_") and name != "SCALEKIT_EMULATOR_CA_DIR") or name.startswith("OPENCLAW_"):
+        if (name.startswith("SCALEKIT_") and name not in keep) or name.startswith("OPENCLAW_"):
             monkeypatch.delenv(name)
     home = tmp_path / "user-home"  # no ~/.openclaw, ~/.config or ~/.cache of the real user
     home.mkdir()
@@ -191,7 +198,54 @@ def skill(tmp_path, monkeypatch):
 
     api.close()
     agent.stop()
+    stop_agents(lambda environ: f"XDG_RUNTIME_DIR={runtime}" in environ)  # any other one started under it
     shutil.rmtree(runtime, ignore_errors=True)
+
+
+def _agents() -> list[tuple[int, str]]:
+    """(pid, environment) of every scalekit-auth agent process of this user (Linux /proc)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                cmdline = fh.read().split(b"\0")
+            if b"scalekit_auth.agent" not in cmdline:
+                continue
+            with open(f"/proc/{entry}/environ", "rb") as fh:
+                environ = fh.read().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        found.append((int(entry), "\n".join(environ)))
+    return found
+
+
+def stop_agents(match) -> list[int]:
+    """SIGTERM every agent whose environment `match`es; their pids."""
+    import signal
+
+    stopped = []
+    for pid, environ in _agents():
+        if match(environ):
+            try:
+                os.kill(pid, signal.SIGTERM)
+                stopped.append(pid)
+            except OSError:
+                pass
+    return stopped
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """No test may leave an agent behind: find them (by the session marker), stop them, and fail."""
+    if hasattr(session.config, "workerinput"):
+        return  # the controller checks once every worker is done
+    marker = "SCALEKIT_TEST_SESSION=" + os.environ["SCALEKIT_TEST_SESSION"]
+    left = stop_agents(lambda environ: marker in environ.split("\n"))
+    if left:
+        session.config.stash_left_agents = left
+        print(f"\nscalekit-auth tests: {len(left)} token agent(s) left running (pids {left}); stopped them", flush=True)
+        session.exitstatus = 1
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -47,6 +47,7 @@ def probe(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
 
 @pytest.fixture
 def ready(skill, emulator):
+    skill.monkeypatch.delenv("SCALEKIT_AUTH_AGENT")  # these tests are about the agent
     skill.use(emulator)
     skill.configure("gmail", "gmail_u3134a", "mess")
     skill.configure("slack", "slack_x7y9z", "mess")
@@ -490,3 +491,51 @@ def test_an_agents_environment_error_makes_the_caller_do_the_work_itself():
     refused = {"ok": False, "error": {"type": "ServiceNotConfiguredError", "message": "x", "service": "s"}}
     with pytest.raises(Exception, match="x"):
         agent_client._answer(refused)  # a real answer about the request is passed on
+
+
+# -- starting itself ---------------------------------------------------------------------------
+
+
+def _agent_pids(runtime: str) -> list[int]:
+    from .conftest import _agents
+
+    return [pid for pid, environ in _agents() if f"XDG_RUNTIME_DIR={runtime}" in environ.split("\n")]
+
+
+def test_the_first_shell_call_starts_the_agent_and_later_calls_use_it(ready, emulator):
+    assert agent.status() is None
+    first = probe("gmail")
+    assert (first.returncode, first.stdout) == (0, "gmail-token\n"), first.stderr
+    info = agent.status()
+    assert info is not None and info["started_by"] == "auto"
+    second = probe("gmail")
+    assert second.stdout == "gmail-token\n" and "SDK-NOT-LOADED" in second.stderr  # answered by the agent
+    assert emulator.counters()[LOOKUP] == 1  # one lookup, by the agent, for both calls
+    status = cli("agent", "status")
+    assert "started by the first shell call" in status.stdout + status.stderr
+
+
+def test_callers_racing_to_start_the_agent_start_only_one(ready, emulator):
+    procs = [
+        subprocess.Popen([sys.executable, str(ROOT / "get_token.py"), "gmail"], stdout=subprocess.PIPE, text=True)
+        for _ in range(8)
+    ]
+    outs = [p.communicate(timeout=120)[0] for p in procs]
+    assert outs == ["gmail-token\n"] * 8
+    assert len(_agent_pids(os.environ["XDG_RUNTIME_DIR"])) == 1
+
+
+def test_no_agent_is_started_when_it_is_turned_off_or_could_not_work(ready, skill, emulator):
+    off = probe("gmail", env={"SCALEKIT_AUTH_AGENT": "0"})
+    assert off.stdout == "gmail-token\n"
+    assert agent.status() is None
+    broken = probe("gmail", env={"SCALEKIT_CLIENT_SECRET": ""})  # no credentials: nothing to serve
+    assert broken.returncode == 3 and "SCALEKIT_CLIENT_SECRET" in broken.stderr
+    assert agent.status() is None
+
+
+def test_a_long_lived_python_process_never_starts_an_agent(ready):
+    from scalekit_helper import get_token
+
+    assert get_token("gmail") == "gmail-token"
+    assert agent.status() is None

@@ -26,6 +26,7 @@ def mode(request, skill, emulator):
     emulator.seed("gmail_u3134a", "mess", access_token="gmail-token")
     env = {}
     if request.param == "agent":
+        skill.monkeypatch.delenv("SCALEKIT_AUTH_AGENT")  # this mode is about the agent
         started = subprocess.run(
             [sys.executable, str(ROOT / "scalekit-auth"), "agent", "start"], capture_output=True, text=True, timeout=120
         )

@@ -113,6 +113,7 @@ def test_the_first_run_on_an_externally_managed_python_installs_privately_and_wo
     emulator.seed("gmail_u3134a", "mess", access_token="first-run-token")
     env = {
         "PATH": os.environ["PATH"],
+        "SCALEKIT_AUTH_AGENT": "0",  # this test is about the install, not the agent
         "HOME": str(home),
         "XDG_CACHE_HOME": str(cache),
         "SCALEKIT_AUTH_DIR": str(state),

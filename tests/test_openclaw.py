@@ -183,6 +183,7 @@ def test_openclaws_own_identity_template_gives_no_name(tmp_path):
 
 def _shell_env(home: Path) -> dict[str, str]:
     env = {"PATH": os.environ["PATH"], "HOME": str(home), "XDG_RUNTIME_DIR": str(home / "run")}
+    env["SCALEKIT_AUTH_AGENT"] = "0"  # these tests are about files and credentials, not the agent
     (home / "run").mkdir(mode=0o700, parents=True)
     for name in ("GRPC_DEFAULT_SSL_ROOTS_FILE_PATH", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "SCALEKIT_EMULATOR_CA_DIR"):
         env[name] = os.environ[name]

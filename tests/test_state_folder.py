@@ -51,6 +51,7 @@ def home(tmp_path):
     home = tmp_path / "home"
     home.mkdir()
     env = {"PATH": os.environ["PATH"], "HOME": str(home), "XDG_RUNTIME_DIR": str(tmp_path / "run")}
+    env["SCALEKIT_AUTH_AGENT"] = "0"  # about files, not the agent
     (tmp_path / "run").mkdir(mode=0o700)
     for name in ("GRPC_DEFAULT_SSL_ROOTS_FILE_PATH", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "SCALEKIT_EMULATOR_CA_DIR"):
         env[name] = os.environ[name]
