@@ -55,6 +55,7 @@ stress: $(STAMP) system-deps tools
 bench: $(STAMP)
 	"$(BIN)/python" bench/bench_tokens.py
 	"$(BIN)/python" bench/bench_cli.py
+	"$(BIN)/python" bench/bench_shell.py
 	"$(BIN)/python" bench/bench_async.py
 	"$(BIN)/python" bench/bench_cache_memory.py
 
