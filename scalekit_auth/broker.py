@@ -475,7 +475,9 @@ class TokenBroker:
         """Issue a new link next time (a wait ended without the user connecting: the link may be spent)."""
         target = self.resolve(service, identifier)
         with self._lock:
-            self._links = {k: v for k, v in self._links.items() if k[1:] != (target.connection_name, target.identifier)}
+            self._links = {
+                k: v for k, v in self._links.items() if k[1:3] != (target.connection_name, target.identifier)
+            }
 
     def state_issued(self, state: str, user_verify_url: str) -> str | None:
         """The identifier a link with this `state` was issued for, by this process and with this
