@@ -277,7 +277,7 @@ def test_doctor_all_good(ready):
     text = proc.stdout
     for name in (
         *("state folder", ".env", "credentials", "environment URL", "network", "Scalekit", "connections.json"),
-        "identity",
+        *("identity", "agent"),
     ):
         assert f"ok    {name}:" in text
     assert "credentials accepted" in text
