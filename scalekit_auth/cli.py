@@ -420,6 +420,13 @@ def _run(parser: argparse.ArgumentParser, argv: Sequence[str] | None, prog: str)
             use_agent = False  # it was asked already
         else:
             use_agent = True
+            if args.func == "cmd_curl":  # a short-lived shell call too: the agent answers its token
+                from . import agent_client, paths
+
+                if not agent_client.trusted_socket(paths.agent_socket(os.environ)):
+                    from .agent import autostart
+
+                    autostart()
         from . import commands
         from .broker import TokenBroker
 

@@ -198,8 +198,27 @@ def skill(tmp_path, monkeypatch):
 
     api.close()
     agent.stop()
-    stop_agents(lambda environ: f"XDG_RUNTIME_DIR={runtime}" in environ)  # any other one started under it
+    ours = f"XDG_RUNTIME_DIR={runtime}"
+    stop_agents(lambda environ: ours in environ.split("\n"))  # any other one started under it
+    wait_for_agents_to_exit(lambda environ: ours in environ.split("\n"))
     shutil.rmtree(runtime, ignore_errors=True)
+
+
+def wait_for_agents_to_exit(match, within: float = 60.0) -> None:
+    """A stopped agent takes a moment to exit (gRPC shutdown): wait, and kill what is left."""
+    import signal
+
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if not [pid for pid, environ in _agents() if match(environ)]:
+            return
+        time.sleep(0.05)
+    for pid, environ in _agents():
+        if match(environ):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
 
 
 def _agents() -> list[tuple[int, str]]:
@@ -209,6 +228,9 @@ def _agents() -> list[tuple[int, str]]:
         if not entry.isdigit():
             continue
         try:
+            with open(f"/proc/{entry}/stat", "rb") as fh:
+                if fh.read().rsplit(b")", 1)[-1].split()[0] == b"Z":
+                    continue  # exited, waiting to be reaped: not running
             with open(f"/proc/{entry}/cmdline", "rb") as fh:
                 cmdline = fh.read().split(b"\0")
             if b"scalekit_auth.agent" not in cmdline:
@@ -241,6 +263,9 @@ def pytest_sessionfinish(session, exitstatus):
     if hasattr(session.config, "workerinput"):
         return  # the controller checks once every worker is done
     marker = "SCALEKIT_TEST_SESSION=" + os.environ["SCALEKIT_TEST_SESSION"]
+    deadline = time.monotonic() + 10  # one stopped by the last test may still be shutting down
+    while time.monotonic() < deadline and any(marker in environ.split("\n") for _, environ in _agents()):
+        time.sleep(0.1)
     left = stop_agents(lambda environ: marker in environ.split("\n"))
     if left:
         session.config.stash_left_agents = left

@@ -539,3 +539,14 @@ def test_a_long_lived_python_process_never_starts_an_agent(ready):
 
     assert get_token("gmail") == "gmail-token"
     assert agent.status() is None
+
+
+def test_curl_starts_the_agent_too(ready, tmp_path):
+    fake = tmp_path / "curl"
+    fake.write_text("#!/bin/sh\necho called\n")
+    fake.chmod(0o755)
+    done = cli(
+        "curl", "https://gmail.googleapis.com/gmail/v1/users/me/profile", env={"PATH": f"{tmp_path}:/usr/bin:/bin"}
+    )
+    assert done.returncode == 0 and done.stdout == "called\n", done.stderr
+    assert agent.status()["started_by"] == "auto"
