@@ -341,8 +341,9 @@ def autostart(environ: Mapping[str, str] | None = None) -> bool:
     other settings holds the socket."""
     import fcntl
 
+    global _autostart_failed
     env = dict(os.environ if environ is None else environ)
-    if not paths.agent_enabled(env):
+    if not paths.agent_enabled(env) or _autostart_failed:
         return False
     try:
         runtime = paths.runtime_dir(env)
@@ -352,21 +353,63 @@ def autostart(environ: Mapping[str, str] | None = None) -> bool:
     except (OSError, ScalekitAuthError):
         return False
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        deadline = time.monotonic() + AUTOSTART_LOCK_WAIT
+        while True:  # another caller is starting it; one that hangs (Ctrl-Z) must not stall us
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(0.02)
         running = agent_client.ping(_unforced(env), PING_TIMEOUT, any_context=True)
         if running is not None:
             return bool(running.get("context_matches"))
-        start(environ=env, started_by="auto")
+        start(environ=env, started_by="auto", within=AUTOSTART_WITHIN)
         return True
     except ScalekitAuthError as err:
         log.debug("no agent started: %s", err.__class__.__name__)
+        _autostart_failed = True  # once per process: the full path must not try (and wait) again
         return False
     finally:
         os.close(fd)
 
 
+#: Set when starting failed in this process, so a second caller path does not wait again.
+_autostart_failed = False
+#: How long a caller waits for another caller that is starting the agent, or for its own start.
+AUTOSTART_LOCK_WAIT = 10.0
+AUTOSTART_WITHIN = 15.0
+#: What an agent inherits from the caller that starts it: what it needs, not every secret around.
+AGENT_ENV_NAMES = (
+    *("PATH", "HOME", "USER", "LOGNAME", "LANG", "TZ", "TMPDIR", "PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV"),
+    *("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR", "CURL_CA_BUNDLE"),
+    *("http_proxy", "https_proxy", "no_proxy", "all_proxy", "grpc_proxy"),
+    *("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY", "GRPC_PROXY"),
+)
+AGENT_ENV_PREFIXES = ("SCALEKIT_", "OPENCLAW_", "XDG_", "LC_", "GRPC_", "PIP_", "UV_")
+#: Path variables made absolute for the agent, which runs in another working directory.
+_PATH_VARS = (
+    *(paths.SKILL_DIR_VAR, paths.IDENTITY_FILE_VAR, "HOME", "XDG_RUNTIME_DIR", "XDG_CONFIG_HOME", "XDG_CACHE_HOME"),
+    *("OPENCLAW_STATE_DIR", "OPENCLAW_HOME", "OPENCLAW_WORKSPACE_DIR"),
+)
+
+
+def agent_environment(env: Mapping[str, str]) -> dict[str, str]:
+    """The environment an agent runs with: the allowed names, relative folders made absolute."""
+    out = {k: v for k, v in env.items() if k in AGENT_ENV_NAMES or k.startswith(AGENT_ENV_PREFIXES)}
+    for name in _PATH_VARS:
+        value = out.get(name, "").strip()
+        if value and not value.startswith("~") and not os.path.isabs(value):
+            out[name] = os.path.abspath(value)
+    return out
+
+
 def start(
-    idle_timeout: float | None = None, environ: Mapping[str, str] | None = None, started_by: str = "command"
+    idle_timeout: float | None = None,
+    environ: Mapping[str, str] | None = None,
+    started_by: str = "command",
+    within: float | None = None,
 ) -> tuple[dict, bool]:
     """(status, started_now). Idempotent: a running agent for this configuration is kept."""
     env = _unforced(environ)
@@ -382,6 +425,7 @@ def start(
     ensure_private_dir(paths.runtime_dir(env))
     # The agent runs elsewhere (its own working directory): pin the IDENTITY.md this caller sees.
     env[paths.IDENTITY_FILE_VAR] = paths.identity_path(env)[0]
+    env = agent_environment(env)
     idle = idle_timeout if idle_timeout is not None else idle_timeout_from(env)
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     proc = subprocess.Popen(
@@ -394,7 +438,8 @@ def start(
         start_new_session=True,
         close_fds=True,
     )
-    deadline = time.monotonic() + START_TIMEOUT
+    limit = START_TIMEOUT if within is None else within
+    deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
         info = agent_client.ping(env, timeout=PING_TIMEOUT)
         if info is not None:
@@ -405,7 +450,7 @@ def start(
             )
         time.sleep(0.05)
     proc.kill()
-    raise ConfigurationError(f"the agent did not start within {START_TIMEOUT:.0f} seconds")
+    raise ConfigurationError(f"the agent did not start within {limit:.0f} seconds")
 
 
 def stop(environ: Mapping[str, str] | None = None) -> dict | None:

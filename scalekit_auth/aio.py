@@ -10,6 +10,8 @@ the synchronous API raises.
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -42,23 +44,20 @@ async def aget_credentials(
     key = (id(broker), service, identifier, force_refresh)
     flight = flights.get(key)
     if flight is None:
-        flight = loop.create_future()
+        # The fetch belongs to no caller: cancelling one waiting task never cancels the others.
+        fetch = functools.partial(broker.get_credentials, service, identifier, force_refresh=force_refresh)
+        flight = loop.run_in_executor(None, contextvars.copy_context().run, fetch)
         flights[key] = flight
-        try:
-            result = await asyncio.to_thread(broker.get_credentials, service, identifier, force_refresh=force_refresh)
-        except BaseException as err:
-            if not flight.done():
-                flight.set_exception(err)
-                flight.exception()  # retrieved: no "never retrieved" warning when nobody else waited
-            raise
-        else:
-            flight.set_result(result)
-            return result
-        finally:
-            flights.pop(key, None)
-            if not flights:
-                _flights.pop(id(loop), None)
+        flight.add_done_callback(functools.partial(_landed, flights, key, id(loop)))
     return await asyncio.shield(flight)
+
+
+def _landed(flights: dict, key: tuple, loop_id: int, flight: asyncio.Future) -> None:
+    flights.pop(key, None)
+    if not flights:
+        _flights.pop(loop_id, None)
+    if not flight.cancelled():
+        flight.exception()  # retrieved: no "never retrieved" warning when every waiter was cancelled
 
 
 async def aget_token(

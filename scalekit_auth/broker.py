@@ -403,6 +403,7 @@ class TokenBroker:
                 settings.cache_ttl,
                 settings.cache_max,
             )
+            cache.trim()
 
         def fetch() -> ServiceCredentials:
             with deadline(settings.timeout):

@@ -172,10 +172,17 @@ class TokenCache(Generic[T]):
     def invalidate(self, match: Callable[[Hashable], bool]) -> int:
         """Drop every entry whose key satisfies `match`; returns how many were dropped."""
         with self._lock:
-            doomed = [k for k in self._entries if match(k)]
+            keys = list(self._entries)  # one C call: lock-free readers may reorder entries meanwhile
+            doomed = [k for k in keys if match(k)]
             for k in doomed:
-                del self._entries[k]
+                self._entries.pop(k, None)
             return len(doomed)
+
+    def trim(self) -> None:
+        """Drop the least recently used entries beyond `max_entries` (after the bound was lowered)."""
+        with self._lock:
+            while len(self._entries) > max(self.max_entries, 0):
+                self._entries.popitem(last=False)
 
     def clear(self) -> None:
         with self._lock:

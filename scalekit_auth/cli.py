@@ -421,12 +421,9 @@ def _run(parser: argparse.ArgumentParser, argv: Sequence[str] | None, prog: str)
         else:
             use_agent = True
             if args.func == "cmd_curl":  # a short-lived shell call too: the agent answers its token
-                from . import agent_client, paths
+                from .agent import autostart
 
-                if not agent_client.trusted_socket(paths.agent_socket(os.environ)):
-                    from .agent import autostart
-
-                    autostart()
+                autostart()  # a no-op when one runs (or cannot start)
         from . import commands
         from .broker import TokenBroker
 
@@ -494,7 +491,7 @@ def _via_agent(args: argparse.Namespace) -> int | None:
 
     Errors (the agent's, ours, a closed stdout, Ctrl-C) propagate to `_run`, which reports them
     the same way as on the in-process path."""
-    from . import agent_client, paths
+    from . import agent_client
 
     services = list(dict.fromkeys(args.services)) if hasattr(args, "services") else [args.service]
     names = None
@@ -503,7 +500,7 @@ def _via_agent(args: argparse.Namespace) -> int | None:
 
         names = env_names(services, args.env or [])
     found = agent_client.credentials(services, args.identifier)
-    if found is None and not agent_client.trusted_socket(paths.agent_socket(os.environ)):
+    if found is None:
         from .agent import autostart  # a short-lived shell call: start the agent (once), then ask it
 
         if autostart():

@@ -58,6 +58,7 @@ def _shell_step(skill_folder: Path, env_extra: dict[str, str], service: str) -> 
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCALEKIT_")}
     env.update(env_extra)
     env["SCALEKIT_AUTH_DIR"] = str(skill_folder)
+    env["SCALEKIT_AUTH_AGENT"] = "0"  # a throwaway folder and emulator: no agent may outlive the demo
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
     return proc.returncode, proc.stdout, proc.stderr
 

@@ -40,20 +40,27 @@ def _tokens_from_agent(argv: list[str]) -> int | None:
     if not paths.agent_enabled(env):
         return None
     path = paths.agent_socket(env)
-    if not trusted_socket(path):
-        from .agent import autostart  # the first call: start the agent (once), then ask it
-
-        if not autostart(env):
-            return None
     services = ", ".join(f'"{a}"' for a in dict.fromkeys(argv))  # plain names: nothing to escape
     request = (
         f'{{"v": {PROTOCOL}, "context": "{paths.context_fingerprint(env)}", "op": "token", "services": [{services}], '
         '"identifier": null, "force_refresh": false, "format": "lines"}'
-    )
-    try:
-        line, _ = exchange(path, request.encode(), ANSWER_WITHIN)
-    except OSError:  # includes TimeoutError: a missing, stuck or slow agent
-        return None
+    ).encode()
+    line = None
+    for attempt in range(2):
+        try:
+            if trusted_socket(path):
+                line, _ = exchange(path, request, ANSWER_WITHIN)
+                break
+        except (ConnectionRefusedError, FileNotFoundError):
+            pass  # the agent died and left its socket behind: start a new one
+        except OSError:  # includes TimeoutError: a stuck or slow agent
+            return None
+        if attempt:
+            return None
+        from .agent import autostart  # the first call (or after a crash): start the agent once, then ask it
+
+        if not autostart(env):
+            return None
     if line is None or not line.startswith(b"OK\t"):
         return None
     tokens = line[3:].split(b"\t")

@@ -19,10 +19,6 @@ AGENT_VAR = "SCALEKIT_AUTH_AGENT"
 #: Every variable that changes which token a call returns; an agent serves a caller only
 #: when these (hashed) match its own.
 CONTEXT_VARS = (
-    SKILL_DIR_VAR,
-    "XDG_CONFIG_HOME",
-    "OPENCLAW_STATE_DIR",
-    "OPENCLAW_HOME",
     "SCALEKIT_ENV_URL",
     "SCALEKIT_ENVIRONMENT_URL",
     "SCALEKIT_CLIENT_ID",
@@ -33,7 +29,6 @@ CONTEXT_VARS = (
     "SCALEKIT_CACHE_TTL",
     "SCALEKIT_CACHE_MAX",
     "SCALEKIT_USER_VERIFY_URL",
-    "HOME",
 )
 
 _PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -66,7 +61,7 @@ def _sha256_hex(data: bytes) -> str:
 
 def home(environ: Mapping[str, str] | None = None) -> str:
     env = os.environ if environ is None else environ
-    return env.get("HOME", "").strip() or os.path.expanduser("~")
+    return os.path.abspath(env.get("HOME", "").strip() or os.path.expanduser("~"))
 
 
 def expand(path: str, environ: Mapping[str, str] | None = None) -> str:
@@ -87,7 +82,7 @@ def openclaw_state_dir(environ: Mapping[str, str] | None = None) -> str:
     override = env.get("OPENCLAW_STATE_DIR", "").strip()
     if override:
         return expand(override, env)
-    base = env.get("OPENCLAW_HOME", "").strip() or home(env)
+    base = os.path.abspath(env.get("OPENCLAW_HOME", "").strip() or home(env))
     for name in (".openclaw", ".clawdbot"):
         if os.path.isdir(os.path.join(base, name)):
             return os.path.join(base, name)
@@ -202,10 +197,13 @@ def _workspace_identity_in_cwd(env: Mapping[str, str]) -> str | None:
 def context_fingerprint(environ: Mapping[str, str] | None = None) -> str:
     """A hash of everything that decides which token a call gets (the secret is hashed, never sent).
 
-    It covers the resolved IDENTITY.md path (which may depend on the working directory), so
-    an agent never answers for another agent's default identity."""
+    Folders enter as resolved absolute paths (the state folder, OpenClaw's folder, the
+    IDENTITY.md, which may depend on the working directory), not as the variables that name
+    them, so an agent started elsewhere still serves the same caller, and never answers for
+    another agent's default identity."""
     env = os.environ if environ is None else environ
-    parts = [skill_dir(env), identity_path(env)[0]] + [f"{name}={env.get(name, '')}" for name in CONTEXT_VARS]
+    folders = [skill_dir(env), openclaw_state_dir(env), identity_path(env)[0]]
+    parts = folders + [f"{name}={env.get(name, '')}" for name in CONTEXT_VARS]
     return _sha256_hex("\0".join(parts).encode())
 
 
@@ -214,7 +212,7 @@ def runtime_dir(environ: Mapping[str, str] | None = None) -> str:
     env = os.environ if environ is None else environ
     base = env.get("XDG_RUNTIME_DIR", "").strip()
     if base and os.path.isdir(base):
-        return os.path.join(base, "scalekit-auth")
+        return os.path.join(os.path.abspath(base), "scalekit-auth")
     return os.path.join("/tmp", f"scalekit-auth-{os.getuid()}")  # noqa: S108 - private, 0700, owner-checked
 
 

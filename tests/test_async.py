@@ -123,3 +123,21 @@ def test_httpx_async_client_retries_once_with_a_fresh_token_on_401(ready, emulat
     statuses = run(main())
     assert statuses[1] == 200
     assert calls == ["Bearer async-gmail", "Bearer rotated-token"]
+
+
+def test_cancelling_the_first_caller_does_not_cancel_the_others(ready, emulator):
+    emulator.set_latency(600)  # the fetch is held until the loop lets it go
+
+    async def main():
+        first = asyncio.create_task(aget_token("gmail"))
+        await asyncio.sleep(0.05)  # the first task leads the fetch
+        second = asyncio.create_task(aget_token("gmail"))
+        await asyncio.sleep(0.05)
+        first.cancel()
+        await _release_later(emulator)
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        return await second
+
+    assert run(main()) == "async-gmail"
+    assert emulator.counters()[LOOKUP] == 1

@@ -373,3 +373,42 @@ def test_the_bound_comes_from_scalekit_cache_max(broker, emulator, monkeypatch):
     monkeypatch.setenv("SCALEKIT_CACHE_MAX", "lots")
     with pytest.raises(ConfigurationError, match="SCALEKIT_CACHE_MAX must be a whole number"):
         broker.get_token("gmail", "u1")
+
+
+def test_invalidating_while_other_threads_read_is_safe():
+    cache: cache_module.TokenCache[str] = cache_module.TokenCache(max_entries=1000)
+    for i in range(500):
+        cache.get(i, lambda i=i: f"t{i}", lambda _: None)
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def reader() -> None:
+        i = 0
+        while not stop.is_set():
+            try:
+                cache.get(i % 500, lambda: "refetched", lambda _: None)  # a hit reorders the entries
+            except BaseException as err:  # noqa: BLE001 - collected for the assertion
+                errors.append(err)
+            i += 1
+
+    threads = [threading.Thread(target=reader) for _ in range(2)]
+    for t in threads:
+        t.start()
+    try:
+        for _ in range(300):
+            cache.invalidate(lambda key: key == -1)  # walks every key while the readers reorder them
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert not errors
+
+
+def test_lowering_the_bound_trims_at_once():
+    cache: cache_module.TokenCache[str] = cache_module.TokenCache(max_entries=100)
+    for i in range(50):
+        cache.get(i, lambda i=i: f"t{i}", lambda _: None)
+    cache.max_entries = 10
+    cache.trim()
+    assert cache.stats().entries == 10
+    assert cache.peek(49) == "t49" and cache.peek(0) is None  # the newest kept

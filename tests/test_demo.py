@@ -22,3 +22,17 @@ def test_demo_for_another_service(skill):
     proc = skill.cli("demo", "--service", "slack")
     assert proc.returncode == 0, proc.stderr
     assert "scalekit-auth config slack slack_x7y9z" in proc.stdout
+
+
+def test_the_demo_leaves_no_agent_behind(skill):
+    """Its temp folder and emulator are gone when it ends: an agent serving them would be a zombie."""
+    from .conftest import _agents
+
+    def demo_agents() -> set[int]:
+        return {pid for pid, environ in _agents() if "scalekit-auth-demo-" in environ}
+
+    before = demo_agents()  # another run's, if any
+    skill.monkeypatch.delenv("SCALEKIT_AUTH_AGENT")  # as a user runs it: shell calls may start agents
+    proc = skill.cli("demo")
+    assert proc.returncode == 0, proc.stderr
+    assert not demo_agents() - before
