@@ -76,6 +76,7 @@ class LoopbackVerifier:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
+        self._server.handle_error = lambda request, address: None  # a browser that hangs up is not news
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}{PATH}"
         self._thread = threading.Thread(target=self._server.serve_forever, name="scalekit-verify", daemon=True)
 

@@ -58,12 +58,24 @@ def _socket_dir() -> Path:
     return Path(tempfile.mkdtemp(prefix="ske-", dir="/tmp"))
 
 
+def _quiet_about_gone_clients(server: socketserver.BaseServer, request: Any, client_address: Any) -> None:
+    """A client that hangs up mid-request (a test's timeout, the emulator stopping) is normal here."""
+    import sys
+
+    error = sys.exc_info()[1]
+    if isinstance(error, (ConnectionError, TimeoutError, OSError)):
+        return
+    socketserver.BaseServer.handle_error(server, request, client_address)
+
+
 class _UnixHTTPServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
+    handle_error = _quiet_about_gone_clients
 
 
 class _LoopbackHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
+    handle_error = _quiet_about_gone_clients
 
 
 class Emulator:
