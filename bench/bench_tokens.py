@@ -237,7 +237,7 @@ def main() -> int:
     )
     header = ("scenario", "ours", "naive / baseline", "ratio", "target", "met")
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(5)]
-    print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)) + "  met")
+    print("  ".join(h.ljust(w) for h, w in zip(header[:5], widths, strict=True)) + "  met")
     print("  ".join("-" * w for w in widths) + "  ---")
     for row in rows:
         met = "" if row[5] is None else ("yes" if row[5] else "NO")
