@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from . import connections
 from .cache import TokenCache
@@ -43,9 +43,9 @@ from .errors import (
     UsageError,
     printable,
 )
-from .identity import agent_name, identity_file
+from .identity import IDENTITY_VARS, agent_name, identity_file
 from .logs import get_logger
-from .paths import connections_path, state_dir
+from .paths import STATE_VARS, connections_path, state_dir
 
 log = get_logger("scalekit_auth")
 
@@ -122,6 +122,7 @@ class TokenBroker:
         self._lock = threading.Lock()
         self._vaults: dict[tuple[str, str, str, float], Any] = {}
         self._memo = _Memo()
+        self._where: tuple[tuple[Any, ...], float, _Locations] | None = None
         self._warned: set[str] = set()
         #: state -> (identifier, accept until (epoch), user_verify_url) of links issued with a verify URL.
         self._states: dict[str, tuple[str, float, str]] = {}
@@ -147,38 +148,67 @@ class TokenBroker:
                 return tuple(data.get(k) for k in keys)
         return tuple(env.get(n) for n in names)
 
+    def _locations(self) -> _Locations:
+        """Where this call's files are: the state folder, the connections.json in use, the .env files
+        read, and IDENTITY.md. Resolving them takes a dozen stat and path calls, so the answer is
+        kept while the variables naming them (and, in an OpenClaw exec, the working directory) are
+        unchanged, for at most LOCATIONS_TTL seconds: a long-lived process follows ~/.openclaw
+        appearing or `migrate` moving files within a second. The files' contents are checked on
+        every call (their own signatures), so an edit still takes effect at once."""
+        key = self._env_values(LOCATION_VARS)
+        if key[_SHELL_AT] is not None:
+            key = (*key, _cwd())
+        now = _time.monotonic()
+        hit = self._where
+        if hit is not None and hit[0] == key and now - hit[1] < LOCATIONS_TTL:
+            return hit[2]
+        env = self.environ
+        state = state_dir(env)
+        found = _Locations(
+            state=state,
+            connections=connections_path(env),
+            env_files=tuple(str(p) for p in env_files(Path(state), env)),
+            identity=str(identity_file(env)),
+        )
+        self._where = (key, now, found)
+        return found
+
     def _dir(self) -> str:
-        """The state folder as a string (the hot path avoids pathlib); a few stat calls, so a
-        long-lived process follows ~/.openclaw appearing."""
+        """The state folder as a string (the hot path avoids pathlib)."""
         if self._directory is not None:
             return self._directory
-        return state_dir(self.environ)
+        return self._locations().state
 
     @property
     def directory(self) -> Path:
-        return Path(self._dir())
+        """The state folder, resolved now."""
+        return Path(self._directory if self._directory is not None else state_dir(self.environ))
 
-    def _connections_path(self, directory: str | None = None) -> str:
+    def _connections_path(self, directory: str | None = None, *, fresh: bool = False) -> str:
         folder = directory or self._directory
         if folder is not None:
             return os.path.join(folder, connections.FILE_NAME)
-        return connections_path(self.environ)
+        return connections_path(self.environ) if fresh else self._locations().connections
 
     @property
     def connections_file(self) -> Path:
-        """The connections.json in use (the state folder's, or the skill folder's until migrated)."""
-        return Path(self._connections_path())
+        """The connections.json in use (the state folder's, or the skill folder's until migrated), resolved now."""
+        return Path(self._connections_path(fresh=True))
 
     def connections(self, directory: str | None = None) -> dict[str, ConnectionEntry]:
         path = self._connections_path(directory)
         return self._memo.get(("connections", path), file_signature(path), lambda: connections.load(Path(path)))
 
     def settings(self, directory: str | None = None) -> ScalekitSettings:
-        folder = directory or self._dir()
         env = self.environ
-        files = [str(p) for p in env_files(Path(folder), env)]
-        signature = (self._env_values(SETTINGS_VARS), tuple(files), tuple(file_signature(f) for f in files))
-        return self._memo.get(("settings", folder), signature, lambda: self._load_settings(folder, files, env))
+        if directory is None and self._directory is None:
+            where = self._locations()
+            folder, files = where.state, where.env_files
+        else:
+            folder = directory or self._dir()
+            files = tuple(str(p) for p in env_files(Path(folder), env))
+        signature = (self._env_values(SETTINGS_VARS), files, tuple(file_signature(f) for f in files))
+        return self._memo.get(("settings", folder), signature, lambda: self._load_settings(folder, list(files), env))
 
     def _load_settings(self, folder: str, files: list[str], env: Mapping[str, str]) -> ScalekitSettings:
         """Read the settings (only when something changed) and warn once about a readable .env."""
@@ -197,7 +227,7 @@ class TokenBroker:
 
     def _agent_name(self) -> tuple[str, str]:
         env = self.environ
-        path = str(identity_file(env))  # a few stat calls: it may depend on the working directory
+        path = self._locations().identity
         return self._memo.get(("identity", path), file_signature(path), lambda: agent_name(env))
 
     def resolve(self, service: str, identifier: str | None = None, directory: str | None = None) -> Target:
@@ -561,6 +591,27 @@ def _verify_url(settings: ScalekitSettings) -> str:
     """The user_verify_url for links issued outside a waiting call."""
     configured = settings.user_verify_url
     return LOOPBACK_UNSERVED if configured == LOOPBACK else configured
+
+
+class _Locations(NamedTuple):
+    state: str
+    connections: str
+    env_files: tuple[str, ...]
+    identity: str
+
+
+#: Every variable that changes where the files are (see TokenBroker._locations).
+LOCATION_VARS = tuple(dict.fromkeys((*STATE_VARS, *IDENTITY_VARS, "XDG_RUNTIME_DIR")))
+_SHELL_AT = LOCATION_VARS.index("OPENCLAW_SHELL")
+#: How long a resolved set of locations is reused while nothing that names them changed.
+LOCATIONS_TTL = 1.0
+
+
+def _cwd() -> str:
+    try:
+        return os.getcwd()
+    except OSError:
+        return ""
 
 
 def _defines_secret(path: str) -> bool:
