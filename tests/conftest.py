@@ -6,11 +6,14 @@ shares one CA, and the CA variables are set before any test makes a channel.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
 import tempfile
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -279,3 +282,79 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
     setattr(item, f"rep_{report.when}", report)
+
+
+# -- a third-party API stand-in (tests of requests/httpx/curl auth) -------------------------------
+
+
+class StandIn:
+    """An HTTP API that answers 200 only to `Bearer <current token>`; records what it saw."""
+
+    def __init__(self, current_token) -> None:
+        self.current_token = current_token
+        self.seen: list[dict] = []
+        stand_in = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args) -> None:
+                pass
+
+            def _answer(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                if self.headers.get("Transfer-Encoding") == "chunked":
+                    body = b""
+                    while True:
+                        size = int(self.rfile.readline().strip(), 16)
+                        if size == 0:
+                            self.rfile.readline()
+                            break
+                        body += self.rfile.read(size)
+                        self.rfile.readline()
+                else:
+                    body = self.rfile.read(length) if length else b""
+                auth = self.headers.get("Authorization", "")
+                stand_in.seen.append({"path": self.path, "auth": auth, "body": body})
+                if self.path.startswith("/gmail/redirect?to="):  # an API that sends the client elsewhere
+                    self.send_response(302)
+                    self.send_header("Location", self.path.split("?to=", 1)[1])
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                ok = auth == f"Bearer {stand_in.current_token()}"
+                if ok and self.path.startswith("/gmail/v1/users/me/messages"):
+                    payload = {"messages": [{"id": "m1", "threadId": "t1"}, {"id": "m2", "threadId": "t2"}]}
+                else:
+                    payload = {"ok": True, "path": self.path} if ok else {"error": "invalid_token"}
+                data = json.dumps(payload).encode()
+                self.send_response(200 if ok else 401)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PUT = _answer  # noqa: N815 - stdlib naming
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def api(skill, emulator):
+    """gmail configured (identifier mess, the stand-in's host listed), an ACTIVE account, the stand-in."""
+    skill.use(emulator)
+    emulator.seed("gmail_u3134a", "mess", access_token="token-1")
+    stand_in = StandIn(lambda: emulator.account("gmail_u3134a", "mess")["access_token"])
+    host = stand_in.url.removeprefix("http://")
+    skill.connections_file.write_text(
+        json.dumps({"gmail": {"connection_name": "gmail_u3134a", "identifier": "mess", "hosts": [f"{host}/gmail"]}})
+    )
+    yield stand_in
+    stand_in.stop()

@@ -23,7 +23,7 @@ from scalekit_auth.broker import TokenBroker
 from scalekit_auth.errors import ConfigurationError, ExitCode
 from scalekit_auth.http_auth import ScalekitAuth
 
-from .test_http_auth import StandIn
+from .conftest import StandIn
 
 FIXTURES = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
 EXIT_CODES = {int(c) for c in ExitCode} | {126, 127}
@@ -214,19 +214,6 @@ def test_any_request_line_gets_a_json_answer_and_never_a_crash(agent_server, lin
 
 
 # -- HTTP: redirects and 401s never carry the token to another origin ---------------------------
-
-
-@pytest.fixture
-def api(skill, emulator):
-    skill.use(emulator)
-    emulator.seed("gmail_u3134a", "mess", access_token="token-1")
-    stand_in = StandIn(lambda: emulator.account("gmail_u3134a", "mess")["access_token"])
-    host = stand_in.url.removeprefix("http://")
-    skill.connections_file.write_text(
-        json.dumps({"gmail": {"connection_name": "gmail_u3134a", "identifier": "mess", "hosts": [f"{host}/gmail"]}})
-    )
-    yield stand_in
-    stand_in.stop()
 
 
 @pytest.fixture
