@@ -358,3 +358,35 @@ def api(skill, emulator):
     )
     yield stand_in
     stand_in.stop()
+
+
+# -- the skill as it ships ----------------------------------------------------------------------
+
+
+def shipped_files() -> list[str]:
+    """The files `clawhub publish` uploads: no dot-paths, no symlinks, minus .gitignore and .clawhubignore."""
+    import pathspec
+
+    rules = []
+    for name in (".gitignore", ".clawhubignore"):
+        rules += (ROOT / name).read_text().splitlines()
+    ignored = pathspec.GitIgnoreSpec.from_lines(rules)
+    found = []
+    for folder, dirs, files in os.walk(ROOT):
+        rel_dir = Path(folder).relative_to(ROOT)
+        dirs[:] = [d for d in dirs if not d.startswith(".") and d != "node_modules"]
+        dirs[:] = [d for d in dirs if not ignored.match_file(str(rel_dir / d) + "/")]
+        for name in files:
+            rel = str(rel_dir / name) if str(rel_dir) != "." else name
+            if name.startswith(".") or os.path.islink(ROOT / rel) or ignored.match_file(rel):
+                continue
+            found.append(rel)
+    return sorted(found)
+
+
+def ship_to(dest: Path) -> Path:
+    """A copy of what ships, as `clawhub install` puts it in <workspace>/skills/<slug>."""
+    for rel in shipped_files():
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / rel, dest / rel)
+    return dest

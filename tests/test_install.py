@@ -8,42 +8,15 @@ pip and no virtual environment made by hand, also on Debian's externally-managed
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import pathspec
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from .conftest import ROOT, ship_to, shipped_files
+
 SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's: externally managed (scripts/system-deps installs it)
-
-
-def shipped_files() -> list[str]:
-    """The files `clawhub publish` uploads: no dot-paths, no symlinks, minus .gitignore and .clawhubignore."""
-    rules = []
-    for name in (".gitignore", ".clawhubignore"):
-        rules += (ROOT / name).read_text().splitlines()
-    ignored = pathspec.GitIgnoreSpec.from_lines(rules)
-    found = []
-    for folder, dirs, files in os.walk(ROOT):
-        rel_dir = Path(folder).relative_to(ROOT)
-        dirs[:] = [d for d in dirs if not d.startswith(".") and d != "node_modules"]
-        dirs[:] = [d for d in dirs if not ignored.match_file(str(rel_dir / d) + "/")]
-        for name in files:
-            rel = str(rel_dir / name) if str(rel_dir) != "." else name
-            if name.startswith(".") or os.path.islink(ROOT / rel) or ignored.match_file(rel):
-                continue
-            found.append(rel)
-    return sorted(found)
-
-
-def ship_to(dest: Path) -> Path:
-    for rel in shipped_files():
-        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / rel, dest / rel)
-    return dest
 
 
 def test_only_the_skill_ships_not_the_development_files():

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +19,8 @@ import yaml
 
 from scalekit_auth import identity
 
-ROOT = Path(__file__).resolve().parent.parent
+from .conftest import ROOT, ship_to
+
 LINE = re.compile(r"^([\w-]+):\s*(.*)$")
 OPENCLAW_INSTALL_KINDS = {"brew": "formula", "node": "package", "go": "module", "uv": "package", "download": "url"}
 CLAWHUB_INSTALL_KINDS = {"brew", "node", "go", "uv"}  # ClawHub drops `download` entries
@@ -240,14 +240,6 @@ def openclaw_cli() -> list[str]:
     return done.stdout.split()
 
 
-def _shipped_copy(dest: Path) -> Path:
-    for name in ("SKILL.md", "get_token.py", "scalekit-auth", "scalekit_helper.py", "requirements.txt"):
-        dest.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / name, dest / name)
-    shutil.copytree(ROOT / "scalekit_auth", dest / "scalekit_auth", ignore=shutil.ignore_patterns("__pycache__"))
-    return dest
-
-
 def _skills_info(cli: list[str], home: Path, *args: str) -> dict:
     env = {"PATH": f"{Path(cli[0]).parent}:/usr/bin:/bin", "HOME": str(home), "NO_COLOR": "1", "LANG": "C.UTF-8"}
     done = subprocess.run(
@@ -265,7 +257,7 @@ def _skills_info(cli: list[str], home: Path, *args: str) -> dict:
 
 def test_openclaw_finds_the_skill_eligible_with_its_install_option_emoji_and_key(openclaw_cli, tmp_path):
     home = tmp_path / "home"
-    skill = _shipped_copy(home / ".openclaw" / "workspace" / "skills" / "scalekit-auth")
+    skill = ship_to(home / ".openclaw" / "workspace" / "skills" / "scalekit-auth")
     info = _skills_info(openclaw_cli, home)
     assert info["source"] == "openclaw-workspace" and info["baseDir"] == str(skill)
     assert info["eligible"] is True and info["modelVisible"] is True
@@ -296,7 +288,7 @@ def test_openclaw_finds_the_skill_eligible_with_its_install_option_emoji_and_key
 
 def test_openclaw_finds_a_global_install_under_another_folder_name(openclaw_cli, tmp_path):
     home = tmp_path / "home"
-    skill = _shipped_copy(home / ".openclaw" / "skills" / "scalekit-auth-1.4.0")  # a slug, not the name
+    skill = ship_to(home / ".openclaw" / "skills" / "scalekit-auth-1.4.0")  # a slug, not the name
     info = _skills_info(openclaw_cli, home)
     assert info["name"] == "scalekit-auth" and info["baseDir"] == str(skill)
     assert info["source"] == "openclaw-managed" and info["eligible"] is True

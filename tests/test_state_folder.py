@@ -18,20 +18,7 @@ import pytest
 
 from scalekit_auth import paths
 
-ROOT = Path(__file__).resolve().parent.parent
-SHIPPED = ("SKILL.md", "get_token.py", "scalekit-auth", "scalekit_helper.py", "requirements.txt", "scalekit_auth")
-
-
-def install_skill(dest: Path) -> Path:
-    """A drop-in copy of the skill (what `clawhub install` puts in <workspace>/skills/scalekit-auth)."""
-    dest.mkdir(parents=True)
-    for name in SHIPPED:
-        src = ROOT / name
-        if src.is_dir():
-            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(src, dest / name)
-    return dest
+from .conftest import ROOT, ship_to
 
 
 def run(skill_dir: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -97,7 +84,7 @@ def test_a_pip_installed_package_uses_the_config_home(tmp_path):
 def test_reinstalling_the_skill_loses_no_connection(home, tmp_path):
     user_home, env = home
     (user_home / ".openclaw").mkdir()
-    skill = install_skill(user_home / ".openclaw" / "workspace" / "skills" / "scalekit-auth")
+    skill = ship_to(user_home / ".openclaw" / "workspace" / "skills" / "scalekit-auth")
     done = run(skill, "config", "gmail", "gmail_u3134a", env=env)
     assert done.returncode == 0, done.stderr
     state = user_home / ".openclaw" / "scalekit-auth"
@@ -106,7 +93,7 @@ def test_reinstalling_the_skill_loses_no_connection(home, tmp_path):
     assert (state.stat().st_mode & 0o777) == 0o700
 
     shutil.rmtree(skill)  # what `clawhub update --force` does before unpacking the new version
-    install_skill(skill)
+    ship_to(skill)
     listed = run(skill, "list", "--json", env=env)
     assert listed.returncode == 0, listed.stderr
     assert [row["connection_name"] for row in json.loads(listed.stdout)] == ["gmail_u3134a"]
@@ -123,7 +110,7 @@ def test_the_credentials_can_live_in_the_state_folder(home, emulator):
     os.chmod(state / ".env", 0o600)
     (state / "connections.json").write_text('{"gmail": {"connection_name": "gmail_u3134a", "identifier": "mess"}}')
     emulator.seed("gmail_u3134a", "mess", access_token="from-the-state-folder")
-    skill = install_skill(Path(env["HOME"]).parent / "skill")
+    skill = ship_to(Path(env["HOME"]).parent / "skill")
     done = subprocess.run(
         [sys.executable, str(skill / "get_token.py"), "gmail"], capture_output=True, text=True, env=env, timeout=60
     )
@@ -134,7 +121,7 @@ def test_the_credentials_can_live_in_the_state_folder(home, emulator):
 
 
 def _legacy_skill(tmp_path: Path) -> Path:
-    skill = install_skill(tmp_path / "skills" / "scalekit-auth")
+    skill = ship_to(tmp_path / "skills" / "scalekit-auth")
     (skill / "connections.json").write_text('{"gmail": {"connection_name": "gmail_u3134a"}}\n')
     (skill / ".env").write_text("SCALEKIT_CLIENT_ID=legacy-id\n")
     os.chmod(skill / ".env", 0o600)
