@@ -73,16 +73,7 @@ def test_any_arguments_give_an_exit_code_and_clean_output(configured, command, a
 
 # -- environment variables ----------------------------------------------------------------------
 
-ENV_VARS = [
-    "SCALEKIT_ENV_URL",
-    "SCALEKIT_ENVIRONMENT_URL",
-    "SCALEKIT_CLIENT_ID",
-    "SCALEKIT_CLIENT_SECRET",
-    "SCALEKIT_TIMEOUT",
-    "SCALEKIT_CACHE",
-    "SCALEKIT_CACHE_MARGIN",
-    "SCALEKIT_CACHE_TTL",
-]
+ENV_VARS = list(config.SETTINGS_VARS)  # every variable the settings are read from
 
 
 @settings(max_examples=300, suppress_health_check=FIXTURES, deadline=None)
