@@ -51,8 +51,18 @@ def sdk(emulator):
     client.core_client.grpc_secure_channel.close()
 
 
-def run_script(script: str, *args: str, env: dict | None = None, timeout: float = 60):
-    """Run a top-level script of the skill folder (get_token.py, scalekit-auth) as a shell user would."""
+def run_script(
+    script: str | os.PathLike,
+    *args: str,
+    env: dict | None = None,
+    timeout: float = 60,
+    cwd: str | os.PathLike | None = None,
+    inherit: bool = True,
+):
+    """Run a top-level script of the skill folder (get_token.py, scalekit-auth) as a shell user would.
+
+    `script` is relative to this checkout, or the path of one in another copy; `env` adds to this
+    process's environment, or (inherit=False) is the whole environment."""
     import subprocess
 
     return subprocess.run(
@@ -60,7 +70,8 @@ def run_script(script: str, *args: str, env: dict | None = None, timeout: float 
         capture_output=True,
         text=True,
         timeout=timeout,
-        env={**os.environ, **(env or {})},
+        cwd=cwd,
+        env={**os.environ, **(env or {})} if inherit else env,
         stdin=subprocess.DEVNULL,
     )
 

@@ -19,7 +19,7 @@ import yaml
 
 from scalekit_auth import identity
 
-from .conftest import ROOT, ship_to
+from .conftest import ROOT, run_script, ship_to
 
 LINE = re.compile(r"^([\w-]+):\s*(.*)$")
 OPENCLAW_INSTALL_KINDS = {"brew": "formula", "node": "package", "go": "module", "uv": "package", "download": "url"}
@@ -133,15 +133,7 @@ def test_the_workspace_is_found_as_openclaw_finds_it(tmp_path):
 
 def _identifier_seen(cwd: Path, env: dict[str, str]) -> str:
     """The identifier `list` reports for a service with no identifier of its own."""
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "scalekit-auth"), "list", "--json"],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-    )
+    done = run_script("scalekit-auth", "list", "--json", env=env, cwd=cwd, inherit=False)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)[0]["identifier"]
 

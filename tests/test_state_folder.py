@@ -18,18 +18,12 @@ import pytest
 
 from scalekit_auth import paths
 
-from .conftest import ROOT, ship_to
+from .conftest import ROOT, run_script, ship_to
 
 
 def run(skill_dir: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(skill_dir / "scalekit-auth"), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-    )
+    """The `scalekit-auth` of an installed copy, with exactly `env`."""
+    return run_script(skill_dir / "scalekit-auth", *args, env=env, inherit=False)
 
 
 @pytest.fixture

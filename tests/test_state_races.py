@@ -25,19 +25,11 @@ from scalekit_auth import bootstrap, migrate, paths
 from scalekit_auth.broker import TokenBroker
 from scalekit_auth.errors import ConfigurationError
 
-from .conftest import ROOT
+from .conftest import ROOT, run_script
 
 
 def _run(args, env, cwd):
-    return subprocess.run(
-        [sys.executable, str(ROOT / "scalekit-auth"), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=cwd,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-    )
+    return run_script("scalekit-auth", *args, env=env, cwd=cwd, inherit=False)
 
 
 def test_the_agent_never_answers_with_another_agents_identity(tmp_path, emulator):

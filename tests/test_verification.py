@@ -10,9 +10,7 @@ the application calls verify_connected_account_user. Done by a waiting call's ow
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import threading
 from urllib.parse import parse_qs, urlsplit
 
@@ -22,7 +20,7 @@ import requests
 from scalekit_auth.emulator import Emulator
 from scalekit_helper import AuthorizationError, get_token
 
-from .conftest import ROOT
+from .conftest import run_script
 
 
 def confirm(address: str, origin: str | None = None) -> requests.Response:
@@ -47,14 +45,7 @@ def custom(skill):
 
 
 def _cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(ROOT / "scalekit-auth"), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, **(env or {})},
-        stdin=subprocess.DEVNULL,
-    )
+    return run_script("scalekit-auth", *args, env=env, timeout=120)
 
 
 def test_paste_back_the_user_verify_url_completes_the_connection(custom, skill):
