@@ -29,6 +29,7 @@ from .broker import TokenBroker
 from .credentials import ServiceCredentials
 from .errors import BatchError, ConfigurationError, ScalekitAuthError, to_wire
 from .logs import get_logger
+from .wire import ACK, ACK_TIMEOUT, peer_uid
 
 DEFAULT_IDLE_TIMEOUT = 900.0
 IDLE_VAR = "SCALEKIT_AGENT_IDLE_TIMEOUT"
@@ -36,7 +37,7 @@ IDLE_VAR = "SCALEKIT_AGENT_IDLE_TIMEOUT"
 #: a live agent answers a ping at once (even on a busy machine it is well within this); one that
 #: does not is reported as not answering (AgentNotAnsweringError), never taken for dead: its
 #: socket is not taken from under it.
-PING_TIMEOUT = agent_client.ACK_TIMEOUT
+PING_TIMEOUT = ACK_TIMEOUT
 log = get_logger("scalekit_auth.agent")
 #: How long `agent start` waits for the new agent to answer, and `agent stop` for it to go.
 START_TIMEOUT = 60.0
@@ -96,7 +97,7 @@ class _Handler(socketserver.StreamRequestHandler):
                 return  # closing drops the rest unread
             if not line.strip():
                 continue
-            self.wfile.write(agent_client.ACK)  # at once: the caller knows we are alive and working on it
+            self.wfile.write(ACK)  # at once: the caller knows we are alive and working on it
             self.wfile.flush()
             reply = self.server.answer(line)
             if "lines" in reply:  # the fast path's plain answer (see fastpath.py)
@@ -161,7 +162,7 @@ class AgentServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
 
     def verify_request(self, request: Any, client_address: Any) -> bool:
         """Only our own user: the kernel says who is on the other end (SO_PEERCRED)."""
-        uid = agent_client.peer_uid(request)
+        uid = peer_uid(request)
         return uid is None or uid == os.getuid()  # None: no peer credentials here; the 0700 directory guards
 
     def touch(self, delta: int) -> None:

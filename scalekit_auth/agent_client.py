@@ -15,17 +15,7 @@ from typing import Any
 
 from . import paths
 from .errors import ConfigurationError, ScalekitAuthError, from_wire
-from .wire import (  # noqa: F401 - the protocol's pieces, re-exported for the agent and tests
-    ACK,
-    ACK_TIMEOUT,
-    MAX_REPLY,
-    PROTOCOL,
-    exchange,
-    peer,
-    peer_uid,
-    read_line,
-    trusted_socket,
-)
+from .wire import ACK_TIMEOUT, PROTOCOL, exchange, trusted_socket
 
 
 class AgentNotAnsweringError(ConfigurationError):

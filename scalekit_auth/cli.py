@@ -421,9 +421,7 @@ def _run(parser: argparse.ArgumentParser, argv: Sequence[str] | None, prog: str)
         else:
             use_agent = True
             if args.func == "cmd_curl":  # a short-lived shell call too: the agent answers its token
-                from .agent import autostart
-
-                autostart()  # a no-op when one runs (or cannot start)
+                _autostart()  # a no-op when one runs (or cannot start)
         from . import commands
         from .broker import TokenBroker
 
@@ -501,9 +499,7 @@ def _via_agent(args: argparse.Namespace) -> int | None:
         names = env_names(services, args.env or [])
     found = agent_client.credentials(services, args.identifier)
     if found is None:
-        from .agent import autostart  # a short-lived shell call: start the agent (once), then ask it
-
-        if autostart():
+        if _autostart():  # a short-lived shell call: start the agent (once), then ask it
             found = agent_client.credentials(services, args.identifier)
     if found is None or any(item.get("token") is None for item in found):
         return None  # no agent, or an account without a single token: the in-process path explains
@@ -519,6 +515,18 @@ def _via_agent(args: argparse.Namespace) -> int | None:
         return exec_with(args.cmd, {names[s]: t for s, t in zip(services, tokens, strict=True)})
     sys.stdout.flush()
     return int(ExitCode.OK)
+
+
+def _autostart() -> bool:
+    """Start the token agent for this shell call (see agent.autostart); the agent module (and the
+    broker it imports) is loaded only when agents are on at all."""
+    from . import paths
+
+    if not paths.agent_enabled(os.environ):
+        return False
+    from .agent import autostart
+
+    return autostart()
 
 
 def _print_traceback() -> None:
