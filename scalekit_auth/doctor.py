@@ -38,11 +38,10 @@ def _writable(folder: Path) -> str | None:
         if probe.parent == probe:
             return None
         probe = probe.parent
-    try:
-        if os.statvfs(probe).f_flag & os.ST_RDONLY:
-            return f"{probe} is on a read-only file system"
-    except (OSError, AttributeError):
-        pass
+    from .connections import _read_only_fs
+
+    if _read_only_fs(probe):
+        return f"{probe} is on a read-only file system"
     if not os.access(probe, os.W_OK):
         return f"{probe} is not writable by you"
     return None
