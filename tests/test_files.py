@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 from scalekit_auth import connections
 from scalekit_auth.broker import TokenBroker
@@ -160,14 +163,19 @@ def test_an_unreadable_file_says_so(skill, emulator):
     skill.use(emulator)
     skill.configure("gmail", "gmail_u3134a", "mess")
     os.chmod(skill.connections_file, 0)
+    # nobody must be able to import the package: this checkout may sit in a private folder (mktemp -d)
+    readable = Path(tempfile.mkdtemp(prefix="ska-pkg-", dir="/tmp"))
+    os.chmod(readable, 0o755)
+    shutil.copytree(ROOT / "scalekit_auth", readable / "scalekit_auth", ignore=shutil.ignore_patterns("__pycache__"))
     proc = subprocess.run(  # as nobody: root reads anything
         ["/usr/bin/python3", "-c", "import sys; sys.path.insert(0, sys.argv[1]); "
          "from scalekit_auth import connections; from pathlib import Path; "
          "import scalekit_auth.errors as e\n"
          "try:\n    connections.read_raw(Path(sys.argv[2]))\nexcept e.ConfigurationError as err:\n    print(err)",
-         str(ROOT), str(skill.connections_file)],
+         str(readable), str(skill.connections_file)],
         capture_output=True, text=True, timeout=120, user=65534, group=65534, cwd="/",
     ) if os.getuid() == 0 else None  # fmt: skip
+    shutil.rmtree(readable, ignore_errors=True)
     if proc is None:
         pytest.skip("needs root to run as another user")
     assert "permission denied" in proc.stdout.lower(), proc.stdout + proc.stderr
