@@ -100,7 +100,7 @@ def main() -> int:
             warm = measure(get_token, env, args.runs)
             cold_times, cold_rss = [], []
             for _ in range(args.runs):
-                agent_client.call({"op": "clear"}, env)
+                agent_client.call("clear", env)
                 t, r = measure(get_token, env, 1)
                 cold_times.append(t)
                 cold_rss.append(r)

@@ -12,7 +12,6 @@ socket 0600, peer UID checked with SO_PEERCRED), and exits after an idle period.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import socketserver
@@ -24,10 +23,9 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from . import agent_client, paths
+from . import agent_client, paths, protocol, wire
 from .broker import TokenBroker
-from .credentials import ServiceCredentials
-from .errors import BatchError, ConfigurationError, ScalekitAuthError, to_wire
+from .errors import ConfigurationError, ScalekitAuthError
 from .logs import get_logger
 from .wire import ACK, ACK_TIMEOUT, peer_uid
 
@@ -44,26 +42,13 @@ START_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0
 
 
-def creds_to_wire(creds: ServiceCredentials) -> dict[str, Any]:
-    return {
-        "service": creds.service,
-        "identifier": creds.identifier,
-        "connection_name": creds.connection_name,
-        "kind": creds.kind,
-        "token": creds.token if _has_token(creds) else None,
-        "access_token": creds.access_token,
-        "scopes": list(creds.scopes),
-        "expires_at": creds.expires_at.timestamp() if creds.expires_at else None,
-        "fields": dict(creds.fields),
-    }
-
-
-def _has_token(creds: ServiceCredentials) -> bool:
-    try:
-        _ = creds.token
-    except ScalekitAuthError:
-        return False
-    return True
+def check_socket_path(path: str) -> None:
+    """A clear refusal (never a raw OSError) for a socket path the system cannot bind."""
+    if len(os.fsencode(path)) > paths.SOCKET_PATH_MAX:
+        raise ConfigurationError(
+            f"the agent's socket path is too long for this system ({len(os.fsencode(path))} bytes, at most "
+            f"{paths.SOCKET_PATH_MAX}): {path}. Set XDG_RUNTIME_DIR to a shorter folder."
+        )
 
 
 def ensure_private_dir(path: str) -> None:
@@ -92,25 +77,13 @@ class _Handler(socketserver.StreamRequestHandler):
             if not line:
                 return
             if len(line) > MAX_REQUEST and not line.endswith(b"\n"):
-                error = {"type": "ScalekitAuthError", "message": "request too large", "exit_code": 1}
-                self.wfile.write(json.dumps({"ok": False, "error": error}).encode() + b"\n")
+                self.wfile.write(protocol.reply_error(ScalekitAuthError("request too large")) + b"\n")
                 return  # closing drops the rest unread
             if not line.strip():
                 continue
             self.wfile.write(ACK)  # at once: the caller knows we are alive and working on it
             self.wfile.flush()
-            reply = self.server.answer(line)
-            if "lines" in reply:  # the fast path's plain answer (see fastpath.py)
-                self.wfile.write(reply["lines"] + b"\n")
-                self.wfile.flush()
-                continue
-            try:
-                data = json.dumps(reply).encode()
-            except (TypeError, ValueError):
-                data = json.dumps(
-                    {"ok": False, "error": {"type": "ScalekitAuthError", "message": "agent error"}}
-                ).encode()
-            self.wfile.write(data + b"\n")
+            self.wfile.write(self.server.answer(line) + b"\n")
             self.wfile.flush()
 
 
@@ -123,16 +96,21 @@ class AgentServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
         self.path = path
         self.broker = broker
         self.idle_timeout = idle_timeout
-        self.context = paths.context_fingerprint(environ)
+        self.environ = dict(environ)
         self.started = time.time()
         self._last = time.monotonic()
         self._active = 0
         self._lock = threading.Lock()
         self._retiring = False
+        check_socket_path(path)
         ensure_private_dir(os.path.dirname(path))
-        if os.path.exists(path):
-            if agent_client.ping(_unforced(environ), PING_TIMEOUT, any_context=True, raise_if_stuck=True) is not None:
-                raise ConfigurationError(f"an agent is already serving {path}")
+        if os.path.lexists(path):
+            if wire.held_by_us(path):  # alive, even if frozen or of another version: never replaced
+                running = agent_client.ping(_unforced(environ), PING_TIMEOUT, any_context=True, raise_if_stuck=True)
+                who = f" (pid {running['pid']})" if running else ""
+                raise ConfigurationError(
+                    f"an agent{who} is already serving {path}; stop it first: scalekit-auth agent stop"
+                )
             os.unlink(path)  # stale socket of an agent that died
         old = os.umask(0o177)
         try:
@@ -141,6 +119,9 @@ class AgentServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
             os.umask(old)
         os.chmod(path, 0o600)
         self._inode = os.stat(path).st_ino
+        fd = os.open(wire.pid_file(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(f"{os.getpid()}\n")
 
     def retire(self) -> None:
         """Stop in an order clients can observe: first the socket name goes (no new client finds
@@ -159,6 +140,11 @@ class AgentServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
                 os.unlink(self.path)
         except FileNotFoundError:
             pass
+        try:
+            if wire.recorded_pid(self.path) in (os.getpid(), None):
+                os.unlink(wire.pid_file(self.path))
+        except FileNotFoundError:
+            pass
 
     def verify_request(self, request: Any, client_address: Any) -> bool:
         """Only our own user: the kernel says who is on the other end (SO_PEERCRED)."""
@@ -174,50 +160,52 @@ class AgentServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
         with self._lock:
             return 0.0 if self._active else time.monotonic() - self._last
 
-    def answer(self, line: bytes) -> dict[str, Any]:
+    def context(self) -> str:
+        """What decides an answer, now: settings, TLS and proxy variables, and the identity of every
+        file read (see paths.context_fingerprint). Computed per request, so an edit both sides see
+        still matches, and a caller that sees other files or settings is never served."""
+        return paths.context_fingerprint(self.environ)
+
+    def answer(self, line: bytes) -> bytes:
+        """The answer line for one request line (never raises)."""
         try:
-            request = json.loads(line)
-            op = request.get("op")
-        except (ValueError, AttributeError):
-            return {"ok": False, "error": {"type": "ScalekitAuthError", "message": "bad request", "exit_code": 1}}
-        if request.get("context") != self.context and not (op in ("ping", "stop") and request.get("any_context")):
-            return {"ok": False, "mismatch": True}
+            request = protocol.parse_request(line)
+        except protocol.VersionMismatch:
+            return protocol.reply_mismatch()  # another version: the caller does the work itself
+        except protocol.ProtocolError as err:
+            return protocol.reply_error(ScalekitAuthError(f"bad request: {err}"))
+        op = request.op
+        if request.context != self.context() and not (op in ("ping", "stop") and request.any_context):
+            return b"NO" if request.lines else protocol.reply_mismatch()
         working = op not in ("ping", "stop")  # status checks do not keep an idle agent alive
         if working:
             self.touch(+1)
         try:
-            result = self._do(op, request)
-            if request.get("format") == "lines" and op == "token":
-                return {"lines": _plain_lines(result)}
-            return {"ok": True, "result": result}
-        except ScalekitAuthError as err:
-            if request.get("format") == "lines":
-                return {"lines": b"NO"}  # the caller's full path asks again and reports it
-            return {"ok": False, "error": to_wire(err)}
+            result = self._do(request)
+            if request.lines:
+                return protocol.lines_answer([item.get("token") for item in result])
+            return protocol.reply(result)
         except Exception as err:  # noqa: BLE001 - reported as data, like the in-process path would
-            if request.get("format") == "lines":
-                return {"lines": b"NO"}
-            return {"ok": False, "error": to_wire(err)}
+            if request.lines:
+                return b"NO"  # the caller's full path asks again and reports it
+            return protocol.reply_error(err)
         finally:
             if working:
                 self.touch(-1)
 
-    def _do(self, op: str, request: dict[str, Any]) -> Any:
+    def _do(self, request: protocol.Request) -> Any:
         broker = self.broker
+        op = request.op
         if op == "token":
-            services = list(dict.fromkeys(request.get("services") or []))
-            identifier = request.get("identifier")
-            force = bool(request.get("force_refresh"))
+            services, identifier, force = request.services, request.identifier, request.force_refresh
             if len(services) == 1:
                 found = [broker.get_credentials(services[0], identifier, force_refresh=force)]
             else:
-                try:
-                    found = list(broker.get_credentials_many(services, identifier, force_refresh=force).values())
-                except BatchError as err:
-                    raise BatchError({s: creds_to_wire(c) for s, c in err.results.items()}, err.errors) from None
-            return [creds_to_wire(c) for c in found]
+                found = list(broker.get_credentials_many(services, identifier, force_refresh=force).values())
+            return [protocol.credentials_to_wire(c) for c in found]
         if op == "invalidate":
-            return broker.invalidate(request["service"], request.get("identifier"))
+            assert request.service is not None
+            return broker.invalidate(request.service, request.identifier)
         if op == "clear":
             broker.cache.clear()
             return True
@@ -231,7 +219,7 @@ class AgentServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
                 "idle_for": self.idle_for(),
                 "idle_timeout": self.idle_timeout,
                 "started_by": getattr(self, "started_by", "command"),
-                "context_matches": request.get("context") == self.context,
+                "context_matches": request.context == self.context(),
                 "cache": {"entries": stats.entries, "hits": stats.hits, "misses": stats.misses},
             }
         if op == "stop":
@@ -241,12 +229,19 @@ class AgentServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
         raise ConfigurationError(f"unknown agent request {op!r}")
 
     def watch_idle(self) -> None:
-        """Shut down after `idle_timeout` seconds without a request."""
-        step = max(0.05, min(5.0, self.idle_timeout / 4))
+        """Shut down after `idle_timeout` seconds without a request, or at once when our socket's
+        name was taken from us (nobody could reach this agent any more: it must not linger)."""
+        step = max(0.05, min(1.0, self.idle_timeout / 4))
         while not self._stopped.wait(step):
-            if self.idle_for() >= self.idle_timeout:
+            if self.idle_for() >= self.idle_timeout or not self._owns_socket():
                 self.retire()
                 return
+
+    def _owns_socket(self) -> bool:
+        try:
+            return os.lstat(self.path).st_ino == self._inode
+        except OSError:
+            return False
 
     def run(self) -> None:
         self._stopped = threading.Event()
@@ -259,14 +254,6 @@ class AgentServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
             self._unlink_own_socket()
             self.server_close()
             self.broker.close()  # closes the Scalekit client and wipes the cache
-
-
-def _plain_lines(found: list[dict[str, Any]]) -> bytes:
-    """b"OK<TAB>token..." when every token is plain printable ASCII, else b"NO" (the full path takes over)."""
-    tokens = [item.get("token") for item in found]
-    if not all(isinstance(t, str) and t and t.isascii() and t.isprintable() and " " not in t for t in tokens):
-        return b"NO"
-    return b"OK\t" + "\t".join(tokens).encode()  # type: ignore[arg-type]
 
 
 def _warm_up(broker: TokenBroker) -> None:
@@ -289,7 +276,7 @@ def ready_to_serve(environ: Mapping[str, str]) -> None:
 
         if not bootstrap.provide("scalekit", environ):
             raise MissingDependencyError("scalekit-sdk-python")
-    TokenBroker(environ=environ, use_agent=False).settings()
+    TokenBroker(environ=environ).settings()
 
 
 def serve(idle_timeout: float, environ: Mapping[str, str] | None = None, started_by: str = "command") -> int:
@@ -297,7 +284,7 @@ def serve(idle_timeout: float, environ: Mapping[str, str] | None = None, started
     env = dict(os.environ if environ is None else environ)
     env[paths.AGENT_VAR] = "0"  # the agent's own broker never asks an agent
     ready_to_serve(env)
-    broker = TokenBroker(environ=env, use_agent=False)
+    broker = TokenBroker(environ=env)
     server = AgentServer(paths.agent_socket(env), broker, idle_timeout, env)
     server.started_by = started_by
     signal.signal(signal.SIGTERM, lambda *_: server.retire())
@@ -361,6 +348,7 @@ def autostart(environ: Mapping[str, str] | None = None) -> bool:
                 break
             except BlockingIOError:
                 if time.monotonic() >= deadline:
+                    _autostart_failed = True  # a starter that hangs (Ctrl-Z) costs this process one wait
                     return False
                 time.sleep(0.02)
         running = agent_client.ping(_unforced(env), PING_TIMEOUT, any_context=True)
@@ -379,16 +367,23 @@ def autostart(environ: Mapping[str, str] | None = None) -> bool:
 #: Set when starting failed in this process, so a second caller path does not wait again.
 _autostart_failed = False
 #: How long a caller waits for another caller that is starting the agent, or for its own start.
-AUTOSTART_LOCK_WAIT = 10.0
+AUTOSTART_LOCK_WAIT = 3.0
 AUTOSTART_WITHIN = 15.0
-#: What an agent inherits from the caller that starts it: what it needs, not every secret around.
-AGENT_ENV_NAMES = (
-    *("PATH", "HOME", "USER", "LOGNAME", "LANG", "TZ", "TMPDIR", "PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV"),
-    *("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR", "CURL_CA_BUNDLE"),
-    *("http_proxy", "https_proxy", "no_proxy", "all_proxy", "grpc_proxy"),
-    *("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY", "GRPC_PROXY"),
+#: What an agent inherits from the caller that starts it, by exact name: what decides its answers
+#: (paths.CONTEXT_VARS: settings, TLS trust, proxies), where its files are, and what Python and
+#: the locale need. Nothing else: no gateway tokens, package-index passwords or emulator keys.
+AGENT_ENV_NAMES = tuple(
+    dict.fromkeys(
+        (
+            *("PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR"),
+            *("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "PYTHONDONTWRITEBYTECODE"),
+            *paths.CONTEXT_VARS,
+            *paths.STATE_VARS,
+            *(paths.IDENTITY_FILE_VAR, paths.AGENT_VAR, IDLE_VAR, "SCALEKIT_AUTH_AUTOINSTALL", "SCALEKIT_AUTH_DEBUG"),
+            *("XDG_RUNTIME_DIR", "XDG_CACHE_HOME", "OPENCLAW_WORKSPACE_DIR", "OPENCLAW_PROFILE"),
+        )
+    )
 )
-AGENT_ENV_PREFIXES = ("SCALEKIT_", "OPENCLAW_", "XDG_", "LC_", "GRPC_", "PIP_", "UV_")
 #: Path variables made absolute for the agent, which runs in another working directory.
 _PATH_VARS = (
     *(paths.SKILL_DIR_VAR, paths.IDENTITY_FILE_VAR, "HOME", "XDG_RUNTIME_DIR", "XDG_CONFIG_HOME", "XDG_CACHE_HOME"),
@@ -398,7 +393,7 @@ _PATH_VARS = (
 
 def agent_environment(env: Mapping[str, str]) -> dict[str, str]:
     """The environment an agent runs with: the allowed names, relative folders made absolute."""
-    out = {k: v for k, v in env.items() if k in AGENT_ENV_NAMES or k.startswith(AGENT_ENV_PREFIXES)}
+    out = {k: v for k, v in env.items() if k in AGENT_ENV_NAMES}
     for name in _PATH_VARS:
         value = out.get(name, "").strip()
         if value and not value.startswith("~") and not os.path.isabs(value):
@@ -422,6 +417,7 @@ def start(
             "an agent with different settings (environment variables) is running for this skill folder; "
             "stop it first: scalekit-auth agent stop"
         )
+    check_socket_path(paths.agent_socket(env))
     ready_to_serve(env)
     ensure_private_dir(paths.runtime_dir(env))
     # The agent runs elsewhere (its own working directory): pin the IDENTITY.md this caller sees.
@@ -457,14 +453,14 @@ def start(
 def stop(environ: Mapping[str, str] | None = None) -> dict | None:
     """Stop the agent (its cache is wiped); None when none was running."""
     env = _unforced(environ)
-    reply = agent_client.call({"op": "stop", "any_context": True}, env, timeout=PING_TIMEOUT, raise_if_stuck=True)
-    if not reply or not reply.get("ok"):
+    reply = agent_client.stop(env, timeout=PING_TIMEOUT)
+    if reply is None:
         return None
     path = paths.agent_socket(env)
     deadline = time.monotonic() + STOP_TIMEOUT
     while os.path.exists(path) and time.monotonic() < deadline:
         time.sleep(0.05)
-    return reply.get("result")
+    return reply
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -480,6 +476,9 @@ def main(argv: list[str] | None = None) -> int:
     except ScalekitAuthError as err:
         print(f"scalekit-auth agent: {err}", file=sys.stderr)
         return int(err.exit_code)
+    except OSError as err:  # binding or listening failed: one line, never a traceback
+        print(f"scalekit-auth agent: cannot listen: {err.strerror or err}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

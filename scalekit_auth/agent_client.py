@@ -1,21 +1,30 @@
 """Talk to a running scalekit-auth agent. Standard library only: no Scalekit SDK on this path.
 
-Every function returns None when no usable agent answers (none running, it died, it serves
-a different configuration, a protocol problem): the caller then does the work in-process.
-An answer that *is* an error (authorization needed, not configured, ...) is raised as the
-same exception the in-process path would raise.
+`call` raises AgentUnusable whenever no usable agent answers (none running, it died, it is
+stuck, it serves other settings, it speaks another protocol, its own set-up is broken): the
+caller then does the work in-process. An answer that *is* an error (authorization needed, not
+configured, ...) is raised as the same exception the in-process path would raise. Whatever
+made an agent unusable in a way that will not change by asking again (stuck, another protocol,
+other settings) is remembered for this process (wire.give_up): it is never asked twice.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from typing import Any
 
-from . import paths
-from .errors import ConfigurationError, ScalekitAuthError, from_wire
-from .wire import ACK_TIMEOUT, PROTOCOL, exchange, trusted_socket
+from . import paths, protocol, wire
+from .errors import ConfigurationError, ScalekitAuthError
+
+
+class AgentUnusable(Exception):  # noqa: N818 - a condition, not a failure to report
+    """No usable agent answered; the message says why (for --debug). `absent` is True when nothing
+    listens at all (so starting one may help), False when one is there but cannot be used."""
+
+    def __init__(self, why: str, *, absent: bool = False) -> None:
+        super().__init__(why)
+        self.absent = absent
 
 
 class AgentNotAnsweringError(ConfigurationError):
@@ -31,67 +40,56 @@ class AgentNotAnsweringError(ConfigurationError):
         )
 
 
-def _timeout(env: Mapping[str, str]) -> float:
-    """Long enough for the agent's own Scalekit calls (and their retries) to finish."""
-    try:
-        scalekit_timeout = float(env.get("SCALEKIT_TIMEOUT", "") or 10)
-    except ValueError:
-        scalekit_timeout = 10.0
-    return min(max(scalekit_timeout, 1.0), 300.0) * 3 + 5
-
-
-def call(
-    message: dict[str, Any],
-    environ: Mapping[str, str] | None = None,
-    timeout: float | None = None,
-    *,
-    raise_if_stuck: bool = False,
-) -> dict | None:
-    """Send one request; the agent's reply, or None when there is no usable agent.
-
-    An agent that does not acknowledge within ACK_TIMEOUT counts as unusable (None), or raises
-    AgentNotAnsweringError with `raise_if_stuck` (for `agent status` / `agent start`).
-    """
-    env = os.environ if environ is None else environ
-    if not paths.agent_enabled(env):
-        return None
-    path = paths.agent_socket(env)
-    if not trusted_socket(path):
-        return None  # none running, or files another user could have made: never talk to it
-    request = {"v": PROTOCOL, "context": paths.context_fingerprint(env), **message}
-    answer_within = timeout if timeout is not None else _timeout(env)
-    pid = None
-    try:
-        line, pid = exchange(path, json.dumps(request).encode(), answer_within)
-        if line is None:
-            return None  # the agent went away mid-request, or someone else listens on the name
-        reply = json.loads(line)
-    except TimeoutError as err:
-        if raise_if_stuck:
-            raise AgentNotAnsweringError(path, getattr(err, "pid", pid)) from None
-        return None
-    except (OSError, ValueError):
-        return None
-    if not isinstance(reply, dict) or reply.get("mismatch"):
-        return None
-    return reply
-
-
 #: Errors about the agent's environment, not the caller's request: the caller falls back to itself.
 ENVIRONMENT_ERRORS = ("MissingDependencyError",)
 
 
-def _answer(reply: dict | None) -> Any:
-    if reply is None:
-        return None
-    if reply.get("ok"):
-        return reply.get("result")
-    error = reply.get("error")
-    if isinstance(error, dict):
-        if error.get("type") in ENVIRONMENT_ERRORS:
-            return None  # the agent's own set-up is broken (e.g. no SDK for its Python): do the work here
-        raise from_wire(error)
-    return None
+def call(
+    op: str,
+    environ: Mapping[str, str] | None = None,
+    timeout: float | None = None,
+    *,
+    raise_if_stuck: bool = False,
+    **fields: Any,
+) -> Any:
+    """Send one request; the agent's checked result. AgentUnusable when there is no usable agent;
+    the decoded ScalekitAuthError when the answer is an error.
+
+    An agent that does not acknowledge within ACK_TIMEOUT (or answer in time) counts as unusable
+    for the rest of this process, or raises AgentNotAnsweringError with `raise_if_stuck` (for
+    `agent status` / `agent start`, which must name it, never replace it)."""
+    env = os.environ if environ is None else environ
+    if not paths.agent_enabled(env):
+        raise AgentUnusable("agents are turned off (SCALEKIT_AUTH_AGENT=0)")
+    path = paths.agent_socket(env)
+    if not raise_if_stuck and not wire.usable(path):
+        raise AgentUnusable("this process found the agent unusable before")
+    if not wire.trusted_socket(path):
+        # None running, or files another user could have made: never talk to it.
+        raise AgentUnusable("no agent is running", absent=True)
+    request = protocol.request(op, paths.context_fingerprint(env), **fields)
+    try:
+        line, pid = wire.exchange(path, request, timeout if timeout is not None else wire.answer_within(env))
+    except TimeoutError as err:
+        wire.give_up(path, "it did not answer in time")
+        if raise_if_stuck:
+            raise AgentNotAnsweringError(path, getattr(err, "pid", None) or wire.recorded_pid(path)) from None
+        raise AgentUnusable("the agent did not answer in time") from None
+    except OSError as err:  # refused, missing, or another user's listener (which our agent replaces)
+        raise AgentUnusable(f"no agent of ours is listening ({err.__class__.__name__})", absent=True) from None
+    if line is None:
+        raise AgentUnusable("the agent went away mid-request")
+    try:
+        ok, result = protocol.parse_reply(line)
+    except protocol.ProtocolError as err:
+        wire.give_up(path, str(err))
+        raise AgentUnusable(f"unusable answer: {err}") from None
+    if ok:
+        return result
+    if result.__class__.__name__ in ENVIRONMENT_ERRORS:
+        wire.give_up(path, "its own set-up is broken")
+        raise AgentUnusable(f"the agent cannot work: {result}")
+    raise result
 
 
 def credentials(
@@ -99,44 +97,55 @@ def credentials(
     identifier: str | None = None,
     force_refresh: bool = False,
     environ: Mapping[str, str] | None = None,
-) -> list[dict[str, Any]] | None:
-    """[{service, identifier, token, kind, expires_at}, ...] in order, from the agent; None to fall back.
+) -> list:
+    """[ServiceCredentials, ...] in order, from the agent; AgentUnusable to fall back.
 
-    Raises the same ScalekitAuthError (or BatchError) the in-process path would.
-    """
-    result = _answer(
-        call({"op": "token", "services": services, "identifier": identifier, "force_refresh": force_refresh}, environ)
-    )
-    if result is None:
-        return None
-    if not isinstance(result, list) or len(result) != len(dict.fromkeys(services)):
-        return None
-    return result
-
-
-def tokens(
-    services: list[str], identifier: str | None = None, environ: Mapping[str, str] | None = None
-) -> list[str] | None:
-    """Just the tokens, in order (see credentials)."""
-    found = credentials(services, identifier, environ=environ)
-    return None if found is None else [item["token"] for item in found]
+    Raises the same ScalekitAuthError (or BatchError) the in-process path would."""
+    names = list(dict.fromkeys(services))
+    result = call("token", environ, services=names, identifier=identifier, force_refresh=force_refresh)
+    try:
+        return protocol.credentials_list_from_wire(result, [n.strip().lower() for n in names])
+    except protocol.ProtocolError as err:
+        wire.give_up(paths.agent_socket(environ), str(err))
+        raise AgentUnusable(f"unusable answer: {err}") from None
 
 
 def invalidate(service: str, identifier: str | None = None, environ: Mapping[str, str] | None = None) -> None:
-    """Ask the agent to forget a cached token (no-op without an agent)."""
+    """Ask the agent to forget a cached token (no-op without a usable agent)."""
     try:
-        _answer(call({"op": "invalidate", "service": service, "identifier": identifier}, environ))
-    except ScalekitAuthError:
+        call("invalidate", environ, service=service, identifier=identifier)
+    except (AgentUnusable, ScalekitAuthError):
         pass
 
 
 def ping(
     environ: Mapping[str, str] | None = None,
-    timeout: float = ACK_TIMEOUT,
+    timeout: float = wire.ACK_TIMEOUT,
     any_context: bool = False,
     raise_if_stuck: bool = False,
 ) -> dict | None:
-    """The agent's status, or None. `any_context` answers even for another configuration."""
-    env = os.environ if environ is None else environ
-    reply = call({"op": "ping", "any_context": any_context}, env, timeout=timeout, raise_if_stuck=raise_if_stuck)
-    return reply.get("result") if reply and reply.get("ok") else None
+    """The agent's checked status, or None when none answers. `any_context` answers even for
+    another configuration; `raise_if_stuck` raises AgentNotAnsweringError for one that is there
+    but does not answer."""
+    try:
+        result = call("ping", environ, timeout, raise_if_stuck=raise_if_stuck, any_context=any_context)
+        return protocol.ping_from_wire(result)
+    except (AgentUnusable, protocol.ProtocolError):
+        return None
+    except AgentNotAnsweringError:
+        raise
+    except ScalekitAuthError:
+        return None
+
+
+def stop(environ: Mapping[str, str] | None = None, timeout: float = wire.ACK_TIMEOUT) -> dict | None:
+    """Ask the agent to stop; its answer ({pid}), or None when none answered."""
+    try:
+        result = call("stop", environ, timeout, raise_if_stuck=True, any_context=True)
+    except (AgentUnusable, protocol.ProtocolError):
+        return None
+    except AgentNotAnsweringError:
+        raise
+    except ScalekitAuthError:
+        return None
+    return result if isinstance(result, dict) else None

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import threading
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -19,9 +20,11 @@ from .credentials import ServiceCredentials
 
 if TYPE_CHECKING:
     from .broker import TokenBroker
+    from .sources import Road
 
-# One table of in-flight fetches per event loop (a future belongs to the loop that made it).
-_flights: dict[int, dict[tuple, asyncio.Future]] = {}
+# In-flight fetches, keyed by (event loop, broker, request): a future belongs to the loop that made it.
+_flights: dict[tuple, asyncio.Future] = {}
+_flights_lock = threading.Lock()
 
 
 async def aget_credentials(
@@ -32,30 +35,37 @@ async def aget_credentials(
     broker: TokenBroker | None = None,
 ) -> ServiceCredentials:
     """Like get_credentials, awaitable: the memory cache on the loop, a cold fetch in a thread."""
-    from .api import default_broker
+    from .sources import road_for
 
-    broker = broker or default_broker()
+    road = road_for(broker)
     if not force_refresh:
-        cached = broker.cached_credentials(service, identifier)
+        cached = road.broker.cached_credentials(service, identifier)
         if cached is not None:
             return cached
     loop = asyncio.get_running_loop()
-    flights = _flights.setdefault(id(loop), {})
-    key = (id(broker), service, identifier, force_refresh)
-    flight = flights.get(key)
-    if flight is None:
-        # The fetch belongs to no caller: cancelling one waiting task never cancels the others.
-        fetch = functools.partial(broker.get_credentials, service, identifier, force_refresh=force_refresh)
-        flight = loop.run_in_executor(None, contextvars.copy_context().run, fetch)
-        flights[key] = flight
-        flight.add_done_callback(functools.partial(_landed, flights, key, id(loop)))
+    key = (id(loop), id(road.broker), service, identifier, force_refresh)
+    with _flights_lock:
+        flight = _flights.get(key)
+        if flight is None:
+            # The fetch belongs to no caller: cancelling one waiting task never cancels the others.
+            fetch = functools.partial(_fetch, road, service, identifier, force_refresh, key)
+            flight = loop.run_in_executor(None, contextvars.copy_context().run, fetch)
+            _flights[key] = flight
+            flight.add_done_callback(_retrieved)
     return await asyncio.shield(flight)
 
 
-def _landed(flights: dict, key: tuple, loop_id: int, flight: asyncio.Future) -> None:
-    flights.pop(key, None)
-    if not flights:
-        _flights.pop(loop_id, None)
+def _fetch(road: Road, service: str, identifier: str | None, force_refresh: bool, key: tuple) -> ServiceCredentials:
+    """The shared fetch, in a worker thread. Its entry goes when the fetch ends, here in the thread,
+    not in a callback on the loop: a loop closed mid-fetch runs no callbacks, and must leave nothing."""
+    try:
+        return road.credentials([service], identifier, force_refresh=force_refresh)[0]
+    finally:
+        with _flights_lock:
+            _flights.pop(key, None)
+
+
+def _retrieved(flight: asyncio.Future) -> None:
     if not flight.cancelled():
         flight.exception()  # retrieved: no "never retrieved" warning when every waiter was cancelled
 

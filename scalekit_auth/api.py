@@ -1,4 +1,5 @@
-"""The public functions, backed by one lazily created, process-wide TokenBroker."""
+"""The public functions, backed by one lazily created, process-wide Road (sources.py): a
+TokenBroker for the in-process work, and a running agent when one may answer."""
 
 from __future__ import annotations
 
@@ -10,24 +11,31 @@ from .broker import TokenBroker
 from .connections import Change
 from .credentials import ServiceCredentials
 from .errors import AuthorizationError
+from .sources import LocalSource, Road
 
 if TYPE_CHECKING:
     from .waiting import OnLink
 
 _lock = threading.Lock()
-_broker: TokenBroker | None = None
+_road: Road | None = None
+
+
+def default_road() -> Road:
+    """The process-wide road (created on first use; thread-safe). A long-lived process uses a
+    running agent when one serves its settings, and never starts one."""
+    global _road
+    road = _road
+    if road is not None:
+        return road
+    with _lock:
+        if _road is None:
+            _road = Road(LocalSource(TokenBroker()), may_start=False, remember=True)
+        return _road
 
 
 def default_broker() -> TokenBroker:
-    """The process-wide broker (created on first use; thread-safe)."""
-    global _broker
-    broker = _broker
-    if broker is not None:
-        return broker
-    with _lock:
-        if _broker is None:
-            _broker = TokenBroker()
-        return _broker
+    """The process-wide broker (configuration, memory cache, Scalekit client)."""
+    return default_road().broker
 
 
 def get_token(
@@ -49,15 +57,15 @@ def get_token(
     links follow as old ones expire, and the token is returned once the user has
     authorized (AuthorizationTimeoutError after `timeout` seconds).
     """
-    broker = default_broker()
+    road = default_road()
     try:
-        return broker.get_token(service, identifier, force_refresh=force_refresh)
+        return road.credentials([service], identifier, force_refresh=force_refresh)[0].token
     except AuthorizationError as err:
         if not wait:
             raise
         from .waiting import wait_for_credentials
 
-        return wait_for_credentials(broker, service, identifier, timeout, on_link, first=err).token
+        return wait_for_credentials(road.broker, service, identifier, timeout, on_link, first=err).token
 
 
 def wait_for_authorization(
@@ -88,12 +96,12 @@ def get_tokens(
     If any service fails, raises BatchError; its `.tokens` holds the ones that worked and
     `.errors` maps each failed service to its exception.
     """
-    return default_broker().get_tokens(services, identifier, force_refresh=force_refresh)
+    return default_road().tokens(services, identifier, force_refresh=force_refresh)
 
 
 def get_credentials(service: str, identifier: str | None = None, *, force_refresh: bool = False) -> ServiceCredentials:
     """Everything Scalekit holds for the account: kind, token or API-key fields, scopes, expiry."""
-    return default_broker().get_credentials(service, identifier, force_refresh=force_refresh)
+    return default_road().credentials([service], identifier, force_refresh=force_refresh)[0]
 
 
 def service_for_url(url: str) -> str | None:
@@ -103,8 +111,9 @@ def service_for_url(url: str) -> str | None:
 
 def get_token_for_url(url: str, identifier: str | None = None, *, force_refresh: bool = False) -> str:
     """The token for whichever service `url` belongs to; ConfigurationError when none is known."""
-    broker = default_broker()
-    return broker.get_token(broker.service_for_url_or_explain(url), identifier, force_refresh=force_refresh)
+    road = default_road()
+    service = road.broker.service_for_url_or_explain(url)
+    return road.credentials([service], identifier, force_refresh=force_refresh)[0].token
 
 
 def invalidate(service: str, identifier: str | None = None) -> int:
@@ -112,13 +121,7 @@ def invalidate(service: str, identifier: str | None = None) -> int:
 
     A running agent forgets it too.
     """
-    broker = default_broker()
-    dropped = broker.invalidate(service, identifier)
-    if broker.use_agent:
-        from . import agent_client
-
-        agent_client.invalidate(service, identifier)
-    return dropped
+    return default_road().invalidate(service, identifier)
 
 
 def configure_connection(service: str, connection_name: str, identifier: str | None = None) -> Change:
@@ -129,6 +132,6 @@ def configure_connection(service: str, connection_name: str, identifier: str | N
 def close() -> None:
     """Close the process-wide Scalekit client (optional; done for you at exit by the CLI)."""
     with _lock:
-        broker = _broker
-    if broker is not None:
-        broker.close()
+        road = _road
+    if road is not None:
+        road.close()

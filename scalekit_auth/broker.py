@@ -9,7 +9,6 @@ so a warm cache hit costs microseconds and an edit still takes effect at once.
 from __future__ import annotations
 
 import dataclasses
-import datetime as _dt
 import os
 import sys
 import threading
@@ -17,7 +16,6 @@ import time as _time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any, NamedTuple, TypeVar
 
 from . import connections
@@ -113,11 +111,8 @@ class TokenBroker:
         self,
         directory: str | os.PathLike[str] | None = None,
         environ: Mapping[str, str] | None = None,
-        *,
-        use_agent: bool = True,
     ):
         self._directory = os.fspath(directory) if directory is not None else None
-        self.use_agent = use_agent
         self._environ = environ
         self._lock = threading.Lock()
         self._vaults: dict[tuple[str, str, str, float], Any] = {}
@@ -134,6 +129,12 @@ class TokenBroker:
         return f"TokenBroker(directory={str(self.directory)!r}, clients={len(self._vaults)}, cache={self.cache!r})"
 
     # -- configuration ---------------------------------------------------------
+    @property
+    def follows_process(self) -> bool:
+        """True when this broker reads what the process does (no folder or environment of its own),
+        so an agent serving this process's settings may answer for it."""
+        return self._directory is None and self._environ is None
+
     @property
     def environ(self) -> Mapping[str, str]:
         return os.environ if self._environ is None else self._environ
@@ -326,33 +327,8 @@ class TokenBroker:
         self.cache.clear()
 
     # -- tokens --------------------------------------------------------------------
-    def _from_agent(self, target: Target, force: bool) -> ServiceCredentials | None:
-        """Ask a running agent (a socket round trip) before loading the SDK here; None if there is none."""
-        if not self.use_agent or self._directory is not None:
-            return None
-        from . import agent_client
-
-        found = agent_client.credentials([target.service], target.identifier, force, self.environ)
-        if not found:
-            return None
-        item = found[0]
-        expires = item.get("expires_at")
-        return ServiceCredentials(
-            service=target.service,
-            identifier=item.get("identifier") or target.identifier,
-            connection_name=item.get("connection_name") or target.connection_name,
-            kind=item.get("kind") or "oauth",
-            access_token=item.get("access_token") or "",
-            scopes=tuple(item.get("scopes") or ()),
-            expires_at=_dt.datetime.fromtimestamp(expires, tz=_dt.UTC) if expires else None,
-            fields=MappingProxyType(dict(item.get("fields") or {})),
-        )
-
     def _fetch(self, target: Target, settings: ScalekitSettings, force: bool = False) -> ServiceCredentials:
         """One upstream lookup: credentials when ACTIVE, else AuthorizationError with a fresh link."""
-        via_agent = self._from_agent(target, force)
-        if via_agent is not None:
-            return via_agent
         vault = self.vault(settings)
         snap = vault.account(target.connection_name, target.identifier)
         if snap is not None and snap.status == ACTIVE:
@@ -464,6 +440,13 @@ class TokenBroker:
         if creds is not None and creds.service != target.service:
             creds = dataclasses.replace(creds, service=target.service)
         return creds
+
+    def remember(self, creds: ServiceCredentials) -> None:
+        """Keep credentials another source (the agent) handed out in this process's memory cache."""
+        settings = self.settings()
+        if settings.cache:
+            key = (settings.env_url, creds.connection_name, creds.identifier)
+            self.cache.get(key, lambda: creds, _expiry, force=True, store=True)
 
     def get_token(self, service: str, identifier: str | None = None, *, force_refresh: bool = False) -> str:
         """The access token (or single API key) for `service`."""

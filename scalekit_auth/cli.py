@@ -411,22 +411,16 @@ def _run(parser: argparse.ArgumentParser, argv: Sequence[str] | None, prog: str)
         logging.basicConfig(level=logging.DEBUG, format=f"{prog}: %(name)s: %(message)s", stream=sys.stderr)
     if sys.stdout is None:
         sys.stdout = _ClosedStream()  # type: ignore[assignment]
-    broker = None
+    road = None
     try:
-        if args.func in _AGENT_COMMANDS and getattr(args, "wait", None) is None and not getattr(args, "json", False):
-            answered = _via_agent(args)
-            if answered is not None:
-                return answered
-            use_agent = False  # it was asked already
-        else:
-            use_agent = True
-            if args.func == "cmd_curl":  # a short-lived shell call too: the agent answers its token
-                _autostart()  # a no-op when one runs (or cannot start)
         from . import commands
         from .broker import TokenBroker
+        from .sources import LocalSource, Road
 
-        broker = TokenBroker(use_agent=use_agent)
-        code = int(getattr(commands, args.func)(args, broker))
+        # The one road to a token for this process (sources.Road): a short-lived command that
+        # hands a token to the shell or a program may start the agent; the others use a running one.
+        road = Road(LocalSource(TokenBroker()), may_start=args.func in _SHELL_TOKEN_COMMANDS, remember=False)
+        code = int(getattr(commands, args.func)(args, road))
         sys.stdout.flush()
         return code
     except ScalekitAuthError as err:
@@ -458,8 +452,8 @@ def _run(parser: argparse.ArgumentParser, argv: Sequence[str] | None, prog: str)
     except Exception as err:  # noqa: BLE001 - last line of defence: no traceback without --debug
         return _unexpected(err, prog, debug)
     finally:
-        if broker is not None:
-            broker.close()
+        if road is not None:
+            road.close()
 
 
 def _unexpected(err: BaseException, prog: str, debug: bool) -> int:
@@ -481,52 +475,8 @@ def _silence_stdout() -> None:
         pass
 
 
-_AGENT_COMMANDS = ("cmd_token", "cmd_header", "cmd_exec")
-
-
-def _via_agent(args: argparse.Namespace) -> int | None:
-    """token/header/exec through a running agent (standard library only); None to do it in-process.
-
-    Errors (the agent's, ours, a closed stdout, Ctrl-C) propagate to `_run`, which reports them
-    the same way as on the in-process path."""
-    from . import agent_client
-
-    services = list(dict.fromkeys(args.services)) if hasattr(args, "services") else [args.service]
-    names = None
-    if args.func == "cmd_exec":
-        from .execenv import env_names
-
-        names = env_names(services, args.env or [])
-    found = agent_client.credentials(services, args.identifier)
-    if found is None:
-        if _autostart():  # a short-lived shell call: start the agent (once), then ask it
-            found = agent_client.credentials(services, args.identifier)
-    if found is None or any(item.get("token") is None for item in found):
-        return None  # no agent, or an account without a single token: the in-process path explains
-    tokens = [item["token"] for item in found]
-    if args.func == "cmd_token":
-        sys.stdout.write("".join(t + "\n" for t in tokens))
-    elif args.func == "cmd_header":
-        sys.stdout.write(f"Authorization: Bearer {tokens[0]}\n")
-    else:
-        from .execenv import exec_with
-
-        assert names is not None
-        return exec_with(args.cmd, {names[s]: t for s, t in zip(services, tokens, strict=True)})
-    sys.stdout.flush()
-    return int(ExitCode.OK)
-
-
-def _autostart() -> bool:
-    """Start the token agent for this shell call (see agent.autostart); the agent module (and the
-    broker it imports) is loaded only when agents are on at all."""
-    from . import paths
-
-    if not paths.agent_enabled(os.environ):
-        return False
-    from .agent import autostart
-
-    return autostart()
+#: Short-lived calls that hand a token to the shell or a program: they may start the agent.
+_SHELL_TOKEN_COMMANDS = ("cmd_token", "cmd_header", "cmd_exec", "cmd_curl")
 
 
 def _print_traceback() -> None:

@@ -25,6 +25,7 @@ from .errors import (
     most_pressing,
     printable,
 )
+from .sources import Road
 
 # -- output helpers ---------------------------------------------------------------------
 
@@ -190,8 +191,9 @@ def _credentials_waiting(args: argparse.Namespace, broker: TokenBroker) -> list[
     return [results[s] for s in dict.fromkeys(args.services)]
 
 
-def cmd_token(args: argparse.Namespace, broker: TokenBroker) -> int:
+def cmd_token(args: argparse.Namespace, road: Road) -> int:
     """One token per line, in the order asked; all or nothing. --json: one object per line."""
+    broker = road.broker
     if getattr(args, "wait", None) is not None:
         args.timeout = args.wait
         creds = _credentials_waiting(args, broker)
@@ -210,18 +212,19 @@ def cmd_token(args: argparse.Namespace, broker: TokenBroker) -> int:
         sys.stdout.flush()
         return ExitCode.OK
     if getattr(args, "json", False):
-        return _token_json(args, broker)
+        return _token_json(args, road)
     if len(args.services) == 1:
-        tokens = [broker.get_token(args.services[0], args.identifier)]
+        tokens = [road.token(args.services[0], args.identifier)]
     else:
-        tokens = list(broker.get_tokens(args.services, args.identifier).values())
+        tokens = list(road.tokens(args.services, args.identifier).values())
     sys.stdout.write("".join(token + "\n" for token in tokens))
     sys.stdout.flush()
     return ExitCode.OK
 
 
-def _token_json(args: argparse.Namespace, broker: TokenBroker) -> int:
-    results, errors = _batch(broker, args.services, lambda s: broker.get_credentials(s, args.identifier))
+def _token_json(args: argparse.Namespace, road: Road) -> int:
+    broker = road.broker
+    results, errors = _batch(broker, args.services, lambda s: road.credentials([s], args.identifier)[0])
     for service in dict.fromkeys(args.services):
         if service in results:
             creds = results[service]
@@ -260,8 +263,9 @@ def _identifier_of(broker: TokenBroker, service: str, identifier: str | None, er
         return identifier
 
 
-def cmd_auth(args: argparse.Namespace, broker: TokenBroker) -> int:
+def cmd_auth(args: argparse.Namespace, road: Road) -> int:
     """Print a fresh link and wait until the user has authorized (never prints the token)."""
+    broker = road.broker
     if not args.force:
         try:
             creds = broker.get_credentials(args.service, args.identifier)
@@ -280,34 +284,36 @@ def cmd_auth(args: argparse.Namespace, broker: TokenBroker) -> int:
     return ExitCode.OK
 
 
-def cmd_header(args: argparse.Namespace, broker: TokenBroker) -> int:
+def cmd_header(args: argparse.Namespace, road: Road) -> int:
     """`Authorization: Bearer <token>`, for `curl -H @-` (keeps the token out of argv)."""
-    token = broker.get_token(args.service, args.identifier)
+    token = road.token(args.service, args.identifier)
     sys.stdout.write(f"Authorization: Bearer {token}\n")
     sys.stdout.flush()
     return ExitCode.OK
 
 
-def cmd_exec(args: argparse.Namespace, broker: TokenBroker) -> int:
+def cmd_exec(args: argparse.Namespace, road: Road) -> int:
     """Run CMD with tokens in environment variables (never in argv); the exit code is CMD's."""
     from .execenv import env_names, exec_with
 
     if not args.cmd:
         raise ConfigurationError("exec needs a command after '--', e.g. scalekit-auth exec gmail -- python3 app.py")
     names = env_names(list(dict.fromkeys(args.services)), args.env or [])
-    tokens = broker.get_tokens(list(names), args.identifier)
-    broker.close()
+    tokens = road.tokens(list(names), args.identifier)
+    road.close()
     return exec_with(args.cmd, {names[service]: token for service, token in tokens.items()})
 
 
-def cmd_which(args: argparse.Namespace, broker: TokenBroker) -> int:
+def cmd_which(args: argparse.Namespace, road: Road) -> int:
     """Print the service a URL belongs to."""
+    broker = road.broker
     print(broker.service_for_url_or_explain(args.url))
     return ExitCode.OK
 
 
-def cmd_curl(args: argparse.Namespace, broker: TokenBroker) -> int:
+def cmd_curl(args: argparse.Namespace, road: Road) -> int:
     """curl URL with the Authorization header read from a pipe: never in argv, never on disk."""
+    broker = road.broker
     import shutil
 
     from .curlargs import check_curl_args
@@ -326,7 +332,7 @@ def cmd_curl(args: argparse.Namespace, broker: TokenBroker) -> int:
             f"sent there. If it is one, add it to that service in connections.json: "
             f'"hosts": ["{printable(_host_of(args.url), False)}"].'
         )
-    token = broker.get_token(service, args.identifier)
+    token = road.token(service, args.identifier)
     read_fd, write_fd = os.pipe()
     os.write(write_fd, f"Authorization: Bearer {token}\n".encode())
     os.close(write_fd)
@@ -336,7 +342,7 @@ def cmd_curl(args: argparse.Namespace, broker: TokenBroker) -> int:
     # would expand {a,b} and [1-2] into several hosts) and --noproxy '*' (straight to the URL's host).
     argv = [curl, "-q", "-H", f"@/dev/fd/{read_fd}", *args.curl_args, "--globoff", "--noproxy", "*", "--", args.url]
     env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
-    broker.close()
+    road.close()
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(curl, argv, env)  # noqa: S606 - replaces this process: curl's exit code is ours
@@ -346,13 +352,15 @@ def cmd_curl(args: argparse.Namespace, broker: TokenBroker) -> int:
 # -- config / remove / list / status ---------------------------------------------------------
 
 
-def cmd_config(args: argparse.Namespace, broker: TokenBroker) -> int:
+def cmd_config(args: argparse.Namespace, road: Road) -> int:
+    broker = road.broker
     change = broker.configure_connection(args.service, args.connection_name, args.identifier)
     say(f"{change.describe()} in {broker.connections_file}")
     return ExitCode.OK
 
 
-def cmd_remove(args: argparse.Namespace, broker: TokenBroker) -> int:
+def cmd_remove(args: argparse.Namespace, road: Road) -> int:
+    broker = road.broker
     change = broker.remove_connection(args.service)
     say(f"{change.describe()} in {broker.connections_file}")
     return ExitCode.OK
@@ -381,7 +389,8 @@ def _statuses(broker: TokenBroker, services: list[str]) -> tuple[dict[str, Accou
 NO_SERVICES = "No services configured in {}. Add one: scalekit-auth config gmail <connection_name>"
 
 
-def cmd_list(args: argparse.Namespace, broker: TokenBroker) -> int:
+def cmd_list(args: argparse.Namespace, road: Road) -> int:
+    broker = road.broker
     rows = _rows(broker)
     if not rows:
         if args.json:
@@ -421,8 +430,9 @@ def cmd_list(args: argparse.Namespace, broker: TokenBroker) -> int:
     return int(ExitCode.OK) if not errors else _worst_exit(errors)
 
 
-def cmd_status(args: argparse.Namespace, broker: TokenBroker) -> int:
+def cmd_status(args: argparse.Namespace, road: Road) -> int:
     """One line per service: configured? account status? token expiry? Never the token."""
+    broker = road.broker
     configured = broker.connections()
     services = [s.strip().lower() for s in args.services] if args.services else list(configured)
     if not services:
@@ -469,7 +479,8 @@ def cmd_status(args: argparse.Namespace, broker: TokenBroker) -> int:
     return int(most_pressing(codes))
 
 
-def cmd_doctor(args: argparse.Namespace, broker: TokenBroker) -> int:
+def cmd_doctor(args: argparse.Namespace, road: Road) -> int:
+    broker = road.broker
     from .doctor import run_checks
     from .errors import most_pressing
 
@@ -488,8 +499,9 @@ def cmd_doctor(args: argparse.Namespace, broker: TokenBroker) -> int:
     return int(most_pressing(failed)) if failed else 0
 
 
-def cmd_verify(args: argparse.Namespace, broker: TokenBroker) -> int:
+def cmd_verify(args: argparse.Namespace, road: Road) -> int:
     """Complete a custom user verification from the address the browser ended on (paste-back)."""
+    broker = road.broker
     from .verify_server import auth_request_id_of
 
     auth_request_id = auth_request_id_of(args.address)
@@ -509,8 +521,9 @@ def cmd_verify(args: argparse.Namespace, broker: TokenBroker) -> int:
     return ExitCode.OK
 
 
-def cmd_migrate(args: argparse.Namespace, broker: TokenBroker) -> int:
+def cmd_migrate(args: argparse.Namespace, road: Road) -> int:
     """Move the user's files from the skill folder (original layout) to the state folder."""
+    broker = road.broker
     from pathlib import Path
 
     from .migrate import move_state
@@ -539,7 +552,7 @@ def cmd_migrate(args: argparse.Namespace, broker: TokenBroker) -> int:
     return ExitCode.OK
 
 
-def cmd_agent(args: argparse.Namespace, broker: TokenBroker) -> int:
+def cmd_agent(args: argparse.Namespace, road: Road) -> int:
     """agent start|stop|status."""
     from . import agent
 
@@ -600,7 +613,7 @@ def cmd_agent(args: argparse.Namespace, broker: TokenBroker) -> int:
     return int(ExitCode.OK if info is not None else ExitCode.ERROR)
 
 
-def cmd_demo(args: argparse.Namespace, broker: TokenBroker) -> int:
+def cmd_demo(args: argparse.Namespace, road: Road) -> int:
     from .demo import run_demo
 
     return run_demo(service=args.service, browser=args.browser, timeout=args.timeout)

@@ -12,12 +12,10 @@ from __future__ import annotations
 import os
 import sys
 
-from . import paths
-from .wire import PROTOCOL, exchange, trusted_socket
+from . import paths, wire
+from .protocol import lines_request, parse_lines
 
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
-#: How long a fast-path caller waits for the agent's answer before the full path takes over.
-ANSWER_WITHIN = 30.0
 
 
 def _plain_service(arg: str) -> bool:
@@ -40,20 +38,22 @@ def _tokens_from_agent(argv: list[str]) -> int | None:
     if not paths.agent_enabled(env):
         return None
     path = paths.agent_socket(env)
-    services = ", ".join(f'"{a}"' for a in dict.fromkeys(argv))  # plain names: nothing to escape
-    request = (
-        f'{{"v": {PROTOCOL}, "context": "{paths.context_fingerprint(env)}", "op": "token", "services": [{services}], '
-        '"identifier": null, "force_refresh": false, "format": "lines"}'
-    ).encode()
+    if not wire.usable(path):
+        return None
+    services = list(dict.fromkeys(argv))
+    request = lines_request(paths.context_fingerprint(env), services)
     line = None
     for attempt in range(2):
         try:
-            if trusted_socket(path):
-                line, _ = exchange(path, request, ANSWER_WITHIN)
+            if wire.trusted_socket(path):
+                line, _ = wire.exchange(path, request, wire.answer_within(env))
                 break
         except (ConnectionRefusedError, FileNotFoundError):
             pass  # the agent died and left its socket behind: start a new one
-        except OSError:  # includes TimeoutError: a stuck or slow agent
+        except TimeoutError:  # stuck or slow: never asked again by this process (the full path neither)
+            wire.give_up(path, "it did not answer in time")
+            return None
+        except OSError:
             return None
         if attempt:
             return None
@@ -61,10 +61,8 @@ def _tokens_from_agent(argv: list[str]) -> int | None:
 
         if not autostart(env):
             return None
-    if line is None or not line.startswith(b"OK\t"):
-        return None
-    tokens = line[3:].split(b"\t")
-    if len(tokens) != len(dict.fromkeys(argv)):
+    tokens = parse_lines(line, len(services))
+    if tokens is None:
         return None
     try:
         out = sys.stdout.buffer

@@ -15,6 +15,7 @@ from typing import Any
 from .broker import TokenBroker
 from .errors import import_or_explain
 from .logs import get_logger
+from .sources import Road, road_for
 
 # Through import_or_explain: on a bare Python the first use installs the skill's packages privately.
 requests = import_or_explain("requests", "requests")
@@ -38,12 +39,6 @@ def origin(url: str) -> tuple[str, str, int | None]:
     return scheme, (parts.hostname or "").lower(), port
 
 
-def _default_broker() -> TokenBroker:
-    from .api import default_broker
-
-    return default_broker()
-
-
 class _TokenSource:
     """What both auth classes share: which service and account, and the broker to ask."""
 
@@ -56,11 +51,11 @@ class _TokenSource:
         return f"{type(self).__name__}(service={self.service!r}, identifier={self.identifier!r})"
 
     @property
-    def broker(self) -> TokenBroker:
-        return self._broker or _default_broker()
+    def road(self) -> Road:
+        return road_for(self._broker)
 
     def _service_for(self, url: str) -> str:
-        return self.service or self.broker.service_for_url_or_explain(url)
+        return self.service or self.road.broker.service_for_url_or_explain(url)
 
 
 class ScalekitAuth(_TokenSource, AuthBase):
@@ -71,7 +66,7 @@ class ScalekitAuth(_TokenSource, AuthBase):
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         service = self._service_for(request.url or "")
-        request.headers["Authorization"] = f"Bearer {self.broker.get_token(service, self.identifier)}"
+        request.headers["Authorization"] = f"Bearer {self.road.token(service, self.identifier)}"
         request.register_hook("response", functools.partial(self._on_response, origin(request.url or "")))
         return request
 
@@ -87,8 +82,8 @@ class ScalekitAuth(_TokenSource, AuthBase):
             return response
         service = self._service_for(request.url or "")
         old = request.headers.get("Authorization", "")
-        self.broker.invalidate(service, self.identifier)
-        token = self.broker.get_token(service, self.identifier, force_refresh=True)
+        self.road.invalidate(service, self.identifier)
+        token = self.road.token(service, self.identifier, force_refresh=True)
         if f"Bearer {token}" == old:
             log.debug("401 not retried: Scalekit returned the same token")
             return response
@@ -143,15 +138,15 @@ def _make_httpx_class():
 
         def auth_flow(self, request):
             service = self._service_for(str(request.url))
-            token = self.broker.get_token(service, self.identifier)
+            token = self.road.token(service, self.identifier)
             request.headers["Authorization"] = f"Bearer {token}"
             response = yield request
             if response.status_code != 401 or not isinstance(request.stream, httpx.ByteStream):
                 return
             if origin(str(response.request.url)) != origin(str(request.url)):
                 return  # the 401 came from where a redirect led, not from the token's origin
-            self.broker.invalidate(service, self.identifier)
-            fresh = self.broker.get_token(service, self.identifier, force_refresh=True)
+            self.road.invalidate(service, self.identifier)
+            fresh = self.road.token(service, self.identifier, force_refresh=True)
             if fresh == token:
                 return
             request.headers["Authorization"] = f"Bearer {fresh}"
@@ -162,15 +157,15 @@ def _make_httpx_class():
             from .aio import aget_token
 
             service = self._service_for(str(request.url))
-            token = await aget_token(service, self.identifier, broker=self.broker)
+            token = await aget_token(service, self.identifier, broker=self._broker)
             request.headers["Authorization"] = f"Bearer {token}"
             response = yield request
             if response.status_code != 401 or not isinstance(request.stream, httpx.ByteStream):
                 return
             if origin(str(response.request.url)) != origin(str(request.url)):
                 return
-            self.broker.invalidate(service, self.identifier)
-            fresh = await aget_token(service, self.identifier, force_refresh=True, broker=self.broker)
+            self.road.invalidate(service, self.identifier)
+            fresh = await aget_token(service, self.identifier, force_refresh=True, broker=self._broker)
             if fresh == token:
                 return
             request.headers["Authorization"] = f"Bearer {fresh}"

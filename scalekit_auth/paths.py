@@ -29,6 +29,14 @@ CONTEXT_VARS = (
     "SCALEKIT_CACHE_TTL",
     "SCALEKIT_CACHE_MAX",
     "SCALEKIT_USER_VERIFY_URL",
+    # Whom the Scalekit client trusts and how it gets there (grpc, requests).
+    "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    *("http_proxy", "https_proxy", "no_proxy", "all_proxy", "grpc_proxy"),
+    *("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY", "GRPC_PROXY"),
 )
 
 _PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -194,32 +202,66 @@ def _workspace_identity_in_cwd(env: Mapping[str, str]) -> str | None:
     return candidate if inside and mine and not st.st_mode & 0o022 else None
 
 
+def _file_identity(path: str) -> str:
+    """Which file is at `path` now (device, inode, size, modification time), or '-' for none."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return f"{path}:-"
+    return f"{path}:{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
+
+
+def context_files(environ: Mapping[str, str] | None = None) -> list[str]:
+    """Every file whose contents may decide an answer: the state folder's and the skill folder's
+    .env and connections.json, OpenClaw's .env and the IDENTITY.md that names the agent."""
+    env = os.environ if environ is None else environ
+    state = state_dir(env)
+    files = [os.path.join(state, name) for name in STATE_FILES]
+    legacy = legacy_dir()
+    if legacy is not None:
+        files += [os.path.join(legacy, name) for name in STATE_FILES]
+    files.append(os.path.join(openclaw_state_dir(env), ".env"))
+    files.append(identity_path(env)[0])
+    return files
+
+
 def context_fingerprint(environ: Mapping[str, str] | None = None) -> str:
     """A hash of everything that decides which token a call gets (the secret is hashed, never sent).
 
-    Folders enter as resolved absolute paths (the state folder, OpenClaw's folder, the
-    IDENTITY.md, which may depend on the working directory), not as the variables that name
-    them, so an agent started elsewhere still serves the same caller, and never answers for
-    another agent's default identity."""
+    The copy of the skill answering (its folder), the resolved folders (the state folder,
+    OpenClaw's folder, the IDENTITY.md, which may depend on the working directory), the identity
+    of every file read (context_files: a copy with its own .env or connections.json is another
+    context), and the settings, TLS trust and proxy variables. Folders enter resolved, not as
+    the variables that name them, so an agent started elsewhere still serves the same caller."""
     env = os.environ if environ is None else environ
-    folders = [skill_dir(env), openclaw_state_dir(env), identity_path(env)[0]]
-    parts = folders + [f"{name}={env.get(name, '')}" for name in CONTEXT_VARS]
+    parts = [_PACKAGE_PARENT, skill_dir(env), openclaw_state_dir(env), identity_path(env)[0]]
+    parts += [_file_identity(path) for path in context_files(env)]
+    parts += [f"{name}={env.get(name, '')}" for name in CONTEXT_VARS]
     return _sha256_hex("\0".join(parts).encode())
 
 
+#: A Unix socket's path fits in sun_path: 108 bytes on Linux, 104 on macOS and the BSDs, with a NUL.
+SOCKET_PATH_MAX = 103
+_SOCKET_NAME_LEN = len("agent-") + 12 + len(".sock")
+
+
 def runtime_dir(environ: Mapping[str, str] | None = None) -> str:
-    """The agent's private directory: $XDG_RUNTIME_DIR/scalekit-auth, else /tmp/scalekit-auth-<uid>."""
+    """The agent's private directory: $XDG_RUNTIME_DIR/scalekit-auth, else (none, or a path so long
+    a socket in it would not fit) /tmp/scalekit-auth-<uid>."""
     env = os.environ if environ is None else environ
     base = env.get("XDG_RUNTIME_DIR", "").strip()
     if base and os.path.isdir(base):
-        return os.path.join(os.path.abspath(base), "scalekit-auth")
+        candidate = os.path.join(os.path.abspath(base), "scalekit-auth")
+        if len(os.fsencode(candidate)) + 1 + _SOCKET_NAME_LEN <= SOCKET_PATH_MAX:
+            return candidate
     return os.path.join("/tmp", f"scalekit-auth-{os.getuid()}")  # noqa: S108 - private, 0700, owner-checked
 
 
 def agent_socket(environ: Mapping[str, str] | None = None) -> str:
-    """The socket of the agent serving this skill folder (one agent per folder)."""
-    folder = skill_dir(environ)
-    name = "agent-" + _sha256_hex(folder.encode())[:12] + ".sock"
+    """The socket of the agent serving this state folder from this copy of the skill (one agent
+    each: two copies of the skill never share one)."""
+    key = skill_dir(environ) + "\0" + _PACKAGE_PARENT
+    name = "agent-" + _sha256_hex(key.encode())[:12] + ".sock"
     return os.path.join(runtime_dir(environ), name)
 
 

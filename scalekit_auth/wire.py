@@ -18,14 +18,27 @@ TYPE_CHECKING = False  # typing costs ~9 ms to import; this path must stay lean
 
 if TYPE_CHECKING:
     import socket
+    from collections.abc import Mapping
 
-PROTOCOL = 1
 MAX_REPLY = 1 << 20
 #: The agent acknowledges a request the moment it reads it, then works on it. A caller waits
 #: this long for that first line: an agent that is stopped (SIGSTOP), wedged or starved gets a
 #: few seconds, not the minutes a Scalekit lookup may take, before the caller does the work itself.
 ACK_TIMEOUT = 5.0
 ACK = b'{"ack": true}\n'
+
+
+def answer_within(env: Mapping[str, str]) -> float:
+    """How long a caller waits for an acknowledged answer: the agent's own Scalekit deadline
+    (SCALEKIT_TIMEOUT, default 10 s), twice (it may first wait for another caller's fetch of the
+    same token), plus a margin. Past it the agent counts as stuck for the rest of the process."""
+    try:
+        seconds = float(env.get("SCALEKIT_TIMEOUT", "") or 10)
+    except ValueError:
+        seconds = 10.0
+    if not seconds > 0:  # also NaN
+        seconds = 10.0
+    return min(seconds, 300.0) * 2 + 5
 
 
 def _private_to_us(path: str, kind: int) -> bool:
@@ -81,6 +94,48 @@ def read_line(sock: socket.socket | _socket.socket, buffer: bytearray, timeout: 
     return line
 
 
+def pid_file(path: str) -> str:
+    """Where the agent at socket `path` records its pid (beside the socket, 0600)."""
+    return path + ".pid"
+
+
+def recorded_pid(path: str) -> int | None:
+    """The pid the agent at socket `path` recorded, if that process still exists: names an agent
+    that cannot be asked (frozen, its queue full)."""
+    try:
+        with open(pid_file(path), "rb") as fh:
+            pid = int(fh.read(32).strip())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return None
+    return pid
+
+
+def held_by_us(path: str) -> bool:
+    """True when a process of our user accepts (or queues) connections at `path`: an agent that
+    is alive, even if frozen, and so must never be replaced. A refused connection or a missing
+    file means it is gone; a listener of another user is an impostor, not ours to keep."""
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    try:
+        sock.setblocking(False)
+        sock.connect(path)
+        return peer_uid(sock) in (os.getuid(), None)
+    except BlockingIOError:
+        return True  # the listen queue is full: someone is there, not accepting (the file is ours)
+    except OSError:
+        return False
+    finally:
+        sock.close()
+
+
+class ForeignListenerError(ConnectionError):
+    """Another user's process listens on our agent's socket name: never sent anything."""
+
+    def __init__(self, pid: int | None) -> None:
+        super().__init__("another user listens on the agent's socket")
+        self.pid = pid
+
+
 class AgentTimeoutError(TimeoutError):
     """The agent did not acknowledge (or answer) in time; `pid` says which process holds the socket."""
 
@@ -89,17 +144,37 @@ class AgentTimeoutError(TimeoutError):
         self.pid = pid
 
 
+#: Agents found unusable by this process (socket path -> why): asked once, never again, so a
+#: stuck agent costs one bounded wait per process, whichever path (fast or full) met it first.
+_unusable: dict[str, str] = {}
+
+
+def usable(path: str) -> bool:
+    """False once this process found the agent at `path` stuck or speaking another protocol."""
+    return path not in _unusable
+
+
+def give_up(path: str, why: str) -> None:
+    """Do not ask the agent at `path` again in this process."""
+    _unusable.setdefault(path, why)
+
+
 def exchange(path: str, request: bytes, answer_within: float) -> tuple[bytes | None, int | None]:
-    """(the answer line, the agent's pid) for one request line; (None, pid) when the agent went away
-    or the listener is not our user. TimeoutError when it does not acknowledge within ACK_TIMEOUT
-    (or answer within `answer_within`); OSError when there is nobody to connect to."""
+    """(the answer line, the agent's pid) for one request line; (None, pid) when the agent went away.
+    ForeignListenerError when the listener is not our user. AgentTimeoutError when it does not acknowledge within
+    ACK_TIMEOUT (or answer within `answer_within`), or when its listen queue is full (a frozen
+    agent: alive, so never to be replaced); OSError when there is nobody to connect to."""
     sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
         sock.settimeout(min(answer_within, ACK_TIMEOUT))
-        sock.connect(path)
+        try:
+            sock.connect(path)
+        except (BlockingIOError, TimeoutError):
+            # EAGAIN: the listen backlog is full. Someone listens but does not accept: stuck, not gone.
+            raise AgentTimeoutError(None) from None
         pid, uid = peer(sock)
         if uid not in (os.getuid(), None):
-            return None, pid  # someone else is listening on our socket's name
+            raise ForeignListenerError(pid)  # someone else is listening on our socket's name
         try:
             sock.sendall(request + b"\n")
             buffer = bytearray()

@@ -187,7 +187,7 @@ def test_idle_agent_exits_by_itself(ready):
     # Whenever the socket is there, the agent answers on it: it removes the socket before it stops.
     deadline = time.monotonic() + 60
     while socket_path.exists() and time.monotonic() < deadline:
-        answer = agent_client.call({"op": "ping", "any_context": True}, timeout=30)
+        answer = agent_client.ping(timeout=30, any_context=True)
         assert answer is not None or not socket_path.exists(), "socket left behind by an agent that stopped answering"
         time.sleep(0.05)
     assert not socket_path.exists(), f"still running after 60 s: {agent.status()}"
@@ -263,7 +263,7 @@ def test_another_user_cannot_use_the_agent(running):
         os.chmod(sock, 0o600)
     assert peer.stdout.startswith("CLOSED-WITHOUT-REPLY"), peer.stdout + peer.stderr
     assert "gmail-token" not in peer.stdout
-    assert agent_client.tokens(["gmail"]) == ["gmail-token"]  # and we still can
+    assert [c.token for c in agent_client.credentials(["gmail"])] == ["gmail-token"]  # and we still can
 
 
 def test_an_insecure_runtime_directory_is_refused(ready, tmp_path, monkeypatch):
