@@ -484,16 +484,6 @@ def test_an_agent_without_the_sdk_for_its_python_does_not_start(ready, tmp_path)
     assert "Traceback" not in proc.stderr
 
 
-def test_an_agents_environment_error_makes_the_caller_do_the_work_itself():
-    from scalekit_auth import agent_client
-
-    reply = {"ok": False, "error": {"type": "MissingDependencyError", "message": "no SDK here"}}
-    assert agent_client._answer(reply) is None  # None: fall back to the in-process path
-    refused = {"ok": False, "error": {"type": "ServiceNotConfiguredError", "message": "x", "service": "s"}}
-    with pytest.raises(Exception, match="x"):
-        agent_client._answer(refused)  # a real answer about the request is passed on
-
-
 # -- starting itself ---------------------------------------------------------------------------
 
 

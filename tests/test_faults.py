@@ -163,7 +163,7 @@ def test_scalekit_timeout_bounds_the_whole_call_including_the_sdks_retries(skill
     skill.configure("gmail", "gmail_u3134a", "mess")
     emulator.seed("gmail_u3134a", "mess")
     monkeypatch.setenv("SCALEKIT_TIMEOUT", "6")
-    broker = TokenBroker(use_agent=False)
+    broker = TokenBroker()
     broker.vault(broker.settings()).connect()  # logged in: only the lookup is left
     emulator.set_latency(5)  # each attempt takes 5 s, then fails UNAVAILABLE; the SDK would try 3 times
     emulator.fail_next(-1, "UNAVAILABLE", method="GetConnectedAccountAuth")
@@ -190,7 +190,7 @@ def test_one_callers_deadline_does_not_cut_another_callers_call(skill, emulator,
     skill.configure("gmail", "gmail_u3134a", "mess")
     emulator.seed("gmail_u3134a", "mess", access_token="still-good")
     monkeypatch.setenv("SCALEKIT_TIMEOUT", "120")
-    broker = TokenBroker(use_agent=False)
+    broker = TokenBroker()
     settings = broker.settings()
     broker.vault(settings).connect()
     emulator.set_latency(600)  # every call held until the test lets go

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from scalekit_auth import agent, paths, protocol, wire
+from scalekit_auth import agent, agent_client, paths, protocol, wire
 from scalekit_auth.broker import TokenBroker
 from scalekit_auth.errors import (
     AuthorizationError,
