@@ -325,12 +325,12 @@ def cmd_curl(args: argparse.Namespace, road: Road) -> int:
     detected = broker.service_for_url_or_explain(args.url) if not args.service else broker.service_for_url(args.url)
     service = args.service or detected
     if args.service and detected != normalize_service(args.service):
-        from .broker import _host_of
+        from .configview import host_of
 
         raise ConfigurationError(
-            f"{printable(_host_of(args.url), False)} is not a known host of {args.service}, so its token is not "
+            f"{printable(host_of(args.url), False)} is not a known host of {args.service}, so its token is not "
             f"sent there. If it is one, add it to that service in connections.json: "
-            f'"hosts": ["{printable(_host_of(args.url), False)}"].'
+            f'"hosts": ["{printable(host_of(args.url), False)}"].'
         )
     token = road.token(service, args.identifier)
     read_fd, write_fd = os.pipe()
@@ -510,8 +510,7 @@ def cmd_verify(args: argparse.Namespace, road: Road) -> int:
     elif args.service:
         identifier = broker.resolve(args.service).identifier
     else:
-        ident, source = broker._agent_name()
-        identifier = broker._checked_agent_name(ident, source)
+        identifier = broker.default_identifier()
     broker.verify_user(auth_request_id, identifier)
     if args.json:
         sys.stdout.write(json.dumps({"identifier": identifier, "status": "VERIFIED"}) + "\n")
