@@ -89,7 +89,7 @@ def run_demo(service: str = "gmail", browser: bool = False, timeout: float = 120
         fd = os.open(env_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
             fh.write(
-                f"SCALEKIT_ENV_URL={emu.url}\nSCALEKIT_CLIENT_ID={emu.client_id}\n"
+                f"SCALEKIT_ENVIRONMENT_URL={emu.url}\nSCALEKIT_CLIENT_ID={emu.client_id}\n"
                 f"SCALEKIT_CLIENT_SECRET={emu.client_secret}\n"
             )
         identity = folder / "IDENTITY.md"

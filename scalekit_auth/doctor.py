@@ -10,13 +10,16 @@ from pathlib import Path
 from . import paths
 from .broker import TokenBroker
 from .config import (
-    CLIENT_ID_VAR,
-    CLIENT_SECRET_VAR,
-    ENV_URL_VARS,
+    CREDENTIALS,
+    ENV_URL,
+    Found,
+    Setting,
     env_file_mode_warning,
     env_files,
+    find,
     normalize_env_url,
     read_env_file,
+    settings_sources,
     where_to_put_credentials,
 )
 from .errors import ConfigurationError, ExitCode, ScalekitAuthError
@@ -103,22 +106,15 @@ def run_checks(broker: TokenBroker) -> list[Check]:
         else:
             checks.append(Check(".env", "ok", f"{env_file} (private to you)"))
 
-    def where(*names: str) -> str | None:
-        for name in names:
-            if env.get(name, "").strip():
-                return f"{name} from the environment"
-        for path, values in files:
-            for name in names:
-                if values.get(name, "").strip():
-                    return f"{name} from {path}"
-        return None
-
-    found = {
-        "SCALEKIT_ENVIRONMENT_URL": where(*ENV_URL_VARS),
-        CLIENT_ID_VAR: where(CLIENT_ID_VAR),
-        CLIENT_SECRET_VAR: where(CLIENT_SECRET_VAR),
-    }
-    missing = [name for name, source in found.items() if source is None]
+    sources = settings_sources(folder, env, problems=[])  # unreadable files: reported above
+    found: dict[Setting, Found | None] = {}
+    conflict: ConfigurationError | None = None
+    for setting in CREDENTIALS:
+        try:
+            found[setting] = find(sources, setting)
+        except ConfigurationError as err:  # one source names the URL twice, differently
+            found[setting], conflict = None, err
+    missing = [setting.label for setting, hit in found.items() if hit is None and conflict is None]
     if missing:
         checks.append(
             Check(
@@ -129,22 +125,23 @@ def run_checks(broker: TokenBroker) -> list[Check]:
                 "(dashboard > Developers > Settings > API credentials; never in chat)",
             )
         )
-    else:
-        checks.append(Check("credentials", "ok", "; ".join(v for v in found.values() if v)))
-    from_file = {k: v for _, values in reversed(files) for k, v in values.items()}
+    elif conflict is None:
+        checks.append(Check("credentials", "ok", "; ".join(str(hit) for hit in found.values() if hit)))
 
     url_ok = False
-    raw_url = next((env.get(n) or from_file.get(n) for n in ENV_URL_VARS if env.get(n) or from_file.get(n)), None)
+    raw_url = found[ENV_URL]
+    if conflict is not None:
+        checks.append(Check("environment URL", "fail", str(conflict), "keep one of the two names"))
     if raw_url:
         try:
-            url = normalize_env_url(raw_url, "SCALEKIT_ENVIRONMENT_URL")
+            url = normalize_env_url(raw_url.value, str(raw_url))
             checks.append(Check("environment URL", "ok", url))
             url_ok = True
         except ConfigurationError as err:
             checks.append(Check("environment URL", "fail", str(err), "copy it from the Scalekit dashboard"))
 
     if url_ok and raw_url:
-        route = _route_check(normalize_env_url(raw_url, "SCALEKIT_ENVIRONMENT_URL"))
+        route = _route_check(normalize_env_url(raw_url.value, str(raw_url)))
         checks.append(route)
         url_ok = route.level == "ok"
     if not missing and url_ok:
