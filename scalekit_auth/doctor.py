@@ -90,12 +90,7 @@ def _folder_checks(run: _Run) -> list[Check]:
     """Which folder holds the user's files, why, whether it can be written, and what is left behind."""
     env = run.env
     folder = run.folder
-    if env.get(paths.SKILL_DIR_VAR, "").strip():
-        why = "SCALEKIT_AUTH_DIR"
-    elif paths.under_openclaw(env):
-        why = "OpenClaw's state folder"
-    else:
-        why = "your config folder"
+    why = paths.state_choice(env)[1]
     exists = "" if folder.is_dir() else " (created by the first `scalekit-auth config`)"
     checks = [Check("state folder", "ok", f"{folder} ({why}){exists}")]
     left = paths.legacy_files(env)
@@ -120,6 +115,35 @@ def _folder_checks(run: _Run) -> list[Check]:
             )
         )
     return checks
+
+
+def _openclaw_folder_checks(run: _Run) -> list[Check]:
+    """Files in the config folder and OpenClaw's: which are in use, and how to move them (migrate)."""
+    env = run.env
+    why = paths.state_choice(env)[1]
+    if why == paths.KEPT_CONFIG_FOLDER:
+        openclaw = paths.openclaw_skill_state_dir(env)
+        return [
+            Check(
+                "state folder",
+                "warn",
+                f"{openclaw} holds no files yet, so the ones saved in {run.folder} before OpenClaw was installed "
+                "stay in use",
+                f"scalekit-auth migrate (moves them to {openclaw})",
+            )
+        ]
+    config = paths.config_state_dir(env)
+    hidden = [os.path.join(config, name) for name in paths.STATE_FILES if os.path.lexists(os.path.join(config, name))]
+    if why != paths.OPENCLAW_FOLDER or not hidden:
+        return []
+    return [
+        Check(
+            "state folder",
+            "warn",
+            f"{' and '.join(hidden)} {'is' if len(hidden) == 1 else 'are'} not read: OpenClaw's state folder is in use",
+            f"compare with the copy in {run.folder}, keep what you need there, then delete the old one",
+        )
+    ]
 
 
 def _env_file_checks(run: _Run) -> list[Check]:
@@ -320,6 +344,7 @@ def _identity_check(run: _Run) -> list[Check]:
 #: Every check, in the order doctor runs and prints them; each sees what the ones before it found.
 CHECKS: tuple[Callable[[_Run], list[Check]], ...] = (
     _folder_checks,
+    _openclaw_folder_checks,
     _env_file_checks,
     _credentials_check,
     _env_url_check,
