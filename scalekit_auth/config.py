@@ -17,6 +17,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from . import paths
+from .cache import DEFAULT_MARGIN as DEFAULT_CACHE_MARGIN
+from .cache import DEFAULT_MAX_ENTRIES as DEFAULT_CACHE_MAX
+from .cache import DEFAULT_TTL as DEFAULT_CACHE_TTL
 from .errors import ConfigurationError, MissingCredentialsError, import_or_explain
 
 SKILL_DIR_VAR = paths.SKILL_DIR_VAR
@@ -33,9 +36,6 @@ LOOPBACK = "loopback"
 #: Scalekit's limit for user_verify_url (buf.validate in the SDK's descriptors).
 USER_VERIFY_URL_MAX = 2048
 DEFAULT_TIMEOUT = 10.0
-DEFAULT_CACHE_MARGIN = 300.0
-DEFAULT_CACHE_TTL = 60.0
-DEFAULT_CACHE_MAX = 10_000
 
 
 @dataclass(frozen=True)

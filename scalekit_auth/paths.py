@@ -98,7 +98,7 @@ def under_openclaw(environ: Mapping[str, str] | None = None) -> bool:
 
 
 #: Why the state folder is the one it is (state_choice).
-CHOSEN_BY_VARIABLE = "SCALEKIT_AUTH_DIR"
+CHOSEN_BY_VARIABLE = SKILL_DIR_VAR
 OPENCLAW_FOLDER = "OpenClaw's state folder"
 CONFIG_FOLDER = "your config folder"
 KEPT_CONFIG_FOLDER = "your config folder, in use since before OpenClaw"

@@ -179,6 +179,13 @@ def test_a_missing_url_is_named_the_same_everywhere(tmp_path):
     assert _doctor(tmp_path, env)["credentials"] == ("fail", "SCALEKIT_ENVIRONMENT_URL (or SCALEKIT_ENV_URL) not set")
 
 
+def test_the_agent_serves_a_caller_only_with_every_setting_equal():
+    """paths.CONTEXT_VARS (the agent client's fast path cannot import config) lists config's settings."""
+    from scalekit_auth import config, paths
+
+    assert sorted(paths.CONTEXT_VARS) == sorted(config.SETTINGS_VARS)
+
+
 @pytest.mark.parametrize("raw", ["0", "-1", "abc", "nan", "inf", "301"])
 def test_bad_timeouts_are_refused(raw):
     with pytest.raises(ConfigurationError, match="SCALEKIT_TIMEOUT"):
