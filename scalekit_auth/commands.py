@@ -521,21 +521,30 @@ def cmd_verify(args: argparse.Namespace, road: Road) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace, road: Road) -> int:
-    """Move the user's files from the skill folder (original layout) to the state folder."""
+    """Move the user's files into the state folder they belong in: from the config folder into
+    OpenClaw's (when they were saved there before OpenClaw was installed), and from the skill
+    folder (original layout)."""
     broker = road.broker
     from pathlib import Path
 
-    from .migrate import move_state
-    from .paths import legacy_dir, state_dir
+    from . import paths
+    from .migrate import move_folder, move_state
 
-    target = Path(state_dir(broker.environ))
-    legacy = legacy_dir()
-    if legacy is None:
-        say(f"Nothing to move: this copy of scalekit-auth is not in a skill folder. Files live in {target}.")
-        return ExitCode.OK
-    moved = move_state(Path(legacy), target)
+    env = broker.environ
+    moved = []
+    folder, why = paths.state_choice(env)
+    if why == paths.KEPT_CONFIG_FOLDER:
+        moved += move_folder(Path(folder), Path(paths.openclaw_skill_state_dir(env)))
+    target = Path(paths.state_dir(env))
+    legacy = paths.legacy_dir()
+    if legacy is not None:
+        moved += move_state(Path(legacy), target)
     if not moved:
-        say(f"Nothing to move: {legacy} holds no .env or connections.json. Files live in {target}.")
+        if legacy is None:
+            where = "this copy of scalekit-auth is not in a skill folder"
+        else:
+            where = f"{legacy} holds no .env or connections.json"
+        say(f"Nothing to move: {where}. Files live in {target}.")
         return ExitCode.OK
     for item in moved:
         mode = f"mode {item.target.stat().st_mode & 0o777:03o}"

@@ -1,7 +1,9 @@
-"""Where the skill keeps its files, and the Scalekit client credentials (.env or environment).
+"""Where the skill keeps its files, and the settings (the Scalekit client credentials and options).
 
-The process environment wins over `.env`; `.env` is read, never written, and never
-copied into `os.environ` (so child processes do not inherit the client secret).
+Every setting is looked up the same way, by `settings_sources` and `find`: the first source
+that sets it wins (the process environment, then the .env files), under any of its names.
+`.env` is read, never written, and never copied into `os.environ` (so child processes do not
+inherit the client secret).
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from . import paths
+from .cache import DEFAULT_MARGIN as DEFAULT_CACHE_MARGIN
+from .cache import DEFAULT_MAX_ENTRIES as DEFAULT_CACHE_MAX
+from .cache import DEFAULT_TTL as DEFAULT_CACHE_TTL
 from .errors import ConfigurationError, MissingCredentialsError, import_or_explain
 
 SKILL_DIR_VAR = paths.SKILL_DIR_VAR
@@ -23,8 +28,6 @@ CACHE_VAR = "SCALEKIT_CACHE"
 CACHE_MARGIN_VAR = "SCALEKIT_CACHE_MARGIN"
 CACHE_TTL_VAR = "SCALEKIT_CACHE_TTL"
 CACHE_MAX_VAR = "SCALEKIT_CACHE_MAX"
-DEFAULT_CACHE_MAX = 10_000
-ENV_URL_VARS = ("SCALEKIT_ENV_URL", "SCALEKIT_ENVIRONMENT_URL")
 CLIENT_ID_VAR = "SCALEKIT_CLIENT_ID"
 CLIENT_SECRET_VAR = "SCALEKIT_CLIENT_SECRET"  # noqa: S105 - a variable name, not a secret
 USER_VERIFY_URL_VAR = "SCALEKIT_USER_VERIFY_URL"
@@ -33,20 +36,42 @@ LOOPBACK = "loopback"
 #: Scalekit's limit for user_verify_url (buf.validate in the SDK's descriptors).
 USER_VERIFY_URL_MAX = 2048
 DEFAULT_TIMEOUT = 10.0
-DEFAULT_CACHE_MARGIN = 300.0
-DEFAULT_CACHE_TTL = 60.0
-#: Every variable load_settings reads (a change in any of them means re-reading).
-SETTINGS_VARS = (
-    *("SCALEKIT_ENV_URL", "SCALEKIT_ENVIRONMENT_URL"),
-    "SCALEKIT_CLIENT_ID",
-    "SCALEKIT_CLIENT_SECRET",
-    TIMEOUT_VAR,
-    CACHE_VAR,
-    CACHE_MARGIN_VAR,
-    CACHE_TTL_VAR,
-    CACHE_MAX_VAR,
-    USER_VERIFY_URL_VAR,
-)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting and the names it is accepted under, the documented name first."""
+
+    names: tuple[str, ...]
+    credential: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.names[0]
+
+    @property
+    def label(self) -> str:
+        """How every message names it: `SCALEKIT_ENVIRONMENT_URL (or SCALEKIT_ENV_URL)`."""
+        others = self.names[1:]
+        return f"{self.name} (or {', '.join(others)})" if others else self.name
+
+
+#: Scalekit's API reference says SCALEKIT_ENVIRONMENT_URL, its AgentKit pages SCALEKIT_ENV_URL: both count.
+ENV_URL = Setting(("SCALEKIT_ENVIRONMENT_URL", "SCALEKIT_ENV_URL"), credential=True)
+CLIENT_ID = Setting((CLIENT_ID_VAR,), credential=True)
+CLIENT_SECRET = Setting((CLIENT_SECRET_VAR,), credential=True)
+TIMEOUT = Setting((TIMEOUT_VAR,))
+CACHE = Setting((CACHE_VAR,))
+CACHE_MARGIN = Setting((CACHE_MARGIN_VAR,))
+CACHE_TTL = Setting((CACHE_TTL_VAR,))
+CACHE_MAX = Setting((CACHE_MAX_VAR,))
+USER_VERIFY_URL = Setting((USER_VERIFY_URL_VAR,))
+#: Every setting, in the order messages list them.
+SETTINGS = (ENV_URL, CLIENT_ID, CLIENT_SECRET, TIMEOUT, CACHE, CACHE_MARGIN, CACHE_TTL, CACHE_MAX, USER_VERIFY_URL)
+#: The three a Scalekit client cannot do without.
+CREDENTIALS = tuple(s for s in SETTINGS if s.credential)
+#: Every variable the settings are read from (a change in any of them means re-reading).
+SETTINGS_VARS = tuple(name for setting in SETTINGS for name in setting.names)
 
 
 def skill_dir(environ: Mapping[str, str] | None = None) -> Path:
@@ -207,75 +232,133 @@ def where_to_put_credentials(directory: Path, environ: Mapping[str, str] | None 
         state = paths.openclaw_state_dir(env)
         return (
             f'{state}/openclaw.json (skills.entries."scalekit-auth": "apiKey" for the secret, "env" for '
-            f"SCALEKIT_CLIENT_ID and SCALEKIT_ENVIRONMENT_URL), {state}/.env, or {directory / '.env'}"
+            f"{CLIENT_ID.label} and {ENV_URL.label}), {state}/.env, or {directory / '.env'}"
         )
     return f"{directory / '.env'} or the environment"
 
 
-def load_settings(directory: Path, environ: Mapping[str, str] | None = None) -> ScalekitSettings:
-    """Credentials from the environment, falling back to the .env files (see env_files).
+ENVIRONMENT = "the environment"
 
-    Raises MissingCredentialsError naming exactly the missing variables.
+
+@dataclass(frozen=True)
+class Source:
+    """One place settings are read from: the process environment, or a .env file."""
+
+    where: str  # ENVIRONMENT, or the file's path
+    values: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Found:
+    """A setting's value, and the name and source it came from."""
+
+    value: str
+    name: str
+    source: str
+
+    def __str__(self) -> str:
+        return f"{self.name} from {self.source}"
+
+
+def settings_sources(
+    directory: Path,
+    environ: Mapping[str, str] | None = None,
+    problems: list[tuple[Path, ConfigurationError]] | None = None,
+) -> list[Source]:
+    """Where settings are looked up, the first source first (see `find`).
+
+    The process environment; the state folder's .env; the skill folder's .env (original layout,
+    until `migrate`); and, only while a credential is still missing from those, the credentials
+    (nothing else) in OpenClaw's own .env. A .env that cannot be read raises ConfigurationError,
+    except OpenClaw's, which is only a fallback and not ours: it is skipped with a warning. With
+    `problems`, every unreadable .env is added there instead and skipped (doctor lists them all).
     """
     env = os.environ if environ is None else environ
     every = env_files(directory, env)
     shared = Path(paths.openclaw_state_dir(env), ".env") if paths.under_openclaw(env) else None
-    # Our own files are read (their problems reported); OpenClaw's .env only when a credential is
-    # still missing, and a problem there is a warning: it is OpenClaw's file, and only a fallback.
-    files = [(path, read_env_file(path)) for path in every if path != shared]
-    credential_names = (*ENV_URL_VARS, CLIENT_ID_VAR, CLIENT_SECRET_VAR)
-    missing_somewhere = not all(
-        any(env.get(n, "").strip() or any(v.get(n, "").strip() for _, v in files) for n in group)
-        for group in (ENV_URL_VARS, (CLIENT_ID_VAR,), (CLIENT_SECRET_VAR,))
-    )
-    if shared is not None and shared in every and missing_somewhere:
+    sources = [Source(ENVIRONMENT, env)]
+    for path in every:
+        if path == shared:
+            continue
+        try:
+            sources.append(Source(str(path), read_env_file(path)))
+        except ConfigurationError as err:
+            if problems is None:
+                raise
+            problems.append((path, err))
+    missing = any(not _present(sources, setting) for setting in CREDENTIALS)
+    if shared is not None and shared in every and missing:
         try:
             values = read_env_file(shared)
         except ConfigurationError as err:
-            warn_once(f"ignoring {shared}: {err}")
+            if problems is None:
+                warn_once(f"ignoring {shared}: {err}")
+            else:
+                problems.append((shared, err))
         else:
-            files.append((shared, {k: v for k, v in values.items() if k in credential_names}))
+            names = {name for setting in CREDENTIALS for name in setting.names}
+            sources.append(Source(str(shared), {k: v for k, v in values.items() if k in names}))
+    return sources
 
-    def pick(*names: str) -> tuple[str, str]:
-        for name in names:
-            value = env.get(name, "").strip()
-            if value:
-                return value, f"{name} (environment)"
-        for path, values in files:
-            for name in names:
-                value = values.get(name, "").strip()
-                if value:
-                    return value, f"{name} in {path}"
-        return "", ""
 
-    env_url, url_source = pick(*ENV_URL_VARS)
-    client_id, _ = pick(CLIENT_ID_VAR)
-    client_secret, _ = pick(CLIENT_SECRET_VAR)
-    missing = []
-    if not client_id:
-        missing.append(CLIENT_ID_VAR)
-    if not client_secret:
-        missing.append(CLIENT_SECRET_VAR)
-    if not env_url:
-        missing.append(ENV_URL_VARS[0])
+def _present(sources: list[Source], setting: Setting) -> bool:
+    return any(source.values.get(name, "").strip() for source in sources for name in setting.names)
+
+
+def find(sources: list[Source], setting: Setting) -> Found | None:
+    """The setting from the first source that sets it (under any of its names), or None.
+
+    The source decides, not the name: a value in the environment wins over one in .env whichever
+    name each uses. One source giving two different values under two names is an error (which
+    one was meant?); the same value twice is fine, and reported under the documented name.
+    """
+    for source in sources:
+        named = [(name, value) for name in setting.names if (value := source.values.get(name, "").strip())]
+        if not named:
+            continue
+        name, value = named[0]
+        if len({v.rstrip("/") for _, v in named}) > 1:
+            shown = " and ".join(f"{n}={v[:200]!r}" for n, v in named)
+            raise ConfigurationError(
+                f"{shown} in {source.where} are two different values for one setting; keep one "
+                f"({setting.name} is the documented name) and remove the other."
+            )
+        return Found(value, name, source.where)
+    return None
+
+
+def load_settings(directory: Path, environ: Mapping[str, str] | None = None) -> ScalekitSettings:
+    """The settings, each from the first source that sets it (see settings_sources and find).
+
+    Raises MissingCredentialsError naming exactly the missing credentials.
+    """
+    env = os.environ if environ is None else environ
+    sources = settings_sources(directory, env)
+    found = {setting: find(sources, setting) for setting in SETTINGS}
+    missing = [setting for setting in CREDENTIALS if found[setting] is None]
     if missing:
-        raise MissingCredentialsError(missing, where_to_put_credentials(directory, env))
+        raise MissingCredentialsError(
+            [s.name for s in missing], where_to_put_credentials(directory, env), labels=[s.label for s in missing]
+        )
 
-    def option(name: str) -> str | None:
-        return env.get(name) or next((values[name] for _, values in files if values.get(name)), None)
+    def value(setting: Setting) -> str | None:
+        hit = found[setting]
+        return None if hit is None else hit.value
 
+    url = found[ENV_URL]
+    assert url is not None
     return ScalekitSettings(
-        env_url=normalize_env_url(env_url, url_source),
-        client_id=client_id,
-        client_secret=client_secret,
-        timeout=parse_timeout(option(TIMEOUT_VAR)),
-        cache=parse_switch(option(CACHE_VAR), CACHE_VAR),
+        env_url=normalize_env_url(url.value, str(url)),
+        client_id=value(CLIENT_ID) or "",
+        client_secret=value(CLIENT_SECRET) or "",
+        timeout=parse_timeout(value(TIMEOUT)),
+        cache=parse_switch(value(CACHE), CACHE_VAR),
         cache_margin=parse_seconds(
-            option(CACHE_MARGIN_VAR), CACHE_MARGIN_VAR, DEFAULT_CACHE_MARGIN, 0, 86400, allow_low=True
+            value(CACHE_MARGIN), CACHE_MARGIN_VAR, DEFAULT_CACHE_MARGIN, 0, 86400, allow_low=True
         ),
-        cache_ttl=parse_seconds(option(CACHE_TTL_VAR), CACHE_TTL_VAR, DEFAULT_CACHE_TTL, 0, 86400),
-        cache_max=parse_count(option(CACHE_MAX_VAR), CACHE_MAX_VAR, DEFAULT_CACHE_MAX, 1, 10_000_000),
-        user_verify_url=parse_user_verify_url(option(USER_VERIFY_URL_VAR)),
+        cache_ttl=parse_seconds(value(CACHE_TTL), CACHE_TTL_VAR, DEFAULT_CACHE_TTL, 0, 86400),
+        cache_max=parse_count(value(CACHE_MAX), CACHE_MAX_VAR, DEFAULT_CACHE_MAX, 1, 10_000_000),
+        user_verify_url=parse_user_verify_url(value(USER_VERIFY_URL)),
     )
 
 

@@ -170,16 +170,13 @@ class ConfigView:
                 )
         return settings
 
-    def agent_identity(self) -> tuple[str, str]:
-        """(the agent's name as OpenClaw's IDENTITY.md gives it, where it came from)."""
-        return self._agent_name()
-
     def default_identifier(self) -> str:
         """The identifier a service without one of its own uses: the agent's name, checked."""
-        ident, source = self._agent_name()
+        ident, source = self.agent_identity()
         return self._checked_agent_name(ident, source)
 
-    def _agent_name(self) -> tuple[str, str]:
+    def agent_identity(self) -> tuple[str, str]:
+        """(the agent's name as OpenClaw's IDENTITY.md gives it, where it came from)."""
         env = self.environ
         path = self._locations().identity
         return self._memo.get(("identity", path), file_signature(path), lambda: agent_name(env))
@@ -195,7 +192,7 @@ class ConfigView:
             return Target(name, entry.connection_name, connections.check_identifier(identifier), "argument")
         if entry.identifier:
             return Target(name, entry.connection_name, entry.identifier, "connections.json")
-        ident, source = self._agent_name()
+        ident, source = self.agent_identity()
         return Target(name, entry.connection_name, self._checked_agent_name(ident, source, name), source)
 
     @staticmethod

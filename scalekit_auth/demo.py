@@ -14,6 +14,7 @@ import textwrap
 import time
 from pathlib import Path
 
+from . import paths
 from .errors import AuthorizationError, ConfigurationError, ExitCode
 
 DEMO_CONNECTIONS = {"gmail": "gmail_u3134a", "slack": "slack_x7y9z", "github": "github_demo", "notion": "notion_demo"}
@@ -57,8 +58,8 @@ def _shell_step(skill_folder: Path, env_extra: dict[str, str], service: str) -> 
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCALEKIT_")}
     env.update(env_extra)
-    env["SCALEKIT_AUTH_DIR"] = str(skill_folder)
-    env["SCALEKIT_AUTH_AGENT"] = "0"  # a throwaway folder and emulator: no agent may outlive the demo
+    env[paths.SKILL_DIR_VAR] = str(skill_folder)
+    env[paths.AGENT_VAR] = "0"  # a throwaway folder and emulator: no agent may outlive the demo
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
     return proc.returncode, proc.stdout, proc.stderr
 
@@ -89,12 +90,12 @@ def run_demo(service: str = "gmail", browser: bool = False, timeout: float = 120
         fd = os.open(env_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
             fh.write(
-                f"SCALEKIT_ENV_URL={emu.url}\nSCALEKIT_CLIENT_ID={emu.client_id}\n"
+                f"SCALEKIT_ENVIRONMENT_URL={emu.url}\nSCALEKIT_CLIENT_ID={emu.client_id}\n"
                 f"SCALEKIT_CLIENT_SECRET={emu.client_secret}\n"
             )
         identity = folder / "IDENTITY.md"
         identity.write_text(f"# Identity\n\n- **Name:** {AGENT_NAME}\n", encoding="utf-8")
-        broker_env = {"SCALEKIT_IDENTITY_FILE": str(identity)}
+        broker_env = {paths.IDENTITY_FILE_VAR: str(identity)}
         broker = TokenBroker(directory=folder, environ=broker_env)
 
         _say(

@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from . import paths
 from .broker import TokenBroker
 from .config import (
-    CLIENT_ID_VAR,
-    CLIENT_SECRET_VAR,
-    ENV_URL_VARS,
+    CREDENTIALS,
+    ENV_URL,
+    Found,
+    Setting,
     env_file_mode_warning,
     env_files,
+    find,
     normalize_env_url,
     read_env_file,
+    settings_sources,
     where_to_put_credentials,
 )
 from .errors import ConfigurationError, ExitCode, ScalekitAuthError
@@ -47,16 +52,45 @@ def _writable(folder: Path) -> str | None:
     return None
 
 
-def _folder_checks(broker: TokenBroker) -> list[Check]:
+@dataclass
+class _Run:
+    """One doctor run: what the checks so far have found, for the checks after them."""
+
+    broker: TokenBroker
+    #: The .env files that could be read.
+    env_files: list[Path] = field(default_factory=list)
+    #: All three credentials found, each under one name.
+    credentials_complete: bool = False
+    #: The environment URL, once it is valid (and, after the network check, reachable).
+    url: str | None = None
+
+    @property
+    def folder(self) -> Path:
+        return self.broker.directory
+
+    @property
+    def env(self) -> Mapping[str, str]:
+        return self.broker.environ
+
+    @cached_property
+    def credentials(self) -> tuple[dict[Setting, Found | None], ConfigurationError | None]:
+        """Each credential as get_token finds it (config.find), and the error of a URL named twice differently."""
+        sources = settings_sources(self.folder, self.env, problems=[])  # unreadable files: the .env check
+        found: dict[Setting, Found | None] = {}
+        conflict: ConfigurationError | None = None
+        for setting in CREDENTIALS:
+            try:
+                found[setting] = find(sources, setting)
+            except ConfigurationError as err:
+                found[setting], conflict = None, err
+        return found, conflict
+
+
+def _folder_checks(run: _Run) -> list[Check]:
     """Which folder holds the user's files, why, whether it can be written, and what is left behind."""
-    env = broker.environ
-    folder = broker.directory
-    if env.get(paths.SKILL_DIR_VAR, "").strip():
-        why = "SCALEKIT_AUTH_DIR"
-    elif paths.under_openclaw(env):
-        why = "OpenClaw's state folder"
-    else:
-        why = "your config folder"
+    env = run.env
+    folder = run.folder
+    why = paths.state_choice(env)[1]
     exists = "" if folder.is_dir() else " (created by the first `scalekit-auth config`)"
     checks = [Check("state folder", "ok", f"{folder} ({why}){exists}")]
     left = paths.legacy_files(env)
@@ -83,115 +117,146 @@ def _folder_checks(broker: TokenBroker) -> list[Check]:
     return checks
 
 
-def run_checks(broker: TokenBroker) -> list[Check]:
-    checks: list[Check] = _folder_checks(broker)
-    folder = broker.directory
-    env = broker.environ
-    files: list[tuple[Path, dict[str, str]]] = []
-    for env_file in env_files(folder, env):
+def _openclaw_folder_checks(run: _Run) -> list[Check]:
+    """Files in the config folder and OpenClaw's: which are in use, and how to move them (migrate)."""
+    env = run.env
+    why = paths.state_choice(env)[1]
+    if why == paths.KEPT_CONFIG_FOLDER:
+        openclaw = paths.openclaw_skill_state_dir(env)
+        return [
+            Check(
+                "state folder",
+                "warn",
+                f"{openclaw} holds no files yet, so the ones saved in {run.folder} before OpenClaw was installed "
+                "stay in use",
+                f"scalekit-auth migrate (moves them to {openclaw})",
+            )
+        ]
+    config = paths.config_state_dir(env)
+    hidden = [os.path.join(config, name) for name in paths.STATE_FILES if os.path.lexists(os.path.join(config, name))]
+    if why != paths.OPENCLAW_FOLDER or not hidden:
+        return []
+    return [
+        Check(
+            "state folder",
+            "warn",
+            f"{' and '.join(hidden)} {'is' if len(hidden) == 1 else 'are'} not read: OpenClaw's state folder is in use",
+            f"compare with the copy in {run.folder}, keep what you need there, then delete the old one",
+        )
+    ]
+
+
+def _env_file_checks(run: _Run) -> list[Check]:
+    """Each .env read (see config.env_files): readable, and private to the user."""
+    checks = []
+    env = run.env
+    for env_file in env_files(run.folder, env):
         try:
-            files.append((env_file, read_env_file(env_file)))
+            read_env_file(env_file)
         except ConfigurationError as err:
             fix = "save it as UTF-8 text" if "UTF-8" in str(err) else f"fix or remove {env_file}"
             shared = paths.under_openclaw(env) and env_file == Path(paths.openclaw_state_dir(env), ".env")
             checks.append(Check(".env", "warn" if shared else "fail", str(err), fix))
             continue
+        run.env_files.append(env_file)
         if not env_file.exists():
             continue
         if warning := env_file_mode_warning(env_file):
             checks.append(Check(".env", "warn", warning, f"chmod 600 {env_file}"))
         else:
             checks.append(Check(".env", "ok", f"{env_file} (private to you)"))
+    return checks
 
-    def where(*names: str) -> str | None:
-        for name in names:
-            if env.get(name, "").strip():
-                return f"{name} from the environment"
-        for path, values in files:
-            for name in names:
-                if values.get(name, "").strip():
-                    return f"{name} from {path}"
-        return None
 
-    found = {
-        "SCALEKIT_ENVIRONMENT_URL": where(*ENV_URL_VARS),
-        CLIENT_ID_VAR: where(CLIENT_ID_VAR),
-        CLIENT_SECRET_VAR: where(CLIENT_SECRET_VAR),
-    }
-    missing = [name for name, source in found.items() if source is None]
+def _credentials_check(run: _Run) -> list[Check]:
+    """Which name and source each credential comes from, or which are missing."""
+    found, conflict = run.credentials
+    if conflict is not None:
+        return []  # the environment URL check reports it
+    missing = [setting.label for setting, hit in found.items() if hit is None]
     if missing:
-        checks.append(
+        where = where_to_put_credentials(run.folder, run.env)
+        return [
             Check(
                 "credentials",
                 "fail",
                 f"{', '.join(missing)} not set",
-                f"the user adds {'it' if len(missing) == 1 else 'them'} to {where_to_put_credentials(folder, env)} "
+                f"the user adds {'it' if len(missing) == 1 else 'them'} to {where} "
                 "(dashboard > Developers > Settings > API credentials; never in chat)",
             )
-        )
-    else:
-        checks.append(Check("credentials", "ok", "; ".join(v for v in found.values() if v)))
-    from_file = {k: v for _, values in reversed(files) for k, v in values.items()}
+        ]
+    run.credentials_complete = True
+    return [Check("credentials", "ok", "; ".join(str(hit) for hit in found.values() if hit))]
 
-    url_ok = False
-    raw_url = next((env.get(n) or from_file.get(n) for n in ENV_URL_VARS if env.get(n) or from_file.get(n)), None)
-    if raw_url:
-        try:
-            url = normalize_env_url(raw_url, "SCALEKIT_ENVIRONMENT_URL")
-            checks.append(Check("environment URL", "ok", url))
-            url_ok = True
-        except ConfigurationError as err:
-            checks.append(Check("environment URL", "fail", str(err), "copy it from the Scalekit dashboard"))
 
-    if url_ok and raw_url:
-        route = _route_check(normalize_env_url(raw_url, "SCALEKIT_ENVIRONMENT_URL"))
-        checks.append(route)
-        url_ok = route.level == "ok"
-    if not missing and url_ok:
-        try:
-            settings = broker.settings()
-            vault = broker.vault(settings)
-            started = time.monotonic()
-            from .deadlines import deadline
+def _env_url_check(run: _Run) -> list[Check]:
+    found, conflict = run.credentials
+    if conflict is not None:
+        return [Check("environment URL", "fail", str(conflict), "keep one of the two names")]
+    raw = found[ENV_URL]
+    if raw is None:
+        return []
+    try:
+        run.url = normalize_env_url(raw.value, str(raw))
+    except ConfigurationError as err:
+        return [Check("environment URL", "fail", str(err), "copy it from the Scalekit dashboard")]
+    return [Check("environment URL", "ok", run.url)]
 
-            with deadline(settings.timeout):
-                vault.connect()
-            took = (time.monotonic() - started) * 1000
-            checks.append(Check("Scalekit", "ok", f"reached {settings.env_url}, credentials accepted ({took:.0f} ms)"))
-        except ScalekitAuthError as err:
-            checks.append(
-                Check("Scalekit", "fail", str(err), "see the message", exit_code=int(getattr(err, "exit_code", 1)))
-            )
-    else:
-        checks.append(Check("Scalekit", "warn", "not contacted (fix the checks above first)"))
 
+def _network_check(run: _Run) -> list[Check]:
+    if run.url is None:
+        return []
+    route = _route_check(run.url)
+    if route.level != "ok":
+        run.url = None
+    return [route]
+
+
+def _scalekit_check(run: _Run) -> list[Check]:
+    """Log in to Scalekit with the credentials, as get_token would."""
+    if not (run.credentials_complete and run.url):
+        return [Check("Scalekit", "warn", "not contacted (fix the checks above first)")]
+    broker = run.broker
+    try:
+        settings = broker.settings()
+        vault = broker.vault(settings)
+        started = time.monotonic()
+        from .deadlines import deadline
+
+        with deadline(settings.timeout):
+            vault.connect()
+    except ScalekitAuthError as err:
+        return [Check("Scalekit", "fail", str(err), "see the message", exit_code=int(getattr(err, "exit_code", 1)))]
+    took = (time.monotonic() - started) * 1000
+    return [Check("Scalekit", "ok", f"reached {settings.env_url}, credentials accepted ({took:.0f} ms)")]
+
+
+def _connections_check(run: _Run) -> list[Check]:
+    broker = run.broker
     try:
         entries = broker.connections()
     except ConfigurationError as err:
-        checks.append(Check("connections.json", "fail", str(err), "fix the file, or move it away and re-run config"))
-        entries = None
-    else:
-        if entries:
-            names = ", ".join(f"{s} -> {e.connection_name}" for s, e in entries.items())
-            checks.append(
-                Check("connections.json", "ok", f"{broker.connections_file}: {len(entries)} service(s): {names}")
+        return [Check("connections.json", "fail", str(err), "fix the file, or move it away and re-run config")]
+    if not entries:
+        return [
+            Check(
+                "connections.json",
+                "warn",
+                f"no services in {broker.connections_file}",
+                "scalekit-auth config gmail <connection_name>",
             )
-        else:
-            checks.append(
-                Check(
-                    "connections.json",
-                    "warn",
-                    f"no services in {broker.connections_file}",
-                    "scalekit-auth config gmail <connection_name>",
-                )
-            )
+        ]
+    names = ", ".join(f"{s} -> {e.connection_name}" for s, e in entries.items())
+    return [Check("connections.json", "ok", f"{broker.connections_file}: {len(entries)} service(s): {names}")]
 
-    checks.append(_identity_check(broker))
-    checks.append(_agent_check(broker))
-    for env_file, _ in files:
-        if os.name == "posix" and env_file.exists() and not os.access(env_file, os.R_OK):
-            checks.append(Check(".env", "fail", f"{env_file} is not readable by you", f"chmod 600 {env_file}"))
-    return checks
+
+def _readable_check(run: _Run) -> list[Check]:
+    """A .env that was read but that the user could not read (another user's: root's, an ACL's)."""
+    return [
+        Check(".env", "fail", f"{env_file} is not readable by you", f"chmod 600 {env_file}")
+        for env_file in run.env_files
+        if os.name == "posix" and env_file.exists() and not os.access(env_file, os.R_OK)
+    ]
 
 
 ROUTE_TIMEOUT = 10.0
@@ -236,42 +301,62 @@ def _route_check(url: str) -> Check:
     return Check("network", "fail", f"no route to {where} ({reason})", fix, exit_code=unavailable)
 
 
-def _agent_check(broker: TokenBroker) -> Check:
+def _agent_check(run: _Run) -> list[Check]:
     """Whether a token agent runs for this configuration, and why (not)."""
     from . import agent
     from .agent_client import AgentNotAnsweringError
 
-    env = broker.environ
+    env = run.env
     try:
         info = agent.status(env)
     except AgentNotAnsweringError as err:
-        return Check("agent", "warn", str(err), f"kill {err.pid}" if err.pid else "")
+        return [Check("agent", "warn", str(err), f"kill {err.pid}" if err.pid else "")]
     if info is None:
         if paths.agent_enabled(env):
-            return Check("agent", "ok", "not running; the next shell call starts one (SCALEKIT_AUTH_AGENT=0: never)")
-        return Check("agent", "ok", "off (SCALEKIT_AUTH_AGENT=0): every shell call loads the SDK itself")
+            return [Check("agent", "ok", "not running; the next shell call starts one (SCALEKIT_AUTH_AGENT=0: never)")]
+        return [Check("agent", "ok", "off (SCALEKIT_AUTH_AGENT=0): every shell call loads the SDK itself")]
     how = "by the first shell call" if info.get("started_by") == "auto" else "by `scalekit-auth agent start`"
     note = "" if info.get("context_matches") else "; started with other settings, so this shell does not use it"
-    return Check(
-        "agent",
-        "warn" if note else "ok",
-        f"running (pid {info['pid']}, started {how}, exits after {info['idle_timeout'] / 60:g} min idle){note}",
-        "scalekit-auth agent stop" if note else "",
-    )
+    detail = f"running (pid {info['pid']}, started {how}, exits after {info['idle_timeout'] / 60:g} min idle){note}"
+    return [Check("agent", "warn" if note else "ok", detail, "scalekit-auth agent stop" if note else "")]
 
 
-def _identity_check(broker: TokenBroker) -> Check:
+def _identity_check(run: _Run) -> list[Check]:
     """Where the default identifier comes from, and whether it can be used."""
+    broker = run.broker
     try:
-        ident, source = broker._agent_name()
-        broker._checked_agent_name(ident, source)
+        ident, source = broker.agent_identity()
+        broker.default_identifier()
     except ConfigurationError as err:
-        return Check("identity", "fail", str(err))
+        return [Check("identity", "fail", str(err))]
     if source.startswith("fallback"):
-        return Check(
-            "identity",
-            "ok",
-            f"default identifier '{ident}' ({source})",
-            "put '**Name:** <name>' in IDENTITY.md or set identifier in connections.json",
-        )
-    return Check("identity", "ok", f"default identifier '{ident}' (from {source})")
+        return [
+            Check(
+                "identity",
+                "ok",
+                f"default identifier '{ident}' ({source})",
+                "put '**Name:** <name>' in IDENTITY.md or set identifier in connections.json",
+            )
+        ]
+    return [Check("identity", "ok", f"default identifier '{ident}' (from {source})")]
+
+
+#: Every check, in the order doctor runs and prints them; each sees what the ones before it found.
+CHECKS: tuple[Callable[[_Run], list[Check]], ...] = (
+    _folder_checks,
+    _openclaw_folder_checks,
+    _env_file_checks,
+    _credentials_check,
+    _env_url_check,
+    _network_check,
+    _scalekit_check,
+    _connections_check,
+    _identity_check,
+    _agent_check,
+    _readable_check,
+)
+
+
+def run_checks(broker: TokenBroker) -> list[Check]:
+    run = _Run(broker)
+    return [check for step in CHECKS for check in step(run)]

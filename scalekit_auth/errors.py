@@ -97,10 +97,10 @@ class ServiceNotConfiguredError(ConfigurationError):
 class MissingCredentialsError(ConfigurationError):
     """One or more of the three Scalekit variables is not set."""
 
-    def __init__(self, missing: Sequence[str], where: str) -> None:
-        self.missing = tuple(missing)
+    def __init__(self, missing: Sequence[str], where: str, labels: Sequence[str] | None = None) -> None:
+        self.missing = tuple(missing)  # the documented names; `labels` (config.Setting.label) for the message
         super().__init__(
-            f"Scalekit is not configured: {', '.join(self.missing)} "
+            f"Scalekit is not configured: {', '.join(labels or self.missing)} "
             f"{'is' if len(self.missing) == 1 else 'are'} not set. "
             f"The user adds {'it' if len(self.missing) == 1 else 'them'} to {where} "
             "(values are under Developers > Settings > API credentials in the Scalekit dashboard; "

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from . import paths
 
-IDENTITY_FILE_VAR = "SCALEKIT_IDENTITY_FILE"
+IDENTITY_FILE_VAR = paths.IDENTITY_FILE_VAR
 FALLBACK_IDENTIFIER = "agent"
 #: OpenClaw reads IDENTITY.md up to 4 MiB; so do we, so that both see the same name.
 IDENTITY_FILE_LIMIT = 4 * 1024 * 1024

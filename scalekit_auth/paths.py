@@ -105,20 +105,55 @@ def under_openclaw(environ: Mapping[str, str] | None = None) -> bool:
     return os.path.isdir(openclaw_state_dir(env))
 
 
-def state_dir(environ: Mapping[str, str] | None = None) -> str:
-    """Where the user's .env and connections.json belong: outside the skill folder, so they survive updates.
+#: Why the state folder is the one it is (state_choice).
+CHOSEN_BY_VARIABLE = SKILL_DIR_VAR
+OPENCLAW_FOLDER = "OpenClaw's state folder"
+CONFIG_FOLDER = "your config folder"
+KEPT_CONFIG_FOLDER = "your config folder, in use since before OpenClaw"
 
-    $SCALEKIT_AUTH_DIR if set; under OpenClaw <OpenClaw state folder>/scalekit-auth; else
+
+def config_state_dir(environ: Mapping[str, str] | None = None) -> str:
+    """$XDG_CONFIG_HOME/scalekit-auth (~/.config/scalekit-auth): the state folder without OpenClaw."""
+    env = os.environ if environ is None else environ
+    base = env.get("XDG_CONFIG_HOME", "").strip() or os.path.join(home(env), ".config")
+    return os.path.join(expand(base, env), "scalekit-auth")
+
+
+def openclaw_skill_state_dir(environ: Mapping[str, str] | None = None) -> str:
+    """<OpenClaw's state folder>/scalekit-auth: the state folder under OpenClaw."""
+    return os.path.join(openclaw_state_dir(environ), "scalekit-auth")
+
+
+def holds_state(folder: str) -> bool:
+    """Whether folder holds the user's .env or connections.json."""
+    return any(os.path.lexists(os.path.join(folder, name)) for name in STATE_FILES)
+
+
+def state_choice(environ: Mapping[str, str] | None = None) -> tuple[str, str]:
+    """(the state folder, why that one): where the user's .env and connections.json belong, outside
+    the skill folder so they survive updates.
+
+    $SCALEKIT_AUTH_DIR if set. Under OpenClaw <OpenClaw state folder>/scalekit-auth, except while
+    that holds no files and the config folder does: files saved before OpenClaw was installed stay
+    in use (a folder once chosen stays chosen) until `scalekit-auth migrate` moves them. Else
     $XDG_CONFIG_HOME/scalekit-auth (~/.config/scalekit-auth).
     """
     env = os.environ if environ is None else environ
     override = env.get(SKILL_DIR_VAR, "").strip()
     if override:
-        return expand(override, env)
-    if under_openclaw(env):
-        return os.path.join(openclaw_state_dir(env), "scalekit-auth")
-    base = env.get("XDG_CONFIG_HOME", "").strip() or os.path.join(home(env), ".config")
-    return os.path.join(expand(base, env), "scalekit-auth")
+        return expand(override, env), CHOSEN_BY_VARIABLE
+    config = config_state_dir(env)
+    if not under_openclaw(env):
+        return config, CONFIG_FOLDER
+    openclaw = openclaw_skill_state_dir(env)
+    if holds_state(openclaw) or not holds_state(config):
+        return openclaw, OPENCLAW_FOLDER
+    return config, KEPT_CONFIG_FOLDER
+
+
+def state_dir(environ: Mapping[str, str] | None = None) -> str:
+    """The state folder (see state_choice)."""
+    return state_choice(environ)[0]
 
 
 def legacy_dir() -> str | None:

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from types import MappingProxyType
 from typing import Any
 
-from .config import ScalekitSettings
+from .config import ENV_URL, ScalekitSettings
 from .credentials import OAUTH, STATIC, TRUSTED_IDP, AccountSnapshot
 from .deadlines import RATE_LIMIT_BACKOFF
 from .deadlines import remaining as _remaining
@@ -103,7 +103,7 @@ class Vault:
     def _unreachable(self, reason: str) -> ScalekitUnavailableError:
         return ScalekitUnavailableError(
             f"Cannot reach Scalekit at {self.settings.env_url} ({reason}). "
-            "Check the network and SCALEKIT_ENVIRONMENT_URL (or SCALEKIT_ENV_URL), then try again."
+            f"Check the network and {ENV_URL.label}, then try again."
         )
 
     def _translate(self, exc: BaseException) -> BaseException:
@@ -140,7 +140,7 @@ class Vault:
         if isinstance(inner, rex.SSLError):
             return ScalekitUnavailableError(
                 f"Cannot reach Scalekit at {url}: its TLS certificate could not be verified. "
-                "Check SCALEKIT_ENVIRONMENT_URL (and REQUESTS_CA_BUNDLE if you use a private CA)."
+                f"Check {ENV_URL.label}, and REQUESTS_CA_BUNDLE if you use a private CA."
             )
         if isinstance(inner, rex.Timeout):
             return self._timed_out()
@@ -149,7 +149,7 @@ class Vault:
         if isinstance(inner, (ValueError, TypeError, KeyError)):
             return ScalekitServiceError(
                 f"Scalekit at {url} returned an answer this client could not read ({inner.__class__.__name__}). "
-                "Check that SCALEKIT_ENVIRONMENT_URL is your Scalekit environment URL."
+                f"Check that {ENV_URL.label} is your Scalekit environment URL."
             )
         return ScalekitServiceError(
             f"Talking to Scalekit at {url} failed ({inner.__class__.__name__}). Run with --debug for details."

@@ -58,7 +58,10 @@ def test_missing_credentials_exit_3_and_are_listed(skill):
     proc = skill.run("gmail")
     assert proc.returncode == 3
     assert_one_clean_line(proc.stderr)
-    assert "SCALEKIT_CLIENT_ID, SCALEKIT_CLIENT_SECRET, SCALEKIT_ENV_URL are not set" in proc.stderr
+    assert (
+        "SCALEKIT_ENVIRONMENT_URL (or SCALEKIT_ENV_URL), SCALEKIT_CLIENT_ID, SCALEKIT_CLIENT_SECRET are not set"
+        in proc.stderr
+    )
 
 
 def test_malformed_connections_json_exits_3_without_a_traceback(skill, emulator):

@@ -106,6 +106,86 @@ def test_missing_variables_are_listed_in_a_stable_order(tmp_path):
     assert str(tmp_path / ".env") in str(caught.value)
 
 
+def _doctor(directory, environ):
+    """doctor's checks for a state folder and an environment, as {name: (level, detail)} (the last of a name)."""
+    from scalekit_auth.broker import TokenBroker
+    from scalekit_auth.doctor import run_checks
+
+    return {c.name: (c.level, c.detail) for c in run_checks(TokenBroker(directory, environ, use_agent=False))}
+
+
+def _isolated(tmp_path, **values):
+    """An environment naming nothing of the real user's (no ~/.openclaw, no agent), plus `values`."""
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    return {
+        "HOME": str(home),
+        "SCALEKIT_AUTH_AGENT": "0",
+        "SCALEKIT_IDENTITY_FILE": str(tmp_path / "IDENTITY.md"),
+        "XDG_RUNTIME_DIR": str(tmp_path),
+        **values,
+    }
+
+
+def test_doctor_checks_the_scalekit_get_token_calls(tmp_path):
+    """The environment wins over .env whichever of the two URL names each uses, for get_token and doctor alike."""
+    (tmp_path / ".env").write_text(
+        "SCALEKIT_ENV_URL=https://127.0.0.1:1\nSCALEKIT_CLIENT_ID=file-id\nSCALEKIT_CLIENT_SECRET=file-secret\n"
+    )
+    env = _isolated(tmp_path, SCALEKIT_ENVIRONMENT_URL="https://127.0.0.2:1")
+    assert load_settings(tmp_path, env).env_url == "https://127.0.0.2:1"
+    checks = _doctor(tmp_path, env)
+    assert checks["environment URL"] == ("ok", "https://127.0.0.2:1")
+    assert "SCALEKIT_ENVIRONMENT_URL from the environment" in checks["credentials"][1]
+    assert f"SCALEKIT_CLIENT_ID from {tmp_path / '.env'}" in checks["credentials"][1]
+
+
+@pytest.mark.parametrize("where", ["environment", ".env"])
+def test_one_source_naming_the_url_twice_must_agree(tmp_path, where):
+    values = {
+        "SCALEKIT_ENV_URL": "https://old.scalekit.com",
+        "SCALEKIT_ENVIRONMENT_URL": "https://new.scalekit.com",
+        "SCALEKIT_CLIENT_ID": "id",
+        "SCALEKIT_CLIENT_SECRET": "secret",
+    }
+    if where == ".env":
+        (tmp_path / ".env").write_text("".join(f"{k}={v}\n" for k, v in values.items()))
+        env = _isolated(tmp_path)
+    else:
+        env = _isolated(tmp_path, **values)
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings(tmp_path, env)
+    message = str(caught.value)
+    assert "SCALEKIT_ENV_URL" in message and "SCALEKIT_ENVIRONMENT_URL" in message and "keep one" in message
+    assert "https://old.scalekit.com" in message and "https://new.scalekit.com" in message
+    assert (str(tmp_path / ".env") if where == ".env" else "the environment") in message
+    level, detail = _doctor(tmp_path, env)["environment URL"]
+    assert (level, detail) == ("fail", message)
+    # the same value under both names is no conflict
+    values["SCALEKIT_ENV_URL"] = "https://new.scalekit.com/"
+    if where == ".env":
+        (tmp_path / ".env").write_text("".join(f"{k}={v}\n" for k, v in values.items()))
+    else:
+        env.update(values)
+    assert load_settings(tmp_path, env).env_url == "https://new.scalekit.com"
+
+
+def test_a_missing_url_is_named_the_same_everywhere(tmp_path):
+    env = _isolated(tmp_path, SCALEKIT_CLIENT_ID="id", SCALEKIT_CLIENT_SECRET="secret")
+    with pytest.raises(MissingCredentialsError) as caught:
+        load_settings(tmp_path, env)
+    assert caught.value.missing == ("SCALEKIT_ENVIRONMENT_URL",)
+    assert "SCALEKIT_ENVIRONMENT_URL (or SCALEKIT_ENV_URL) is not set" in str(caught.value)
+    assert _doctor(tmp_path, env)["credentials"] == ("fail", "SCALEKIT_ENVIRONMENT_URL (or SCALEKIT_ENV_URL) not set")
+
+
+def test_the_agent_serves_a_caller_only_with_every_setting_equal():
+    """paths.CONTEXT_VARS (the agent client's fast path cannot import config) lists config's settings."""
+    from scalekit_auth import config, paths
+
+    assert sorted(paths.CONTEXT_VARS) == sorted(config.SETTINGS_VARS)
+
+
 @pytest.mark.parametrize("raw", ["0", "-1", "abc", "nan", "inf", "301"])
 def test_bad_timeouts_are_refused(raw):
     with pytest.raises(ConfigurationError, match="SCALEKIT_TIMEOUT"):

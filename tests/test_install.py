@@ -8,6 +8,7 @@ pip and no virtual environment made by hand, also on Debian's externally-managed
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -176,13 +177,43 @@ def test_the_auto_install_can_be_turned_off(tmp_path):
     assert done.stdout.strip() == "False", done.stderr
 
 
+def _requirements(path: Path) -> list[str]:
+    return [line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith(("#", "-r"))]
+
+
+def _pyproject() -> dict:
+    return __import__("tomllib").loads((ROOT / "pyproject.toml").read_text())
+
+
+def test_the_version_is_stated_once():
+    """scalekit_auth.__version__ is the version; pyproject.toml reads it from there."""
+    import scalekit_auth
+
+    config = _pyproject()
+    assert "version" not in config["project"] and "version" in config["project"]["dynamic"]
+    assert config["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "scalekit_auth.__version__"}
+    assert re.fullmatch(r"\d+\.\d+\.\d+", scalekit_auth.__version__)
+
+
+def test_the_dependency_lists_agree():
+    """requirements.txt is the list: pyproject.toml reads it, the auto-install installs it, and the
+    module names the auto-install checks for are those of exactly these packages."""
+    from scalekit_auth.bootstrap import REQUIRED_MODULES
+
+    wanted = _requirements(ROOT / "requirements.txt")
+    config = _pyproject()
+    assert "dependencies" not in config["project"] and "dependencies" in config["project"]["dynamic"]
+    assert config["tool"]["setuptools"]["dynamic"]["dependencies"] == {"file": ["requirements.txt"]}
+    names = [re.split(r"[<>=!~;\[ ]", line, maxsplit=1)[0] for line in wanted]
+    assert sorted(REQUIRED_MODULES.values()) == sorted(names)
+    dev = _requirements(ROOT / "requirements-dev.txt")
+    for extra in config["project"]["optional-dependencies"].values():  # pinned as the tests run them
+        assert set(extra) <= set(dev), extra
+
+
 def test_the_inline_script_metadata_matches_requirements_txt():
     """PEP 723 metadata lets `uv run get_token.py gmail` work too; it must list the same packages."""
-    wanted = [
-        line.strip()
-        for line in (ROOT / "requirements.txt").read_text().splitlines()
-        if line.strip() and not line.startswith("#")
-    ]
+    wanted = _requirements(ROOT / "requirements.txt")
     for script in ("get_token.py", "scalekit-auth"):
         text = (ROOT / script).read_text()
         block = text.split("# /// script\n", 1)[1].split("# ///\n", 1)[0]

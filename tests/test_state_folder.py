@@ -63,6 +63,28 @@ def test_the_state_folder_follows_openclaw_then_the_config_home(tmp_path):
     assert paths.state_dir({**env, "SCALEKIT_AUTH_DIR": "~/mine"}) == str(home / "mine")
 
 
+@pytest.mark.parametrize("name", ["connections.json", ".env"])
+def test_a_config_folder_in_use_stays_in_use_when_openclaw_arrives(tmp_path, name):
+    """Files saved before OpenClaw was installed are not dropped when ~/.openclaw appears (until `migrate`)."""
+    home = tmp_path / "h"
+    home.mkdir()
+    for env, config in (
+        ({"HOME": str(home)}, home / ".config" / "scalekit-auth"),
+        ({"HOME": str(home), "XDG_CONFIG_HOME": str(tmp_path / "cfg")}, tmp_path / "cfg" / "scalekit-auth"),
+    ):
+        config.mkdir(parents=True)
+        (config / name).write_text("{}\n")
+        assert paths.state_dir(env) == str(config)
+        (home / ".openclaw").mkdir(exist_ok=True)
+        assert paths.state_dir(env) == str(config)
+        assert paths.state_dir({**env, "OPENCLAW_SHELL": "exec"}) == str(config)
+        (home / ".openclaw" / "scalekit-auth").mkdir(exist_ok=True)  # an empty folder holds no state
+        assert paths.state_dir(env) == str(config)
+        (home / ".openclaw" / "scalekit-auth" / "connections.json").write_text("{}\n")  # once it does, it wins
+        assert paths.state_dir(env) == str(home / ".openclaw" / "scalekit-auth")
+        shutil.rmtree(home / ".openclaw")
+
+
 def test_a_pip_installed_package_uses_the_config_home(tmp_path):
     site = tmp_path / "site-packages"
     shutil.copytree(ROOT / "scalekit_auth", site / "scalekit_auth")
@@ -109,6 +131,74 @@ def test_the_credentials_can_live_in_the_state_folder(home, emulator):
         [sys.executable, str(skill / "get_token.py"), "gmail"], capture_output=True, text=True, env=env, timeout=60
     )
     assert (done.returncode, done.stdout) == (0, "from-the-state-folder\n"), done.stderr
+
+
+def test_connections_saved_before_openclaw_survive_its_install_and_migrate_moves_them(home, tmp_path):
+    user_home, env = home
+    skill = ship_to(tmp_path / "skills" / "scalekit-auth")
+    done = run(skill, "config", "gmail", "gmail_u3134a", env=env)
+    assert done.returncode == 0, done.stderr
+    config = user_home / ".config" / "scalekit-auth"
+    (config / ".env").write_text("SCALEKIT_CLIENT_ID=from-before\n")
+    os.chmod(config / ".env", 0o600)
+    before = {name: (config / name).read_bytes() for name in (".env", "connections.json")}
+
+    (user_home / ".openclaw").mkdir()  # OpenClaw is installed
+    listed = run(skill, "list", "--json", env=env)
+    assert [row["service"] for row in json.loads(listed.stdout)] == ["gmail"], listed.stdout + listed.stderr
+    openclaw = user_home / ".openclaw" / "scalekit-auth"
+    doctor = run(skill, "doctor", env=env)
+    assert f"ok    state folder: {config} (your config folder, in use since before OpenClaw" in doctor.stdout, (
+        doctor.stdout
+    )
+    assert f"warn  state folder: {openclaw} holds no files yet" in doctor.stdout, doctor.stdout
+    assert f"scalekit-auth migrate (moves them to {openclaw})" in doctor.stdout
+    assert f"ok    .env: {config / '.env'}" in doctor.stdout  # the .env in use is the one checked
+
+    moved = run(skill, "migrate", env=env)
+    assert moved.returncode == 0, moved.stderr
+    for name, data in before.items():
+        assert (openclaw / name).read_bytes() == data
+        assert not (config / name).exists()
+        assert f"moved {config / name} -> {openclaw / name}" in moved.stdout + moved.stderr
+    assert (openclaw / ".env").stat().st_mode & 0o777 == 0o600
+    assert openclaw.stat().st_mode & 0o777 == 0o700
+    assert not [p.name for p in openclaw.parent.iterdir() if p.name.endswith(".tmp")]  # no staging folder left
+    listed = run(skill, "list", "--json", env=env)
+    assert [row["service"] for row in json.loads(listed.stdout)] == ["gmail"], listed.stderr
+    doctor = run(skill, "doctor", env=env)
+    assert f"ok    state folder: {openclaw} (OpenClaw's state folder)" in doctor.stdout, doctor.stdout
+    assert "warn  state folder" not in doctor.stdout, doctor.stdout
+    again = run(skill, "migrate", env=env)
+    assert again.returncode == 0 and "Nothing to move" in again.stdout + again.stderr
+
+
+def test_migrate_never_replaces_a_folder_openclaw_already_has(tmp_path):
+    from scalekit_auth.errors import ConfigurationError
+    from scalekit_auth.migrate import move_folder
+
+    old, new = tmp_path / "cfg" / "scalekit-auth", tmp_path / "oc" / "scalekit-auth"
+    old.mkdir(parents=True)
+    (old / "connections.json").write_text('{"gmail": {"connection_name": "gmail_u3134a"}}\n')
+    new.mkdir(parents=True)
+    (new / "notes.txt").write_text("someone's\n")
+    with pytest.raises(ConfigurationError, match="Not moving"):
+        move_folder(old, new)
+    assert (old / "connections.json").exists() and (new / "notes.txt").exists()
+    assert not (new / "connections.json").exists()
+    assert sorted(p.name for p in new.parent.iterdir()) == ["scalekit-auth"]  # no staging folder left
+
+
+def test_doctor_names_config_folder_files_openclaws_folder_hides(home, tmp_path):
+    user_home, env = home
+    skill = ship_to(tmp_path / "skills" / "scalekit-auth")
+    config, openclaw = user_home / ".config" / "scalekit-auth", user_home / ".openclaw" / "scalekit-auth"
+    for folder in (config, openclaw):
+        folder.mkdir(parents=True)
+        (folder / "connections.json").write_text("{}\n")
+    doctor = run(skill, "doctor", env=env)
+    assert f"ok    state folder: {openclaw} (OpenClaw's state folder)" in doctor.stdout, doctor.stdout
+    assert f"warn  state folder: {config / 'connections.json'} is not read" in doctor.stdout, doctor.stdout
 
 
 # -- the original layout, and moving out of it ----------------------------------------------------
