@@ -269,13 +269,11 @@ def ready_to_serve(environ: Mapping[str, str]) -> None:
     loaded by this Python, or the configuration is unusable (missing or malformed credentials)."""
     import importlib.util
 
-    from .errors import MissingDependencyError
-
     if importlib.util.find_spec("scalekit") is None:
         from . import bootstrap
 
         if not bootstrap.provide("scalekit", environ):
-            raise MissingDependencyError("scalekit-sdk-python")
+            raise bootstrap.missing_dependency("scalekit-sdk-python")
     TokenBroker(environ=environ).settings()
 
 

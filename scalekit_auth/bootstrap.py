@@ -20,8 +20,9 @@ import stat
 import subprocess
 import sys
 from collections.abc import Mapping
+from typing import Any
 
-from .errors import ConfigurationError
+from .errors import ConfigurationError, MissingDependencyError
 
 AUTOINSTALL_VAR = "SCALEKIT_AUTH_AUTOINSTALL"
 #: Top-level modules of requirements.txt -> the package that provides each.
@@ -266,3 +267,37 @@ def _failure(step: list[str], log_path: str) -> str:
         f"Full log: {log_path}. To manage them yourself: python3 -m venv ~/.venvs/scalekit-auth && "
         f"~/.venvs/scalekit-auth/bin/pip install -r {REQUIREMENTS}, then run the skill with that python."
     )
+
+
+def missing_dependency(package: str) -> MissingDependencyError:
+    """MissingDependencyError for `package`, saying how to install it on this set-up."""
+    if in_foreign_venv():
+        how = f"Install the skill's requirements into it: {sys.executable} -m pip install -r {REQUIREMENTS}."
+    elif not enabled():
+        how = (
+            f"{AUTOINSTALL_VAR}=0 stops scalekit-auth from installing them privately; unset it, or install "
+            f"them into a virtual environment (python3 -m venv DIR && DIR/bin/pip install -r {REQUIREMENTS}) "
+            "and run the skill with DIR/bin/python."
+        )
+    else:
+        how = f"Install the skill's requirements: {sys.executable} -m pip install -r {REQUIREMENTS}."
+    return MissingDependencyError(package, how)
+
+
+def import_or_explain(module: str, package: str) -> Any:
+    """Import `module`; on a bare (maybe externally-managed) Python the first use installs the
+    skill's packages into a private environment; still missing: MissingDependencyError."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as err:
+        if not (err.name and (err.name == module or module.startswith(err.name + "."))):
+            raise
+        missing = err
+    if provide(module):
+        try:
+            return importlib.import_module(module)
+        except ModuleNotFoundError as err:
+            missing = err
+    raise missing_dependency(package) from missing

@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 from .errors import ExitCode, ScalekitAuthError
 
@@ -65,7 +66,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but an argument quoted back in an error shows its control characters escaped."""
 
     def error(self, message: str):  # type: ignore[override]
-        from .errors import printable
+        from .display import printable
 
         self.print_usage(sys.stderr)
         self.exit(int(ExitCode.USAGE), f"{self.prog}: error: {printable(message, keep_newlines=False)}\n")
@@ -84,10 +85,6 @@ def _common(top: bool = False) -> argparse.ArgumentParser:
     return common
 
 
-def _identifier(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--identifier", "-i", metavar="ID", help="whose account (default: connections.json, then the agent)")
-
-
 def _seconds(text: str) -> float:
     try:
         value = float(text)
@@ -98,36 +95,238 @@ def _seconds(text: str) -> float:
     return value
 
 
-def _add_token_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("services", nargs="+", metavar="SERVICE", help="service name(s) from connections.json, e.g. gmail")
-    _identifier(p)
-    p.add_argument(
+class Arg(NamedTuple):
+    """One argparse argument: its flags (or name) and add_argument's keywords."""
+
+    flags: tuple[str, ...]
+    options: dict[str, Any]
+
+
+def arg(*flags: str, **options: Any) -> Arg:
+    return Arg(flags, options)
+
+
+IDENTIFIER = arg("--identifier", "-i", metavar="ID", help="whose account (default: connections.json, then the agent)")
+TOKEN_ARGS = (
+    arg("services", nargs="+", metavar="SERVICE", help="service name(s) from connections.json, e.g. gmail"),
+    IDENTIFIER,
+    arg(
         "--json",
         action="store_true",
         help="one JSON object per service and line: {service, identifier, status, token | link+expires_at | error}",
-    )
-    p.add_argument(
+    ),
+    arg(
         "--wait",
         nargs="?",
         const=300.0,
         type=_seconds,
         metavar="SECONDS",
         help="if authorization is needed, show the link and wait for it (default 300 s); new links as old expire",
-    )
+    ),
+)
 
 
-def _sub(sub, name: str, help_: str, description: str, examples: str, prog: str) -> argparse.ArgumentParser:
-    return sub.add_parser(
-        name,
-        parents=[_common()],
-        help=help_,
-        description=description,
-        epilog="examples:\n" + "".join(f"  {prog} {line}\n" for line in examples.strip().splitlines()),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+class Command(NamedTuple):
+    """One subcommand: the table build_parser reads (and the order `--help` lists them in)."""
+
+    name: str
+    summary: str
+    description: str
+    examples: str
+    args: tuple[Arg, ...] = ()
+    defaults: dict[str, Any] = {}
+
+
+COMMANDS: tuple[Command, ...] = (
+    Command(
+        "token",
+        "print fresh token(s) on stdout",
+        "Print a fresh access token (or API key) for each SERVICE, one per line on stdout.",
+        "",
+        TOKEN_ARGS,
+    ),
+    Command(
+        "auth",
+        "connect an account: print a link and wait for the user",
+        "Print a fresh authorization link for SERVICE and wait until the user has authorized it, issuing a new "
+        "link whenever the current one expires. On a terminal a countdown is shown; with --json each new link is "
+        "one JSON line on stdout (for an agent to forward) and the last line reports ACTIVE.",
+        "auth gmail\nauth gmail --identifier alice --timeout 600\nauth slack --json\nauth gmail --force",
+        (
+            arg("service", metavar="SERVICE"),
+            IDENTIFIER,
+            arg("--timeout", type=_seconds, default=300.0, help="seconds to wait before giving up (default 300)"),
+            arg("--json", action="store_true", help="one JSON line per link, then one for the result"),
+            arg("--force", action="store_true", help="issue a link even if the account is already connected"),
+        ),
+    ),
+    Command(
+        "header",
+        "print an Authorization header line",
+        "Print 'Authorization: Bearer <token>' so curl can read it from stdin: the token never appears in "
+        "argv or shell history.",
+        "header gmail | curl -H @- https://gmail.googleapis.com/gmail/v1/users/me/profile",
+        (arg("service", metavar="SERVICE"), IDENTIFIER),
+    ),
+    Command(
+        "exec",
+        "run a command with tokens in its environment",
+        "Run CMD with each SERVICE's token in an environment variable (GMAIL_TOKEN, SLACK_TOKEN, ...), never in "
+        "argv. The exit code is CMD's.",
+        "exec gmail -- python3 fetch_mail.py\n"
+        "exec gmail slack -- ./sync.sh            # $GMAIL_TOKEN and $SLACK_TOKEN\n"
+        "exec github --env GH_TOKEN -- gh repo list\n"
+        "exec gmail slack --env slack=SLACK_BOT_TOKEN -- ./bot.sh",
+        (
+            arg("services", nargs="+", metavar="SERVICE"),
+            IDENTIFIER,
+            arg(
+                "--env",
+                action="append",
+                metavar="NAME|SERVICE=NAME",
+                help="variable name to use instead of SERVICE_TOKEN (repeatable)",
+            ),
+        ),
+        {"cmd": []},
+    ),
+    Command(
+        "curl",
+        "run curl with the right token",
+        "Run curl on URL with 'Authorization: Bearer <token>' for the service the URL belongs to. curl reads the "
+        "header from a pipe, so the token is never in argv, shell history or a file. Options for curl go after "
+        "the URL. The exit code is curl's.",
+        "curl https://gmail.googleapis.com/gmail/v1/users/me/profile\n"
+        "curl https://api.github.com/user/repos -s --fail\n"
+        "curl --service crm https://crm.example.com/api/v2/deals -X POST -d @deal.json",
+        (
+            arg("--service", "-s", help="use this service instead of detecting it from the URL"),
+            IDENTIFIER,
+            arg("url", metavar="URL"),
+            arg("curl_args", nargs=argparse.REMAINDER, metavar="CURL ARGS", help="passed to curl"),
+        ),
+    ),
+    Command(
+        "which",
+        "print the service a URL belongs to",
+        "Print the service name a URL maps to: hosts listed in connections.json first, then the built-in table "
+        "(Gmail, Google Calendar/Drive/Sheets/Docs, Slack, Notion, Linear, GitHub, GitLab, Salesforce, HubSpot, "
+        "Zendesk, Jira, Confluence, Asana, Dropbox, Microsoft Graph/Outlook/Teams/OneDrive, Zoom, Airtable, "
+        "Intercom, ...). Exit code 3 when no service is known.",
+        "which https://gmail.googleapis.com/gmail/v1/users/me/messages\n"
+        "which https://acme.atlassian.net/rest/api/3/issue/X-1",
+        (arg("url", metavar="URL"),),
+    ),
+    Command(
+        "config",
+        "register which Scalekit connection serves SERVICE",
+        "Write SERVICE -> CONNECTION_NAME into connections.json, atomically and under a lock; other entries and "
+        "unknown keys are kept. Prints what changed.",
+        "config gmail gmail_u3134a\nconfig slack slack_x7y9z --identifier alice",
+        (
+            arg("service", metavar="SERVICE", help="short service name, e.g. gmail"),
+            arg("connection_name", metavar="CONNECTION_NAME", help="the connection's name in the Scalekit dashboard"),
+            arg("--identifier", "-i", metavar="ID", help="default account identifier for this service"),
+        ),
+    ),
+    Command(
+        "remove",
+        "forget SERVICE",
+        "Remove SERVICE from connections.json.",
+        "remove slack",
+        (arg("service", metavar="SERVICE"),),
+    ),
+    Command(
+        "list",
+        "list configured services",
+        "List configured services, their Scalekit connection names and identifiers. --status asks Scalekit for "
+        "each account's live status (concurrently).",
+        "list\nlist --status\nlist --json",
+        (
+            arg("--status", action="store_true", help="also ask Scalekit for each account's status"),
+            arg("--json", action="store_true", help="JSON array instead of a table"),
+        ),
+    ),
+    Command(
+        "status",
+        "show whether each service is ready",
+        "One line per service: configured? account status? token expiry? Never the token. Exit code 0 when every "
+        "account is ACTIVE, 4 when one needs authorization, 3 when one is not configured.",
+        "status\nstatus gmail",
+        (arg("services", nargs="*", metavar="SERVICE"),),
+    ),
+    Command(
+        "doctor",
+        "check the whole set-up",
+        "Check .env (and its permissions), the credentials, the environment URL, that Scalekit is reachable and "
+        "accepts the credentials, connections.json and the agent identity. One line per check with a fix.",
+        "doctor",
+    ),
+    Command(
+        "verify",
+        "complete a custom user verification from the address the browser ended on",
+        "With custom user verification (AgentKit > User Verification in the Scalekit dashboard), Scalekit sends "
+        "the browser to SCALEKIT_USER_VERIFY_URL after the user allowed access, with ?auth_request_id=... in the "
+        "address, and the account stays PENDING_VERIFICATION until this application confirms the user. Pass that "
+        "address (or just the id) here. The identifier is the one the link was issued for: --identifier, else "
+        "--service's, else the agent's name.",
+        "verify 'https://example.com/verify?auth_request_id=abc...&state=xyz'\nverify abc... --service gmail",
+        (
+            arg("address", metavar="ADDRESS", help="the address the browser ended on, or its auth_request_id"),
+            arg("--service", "-s", metavar="SERVICE", help="use this service's identifier"),
+            arg("--identifier", "-i", metavar="ID", help="whose account the link was for"),
+            arg("--json", action="store_true", help="one JSON object on stdout"),
+        ),
+    ),
+    Command(
+        "migrate",
+        "move .env and connections.json out of the skill folder",
+        "Move .env and connections.json from the skill folder (the original layout, where `clawhub update` "
+        "deletes them), or from the config folder once OpenClaw is installed, to the state folder that survives "
+        "updates (`doctor` shows it). File modes are kept; a different file already there is never overwritten.",
+        "migrate",
+    ),
+    Command(
+        "agent",
+        "keep a warm token agent running (like ssh-agent)",
+        "A background process holding the Scalekit client and the memory cache, so later `token`, `header`, "
+        "`exec` and `get_token.py` calls (and get_token() in Python) answer in milliseconds without loading the "
+        "Scalekit SDK. Tokens stay in its memory only; it serves only your user through a private Unix socket "
+        "and exits after --idle-timeout seconds without a request (default 900). SCALEKIT_AUTH_AGENT=0 makes "
+        "callers ignore it.",
+        "agent start\nagent start --idle-timeout 3600\nagent status\nagent stop",
+        (
+            arg("action", choices=("start", "stop", "status"), help="start (idempotent), stop, or status"),
+            arg("--idle-timeout", type=_seconds, default=None, metavar="SECONDS", help="exit after this idle time"),
+            arg("--json", action="store_true", help="status as JSON"),
+        ),
+    ),
+    Command(
+        "demo",
+        "walk the whole flow against a local Scalekit emulator (no account needed)",
+        "Start a local Scalekit emulator and walk the real flow: not configured -> configured -> "
+        "authorization link -> token. Your own .env and connections.json are not touched.",
+        "demo\ndemo --service slack\ndemo --browser",
+        (
+            arg("--service", default="gmail", help="service to demonstrate (default: gmail)"),
+            arg(
+                "--browser",
+                action="store_true",
+                help="open the authorization link in your browser and wait for your click (default: simulate it)",
+            ),
+            arg("--timeout", type=float, default=120.0, help="seconds to wait for your click with --browser"),
+        ),
+    ),
+)
+
+
+def _epilog(command: Command, prog: str) -> str:
+    if command.name == "token":
+        return SHELL_EXAMPLES.format(prog=f"{prog} token") + "\n" + EXIT_CODES_HELP
+    return "examples:\n" + "".join(f"  {prog} {line}\n" for line in command.examples.strip().splitlines())
 
 
 def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
+    """The `scalekit-auth` parser, built from COMMANDS."""
     parser = _Parser(
         prog=prog,
         usage=f"{prog} [--debug] COMMAND [ARGS]",
@@ -137,220 +336,18 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         parents=[_common(top=True)],
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
-    p = sub.add_parser(
-        "token",
-        parents=[_common()],
-        help="print fresh token(s) on stdout",
-        description="Print a fresh access token (or API key) for each SERVICE, one per line on stdout.",
-        epilog=SHELL_EXAMPLES.format(prog=f"{prog} token") + "\n" + EXIT_CODES_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    _add_token_arguments(p)
-    p.set_defaults(func="cmd_token")
-
-    p = _sub(
-        sub,
-        "auth",
-        "connect an account: print a link and wait for the user",
-        "Print a fresh authorization link for SERVICE and wait until the user has authorized it, issuing a new "
-        "link whenever the current one expires. On a terminal a countdown is shown; with --json each new link is "
-        "one JSON line on stdout (for an agent to forward) and the last line reports ACTIVE.",
-        "auth gmail\nauth gmail --identifier alice --timeout 600\nauth slack --json\nauth gmail --force",
-        prog,
-    )
-    p.add_argument("service", metavar="SERVICE")
-    _identifier(p)
-    p.add_argument("--timeout", type=_seconds, default=300.0, help="seconds to wait before giving up (default 300)")
-    p.add_argument("--json", action="store_true", help="one JSON line per link, then one for the result")
-    p.add_argument("--force", action="store_true", help="issue a link even if the account is already connected")
-    p.set_defaults(func="cmd_auth")
-
-    p = _sub(
-        sub,
-        "header",
-        "print an Authorization header line",
-        "Print 'Authorization: Bearer <token>' so curl can read it from stdin: the token never appears in "
-        "argv or shell history.",
-        "header gmail | curl -H @- https://gmail.googleapis.com/gmail/v1/users/me/profile",
-        prog,
-    )
-    p.add_argument("service", metavar="SERVICE")
-    _identifier(p)
-    p.set_defaults(func="cmd_header")
-
-    p = _sub(
-        sub,
-        "exec",
-        "run a command with tokens in its environment",
-        "Run CMD with each SERVICE's token in an environment variable (GMAIL_TOKEN, SLACK_TOKEN, ...), never in "
-        "argv. The exit code is CMD's.",
-        "exec gmail -- python3 fetch_mail.py\n"
-        "exec gmail slack -- ./sync.sh            # $GMAIL_TOKEN and $SLACK_TOKEN\n"
-        "exec github --env GH_TOKEN -- gh repo list\n"
-        "exec gmail slack --env slack=SLACK_BOT_TOKEN -- ./bot.sh",
-        prog,
-    )
-    p.add_argument("services", nargs="+", metavar="SERVICE")
-    _identifier(p)
-    p.add_argument(
-        "--env",
-        action="append",
-        metavar="NAME|SERVICE=NAME",
-        help="variable name to use instead of SERVICE_TOKEN (repeatable)",
-    )
-    p.set_defaults(func="cmd_exec", cmd=[])
-
-    p = _sub(
-        sub,
-        "curl",
-        "run curl with the right token",
-        "Run curl on URL with 'Authorization: Bearer <token>' for the service the URL belongs to. curl reads the "
-        "header from a pipe, so the token is never in argv, shell history or a file. Options for curl go after "
-        "the URL. The exit code is curl's.",
-        "curl https://gmail.googleapis.com/gmail/v1/users/me/profile\n"
-        "curl https://api.github.com/user/repos -s --fail\n"
-        "curl --service crm https://crm.example.com/api/v2/deals -X POST -d @deal.json",
-        prog,
-    )
-    p.add_argument("--service", "-s", help="use this service instead of detecting it from the URL")
-    _identifier(p)
-    p.add_argument("url", metavar="URL")
-    p.add_argument("curl_args", nargs=argparse.REMAINDER, metavar="CURL ARGS", help="passed to curl")
-    p.set_defaults(func="cmd_curl")
-
-    p = _sub(
-        sub,
-        "which",
-        "print the service a URL belongs to",
-        "Print the service name a URL maps to: hosts listed in connections.json first, then the built-in table "
-        "(Gmail, Google Calendar/Drive/Sheets/Docs, Slack, Notion, Linear, GitHub, GitLab, Salesforce, HubSpot, "
-        "Zendesk, Jira, Confluence, Asana, Dropbox, Microsoft Graph/Outlook/Teams/OneDrive, Zoom, Airtable, "
-        "Intercom, ...). Exit code 3 when no service is known.",
-        "which https://gmail.googleapis.com/gmail/v1/users/me/messages\nwhich https://acme.atlassian.net/rest/api/3/issue/X-1",
-        prog,
-    )
-    p.add_argument("url", metavar="URL")
-    p.set_defaults(func="cmd_which")
-
-    p = _sub(
-        sub,
-        "config",
-        "register which Scalekit connection serves SERVICE",
-        "Write SERVICE -> CONNECTION_NAME into connections.json, atomically and under a lock; other entries and "
-        "unknown keys are kept. Prints what changed.",
-        "config gmail gmail_u3134a\nconfig slack slack_x7y9z --identifier alice",
-        prog,
-    )
-    p.add_argument("service", metavar="SERVICE", help="short service name, e.g. gmail")
-    p.add_argument("connection_name", metavar="CONNECTION_NAME", help="the connection's name in the Scalekit dashboard")
-    p.add_argument("--identifier", "-i", metavar="ID", help="default account identifier for this service")
-    p.set_defaults(func="cmd_config")
-
-    p = _sub(sub, "remove", "forget SERVICE", "Remove SERVICE from connections.json.", "remove slack", prog)
-    p.add_argument("service", metavar="SERVICE")
-    p.set_defaults(func="cmd_remove")
-
-    p = _sub(
-        sub,
-        "list",
-        "list configured services",
-        "List configured services, their Scalekit connection names and identifiers. --status asks Scalekit for "
-        "each account's live status (concurrently).",
-        "list\nlist --status\nlist --json",
-        prog,
-    )
-    p.add_argument("--status", action="store_true", help="also ask Scalekit for each account's status")
-    p.add_argument("--json", action="store_true", help="JSON array instead of a table")
-    p.set_defaults(func="cmd_list")
-
-    p = _sub(
-        sub,
-        "status",
-        "show whether each service is ready",
-        "One line per service: configured? account status? token expiry? Never the token. Exit code 0 when every "
-        "account is ACTIVE, 4 when one needs authorization, 3 when one is not configured.",
-        "status\nstatus gmail",
-        prog,
-    )
-    p.add_argument("services", nargs="*", metavar="SERVICE")
-    p.set_defaults(func="cmd_status")
-
-    p = _sub(
-        sub,
-        "doctor",
-        "check the whole set-up",
-        "Check .env (and its permissions), the credentials, the environment URL, that Scalekit is reachable and "
-        "accepts the credentials, connections.json and the agent identity. One line per check with a fix.",
-        "doctor",
-        prog,
-    )
-    p.set_defaults(func="cmd_doctor")
-
-    p = _sub(
-        sub,
-        "verify",
-        "complete a custom user verification from the address the browser ended on",
-        "With custom user verification (AgentKit > User Verification in the Scalekit dashboard), Scalekit sends "
-        "the browser to SCALEKIT_USER_VERIFY_URL after the user allowed access, with ?auth_request_id=... in the "
-        "address, and the account stays PENDING_VERIFICATION until this application confirms the user. Pass that "
-        "address (or just the id) here. The identifier is the one the link was issued for: --identifier, else "
-        "--service's, else the agent's name.",
-        "verify 'https://example.com/verify?auth_request_id=abc...&state=xyz'\nverify abc... --service gmail",
-        prog,
-    )
-    p.add_argument("address", metavar="ADDRESS", help="the address the browser ended on, or its auth_request_id")
-    p.add_argument("--service", "-s", metavar="SERVICE", help="use this service's identifier")
-    p.add_argument("--identifier", "-i", metavar="ID", help="whose account the link was for")
-    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
-    p.set_defaults(func="cmd_verify")
-
-    p = _sub(
-        sub,
-        "migrate",
-        "move .env and connections.json out of the skill folder",
-        "Move .env and connections.json from the skill folder (the original layout, where `clawhub update` "
-        "deletes them) to the state folder that survives updates (`doctor` shows it). File modes are kept; "
-        "a different file already in the state folder is never overwritten.",
-        "migrate",
-        prog,
-    )
-    p.set_defaults(func="cmd_migrate")
-
-    p = _sub(
-        sub,
-        "agent",
-        "keep a warm token agent running (like ssh-agent)",
-        "A background process holding the Scalekit client and the memory cache, so later `token`, `header`, "
-        "`exec` and `get_token.py` calls (and get_token() in Python) answer in milliseconds without loading the "
-        "Scalekit SDK. Tokens stay in its memory only; it serves only your user through a private Unix socket "
-        "and exits after --idle-timeout seconds without a request (default 900). SCALEKIT_AUTH_AGENT=0 makes "
-        "callers ignore it.",
-        "agent start\nagent start --idle-timeout 3600\nagent status\nagent stop",
-        prog,
-    )
-    p.add_argument("action", choices=("start", "stop", "status"), help="start (idempotent), stop, or status")
-    p.add_argument("--idle-timeout", type=_seconds, default=None, metavar="SECONDS", help="exit after this idle time")
-    p.add_argument("--json", action="store_true", help="status as JSON")
-    p.set_defaults(func="cmd_agent")
-
-    p = _sub(
-        sub,
-        "demo",
-        "walk the whole flow against a local Scalekit emulator (no account needed)",
-        "Start a local Scalekit emulator and walk the real flow: not configured -> configured -> "
-        "authorization link -> token. Your own .env and connections.json are not touched.",
-        "demo\ndemo --service slack\ndemo --browser",
-        prog,
-    )
-    p.add_argument("--service", default="gmail", help="service to demonstrate (default: gmail)")
-    p.add_argument(
-        "--browser",
-        action="store_true",
-        help="open the authorization link in your browser and wait for your click (default: simulate the click)",
-    )
-    p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for your click with --browser")
-    p.set_defaults(func="cmd_demo")
+    for command in COMMANDS:
+        p = sub.add_parser(
+            command.name,
+            parents=[_common()],
+            help=command.summary,
+            description=command.description,
+            epilog=_epilog(command, prog),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        for argument in command.args:
+            p.add_argument(*argument.flags, **argument.options)
+        p.set_defaults(func=f"cmd_{command.name}", **command.defaults)
     return parser
 
 
@@ -363,7 +360,8 @@ def build_token_parser(prog: str) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         parents=[_common(top=True)],
     )
-    _add_token_arguments(p)
+    for argument in TOKEN_ARGS:
+        p.add_argument(*argument.flags, **argument.options)
     p.set_defaults(func="cmd_token")
     return p
 
@@ -426,7 +424,8 @@ def _run(parser: argparse.ArgumentParser, argv: Sequence[str] | None, prog: str)
     except ScalekitAuthError as err:
         if debug:
             _print_traceback()
-        from .errors import BatchError, printable
+        from .display import printable
+        from .errors import BatchError
 
         # Names and values in messages come from files and the network: never raw control characters.
         print(f"{prog}: {printable(str(err), keep_newlines=isinstance(err, BatchError))}", file=sys.stderr)
@@ -482,7 +481,7 @@ _SHELL_TOKEN_COMMANDS = ("cmd_token", "cmd_header", "cmd_exec", "cmd_curl")
 def _print_traceback() -> None:
     import traceback
 
-    from .errors import printable
+    from .display import printable
 
     sys.stderr.write(printable(traceback.format_exc()))
 

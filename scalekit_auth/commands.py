@@ -113,7 +113,7 @@ class WaitDisplay:
             sys.stdout.write(json.dumps(obj) + "\n")
             sys.stdout.flush()
             return
-        from .errors import expiry_phrase
+        from .display import expiry_phrase
 
         self.clear()
         say(f"Open this link to connect {self.service} ({expiry_phrase(expires_at)}):")
@@ -121,7 +121,7 @@ class WaitDisplay:
 
     def on_status(self, status: str) -> None:
         """A new account status while waiting (PENDING_VERIFICATION: consent given, verification pending)."""
-        from .errors import describe_status
+        from .display import describe_status
 
         if self.as_json:
             obj = {"service": self.service, "identifier": self.identifier, "status": status}

@@ -20,7 +20,7 @@ from . import paths
 from .cache import DEFAULT_MARGIN as DEFAULT_CACHE_MARGIN
 from .cache import DEFAULT_MAX_ENTRIES as DEFAULT_CACHE_MAX
 from .cache import DEFAULT_TTL as DEFAULT_CACHE_TTL
-from .errors import ConfigurationError, MissingCredentialsError, import_or_explain
+from .errors import ConfigurationError, MissingCredentialsError
 
 SKILL_DIR_VAR = paths.SKILL_DIR_VAR
 TIMEOUT_VAR = "SCALEKIT_TIMEOUT"
@@ -162,6 +162,8 @@ def read_env_file(path: Path) -> dict[str, str]:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise ConfigurationError(f"{path} is not UTF-8 text. Save it as UTF-8.") from None
+    from .bootstrap import import_or_explain
+
     dotenv = import_or_explain("dotenv", "python-dotenv")
     values = dotenv.dotenv_values(stream=io.StringIO(text))
     return {k: v for k, v in values.items() if v is not None}

@@ -26,7 +26,8 @@ from .config import (
     load_settings,
 )
 from .connections import Change, ConnectionEntry
-from .errors import ConfigurationError, ServiceNotConfiguredError, printable
+from .display import printable
+from .errors import ConfigurationError, ServiceNotConfiguredError
 from .identity import IDENTITY_VARS, agent_name, identity_file
 from .paths import STATE_VARS, connections_path, state_dir
 

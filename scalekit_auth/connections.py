@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigurationError, import_or_explain, printable
+from .display import printable
+from .errors import ConfigurationError
 
 FILE_NAME = "connections.json"
 MAX_FILE_BYTES = 1 << 20
@@ -215,6 +216,8 @@ def _read_only_fs(folder: Path) -> bool:
 def _lock(path: Path):
     if not os.access(path.parent, os.W_OK):  # a clear message now, not a lock timeout in 10 s
         raise _cannot_write(path)
+    from .bootstrap import import_or_explain
+
     filelock = import_or_explain("filelock", "filelock")
     FileLock, Timeout = filelock.FileLock, filelock.Timeout  # noqa: N806 - class aliases
 

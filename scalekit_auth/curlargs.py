@@ -8,7 +8,8 @@ to someone else. Only options on an allowlist are passed on.
 
 from __future__ import annotations
 
-from .errors import UsageError, printable
+from .display import printable
+from .errors import UsageError
 
 #: Options that add URLs, read more options from a file, or route the request (and the
 #: header) somewhere other than the URL's host.

@@ -65,9 +65,9 @@ def _shell_step(skill_folder: Path, env_extra: dict[str, str], service: str) -> 
 
 
 def run_demo(service: str = "gmail", browser: bool = False, timeout: float = 120.0) -> int:
+    from .bootstrap import import_or_explain
     from .broker import TokenBroker
     from .credentials import redact
-    from .errors import import_or_explain
 
     import_or_explain("scalekit.client", "scalekit-sdk-python")  # on a bare Python: the private environment first
     from .emulator import Emulator

@@ -11,6 +11,8 @@ from collections.abc import Mapping, Sequence
 from enum import IntEnum
 from typing import Any
 
+from .display import describe_status, expiry_phrase, printable
+
 
 class ExitCode(IntEnum):
     """Exit codes shared by `get_token.py` and `scalekit-auth`."""
@@ -47,15 +49,6 @@ def most_pressing(codes) -> ExitCode:
         if int(code) in codes:
             return code
     return ExitCode.ERROR
-
-
-_CONTROL = {c: f"\\x{c:02x}" for c in (*range(32), 127) if c != 10}
-
-
-def printable(text: str, keep_newlines: bool = True) -> str:
-    """Text safe to show on a terminal: control characters (escape sequences, bells) made visible."""
-    table = _CONTROL if keep_newlines else {**_CONTROL, 10: "\\n"}
-    return text.translate(table)
 
 
 class ScalekitAuthError(Exception):
@@ -109,45 +102,14 @@ class MissingCredentialsError(ConfigurationError):
 
 
 class MissingDependencyError(ConfigurationError):
-    """A required Python package is not installed for this interpreter."""
+    """A required Python package is not installed for this interpreter; `how` says how to install
+    it on this set-up (bootstrap.missing_dependency words it)."""
 
-    def __init__(self, package: str) -> None:
+    def __init__(self, package: str, how: str = "") -> None:
         import sys
 
-        from .bootstrap import AUTOINSTALL_VAR, REQUIREMENTS, enabled, in_foreign_venv
-
         self.package = package
-        if in_foreign_venv():
-            how = f"Install the skill's requirements into it: {sys.executable} -m pip install -r {REQUIREMENTS}"
-        elif not enabled():
-            how = (
-                f"{AUTOINSTALL_VAR}=0 stops scalekit-auth from installing them privately; unset it, or install "
-                f"them into a virtual environment (python3 -m venv DIR && DIR/bin/pip install -r {REQUIREMENTS}) "
-                "and run the skill with DIR/bin/python"
-            )
-        else:
-            how = f"Install the skill's requirements: {sys.executable} -m pip install -r {REQUIREMENTS}"
-        super().__init__(f"The Python package '{package}' is not installed for {sys.executable}. {how}.")
-
-
-def import_or_explain(module: str, package: str):
-    """Import `module`, turning a missing package into MissingDependencyError."""
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ModuleNotFoundError as err:
-        if not (err.name and (err.name == module or module.startswith(err.name + "."))):
-            raise
-        missing = err
-    from . import bootstrap  # first use on a bare (maybe externally-managed) Python: a private environment
-
-    if bootstrap.provide(module):
-        try:
-            return importlib.import_module(module)
-        except ModuleNotFoundError as err:
-            missing = err
-    raise MissingDependencyError(package) from missing
+        super().__init__(f"The Python package '{package}' is not installed for {sys.executable}. {how}".rstrip())
 
 
 class UnknownConnectionError(ConfigurationError):
@@ -164,39 +126,6 @@ class UnknownConnectionError(ConfigurationError):
 
 
 # -- authorization ---------------------------------------------------------------
-
-_STATUS_EXPLAINED = {
-    None: "has no connected account yet",
-    "PENDING_AUTH": "has not been authorized yet",
-    "EXPIRED": "has an expired authorization; the user must sign in again",
-    "DISCONNECTED": "was disconnected (access revoked at the provider or in Scalekit); the user must reconnect",
-    "PENDING_VERIFICATION": (
-        "was authorized but is waiting for user verification. With custom user verification, the browser "
-        "ended on a page whose address holds an auth_request_id: pass that address to `scalekit-auth verify`. "
-        "With 'Scalekit users only', the person who authorizes must be signed in to the Scalekit dashboard: "
-        "open the new link while signed in"
-    ),
-}
-
-
-def describe_status(status: str | None) -> str:
-    """A short phrase for an account status, e.g. 'has not been authorized yet'."""
-    return _STATUS_EXPLAINED.get(status, f"is in status {status}, not ACTIVE")
-
-
-def expiry_phrase(expires_at: _dt.datetime | None, now: _dt.datetime | None = None) -> str:
-    """'expires in about 1 minute, at 10:45:03 UTC' (or 'expired at ...')."""
-    if expires_at is None:
-        return "expires soon"
-    now = now or _dt.datetime.now(_dt.UTC)
-    left = int((expires_at - now).total_seconds())
-    clock = expires_at.strftime("%H:%M:%S UTC")
-    if left >= 45:
-        minutes = max(1, round(left / 60))
-        return f"expires in {'about 1 minute' if minutes == 1 else f'{minutes} minutes'}, at {clock}"
-    if left > 0:
-        return f"expires in {left} seconds, at {clock}"
-    return f"expired at {clock}"
 
 
 class AuthorizationError(ScalekitAuthError):

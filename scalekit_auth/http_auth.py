@@ -12,8 +12,8 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+from .bootstrap import import_or_explain
 from .broker import TokenBroker
-from .errors import import_or_explain
 from .logs import get_logger
 from .sources import Road, road_for
 
@@ -127,7 +127,7 @@ def httpx_auth(service: str | None = None, identifier: str | None = None, broker
 
 
 def _make_httpx_class():
-    from .errors import import_or_explain
+    from .bootstrap import import_or_explain
 
     httpx = import_or_explain("httpx", "httpx")
 

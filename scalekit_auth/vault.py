@@ -17,10 +17,12 @@ from contextlib import contextmanager
 from types import MappingProxyType
 from typing import Any
 
+from .bootstrap import import_or_explain
 from .config import ENV_URL, ScalekitSettings
 from .credentials import OAUTH, STATIC, TRUSTED_IDP, AccountSnapshot
 from .deadlines import RATE_LIMIT_BACKOFF
 from .deadlines import remaining as _remaining
+from .display import printable
 from .errors import (
     ConfigurationError,
     CredentialsRejectedError,
@@ -30,8 +32,6 @@ from .errors import (
     ScalekitTimeoutError,
     ScalekitUnavailableError,
     VerificationError,
-    import_or_explain,
-    printable,
 )
 from .logs import get_logger, redact_text
 

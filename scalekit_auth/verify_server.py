@@ -18,7 +18,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from .errors import ScalekitAuthError, printable
+from .display import printable
+from .errors import ScalekitAuthError
 from .logs import get_logger
 
 log = get_logger("scalekit_auth.verify")

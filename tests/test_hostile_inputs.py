@@ -93,7 +93,7 @@ def test_any_environment_gives_settings_or_a_configuration_error(tmp_path, value
 
 def cli_text(err: BaseException) -> str:
     """What the command line shows for an error."""
-    from scalekit_auth.errors import printable
+    from scalekit_auth.display import printable
 
     return printable(str(err), keep_newlines=False)
 
