@@ -32,6 +32,7 @@ from scalekit_auth.errors import (
     ScalekitUnavailableError,
     ServiceNotConfiguredError,
     UnknownConnectionError,
+    UnsafeCredentialError,
     UnsupportedAccountError,
 )
 
@@ -51,6 +52,7 @@ __all__ = [
     "ServiceCredentials",
     "ServiceNotConfiguredError",
     "UnknownConnectionError",
+    "UnsafeCredentialError",
     "UnsupportedAccountError",
     "aget_credentials",
     "aget_token",

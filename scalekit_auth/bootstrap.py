@@ -196,7 +196,9 @@ def _install(folder: str, parent: str) -> None:
         )
         sys.stderr.flush()
         # pip (and any build it runs) never sees the Scalekit credentials
-        clean_env = {k: v for k, v in os.environ.items() if not k.startswith("SCALEKIT_")}
+        from .execenv import child_environment
+
+        clean_env = child_environment()
         with open(log_path, "w", encoding="utf-8") as log:
             steps = _steps(folder)
             for step in steps:

@@ -25,6 +25,7 @@ exit codes:
   2  bad command-line usage        6  Scalekit rejected the client credentials
   3  configuration problem         7  rate-limited by Scalekit
                                    8  account has no single token (use get_credentials)
+                                   9  Scalekit returned an unsafe token (control characters, or too large)
 """
 
 SHELL_EXAMPLES = """\
@@ -482,8 +483,10 @@ def _print_traceback() -> None:
     import traceback
 
     from .display import printable
+    from .logs import redact_text
 
-    sys.stderr.write(printable(traceback.format_exc()))
+    # The same redaction as messages and logs: upstream text in a traceback may carry a token.
+    sys.stderr.write(printable(redact_text(traceback.format_exc())))
 
 
 def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:

@@ -10,12 +10,14 @@ import argparse
 import datetime as _dt
 import json
 import os
+import re
 import sys
 import time
 from typing import Any
 
 from .broker import AccountStatus, TokenBroker
 from .connections import normalize_service
+from .display import printable
 from .errors import (
     AuthorizationError,
     BatchError,
@@ -23,7 +25,6 @@ from .errors import (
     ExitCode,
     ScalekitAuthError,
     most_pressing,
-    printable,
 )
 from .sources import Road
 
@@ -41,9 +42,19 @@ def use_color(stream: Any = None) -> bool:
     )
 
 
+_COLORS = {"green": "32", "yellow": "33", "red": "31", "bold": "1", "dim": "2"}
+#: Our own color codes, as printable() shows them escaped: the only escapes `safe` lets through.
+_OUR_ESCAPES = re.compile(r"\\x1b\[(0|1|2|31|32|33)m")
+
+
 def paint(text: str, color: str, stream: Any = None) -> str:
-    codes = {"green": "32", "yellow": "33", "red": "31", "bold": "1", "dim": "2"}
-    return f"\033[{codes[color]}m{text}\033[0m" if use_color(stream) else text
+    return f"\033[{_COLORS[color]}m{text}\033[0m" if use_color(stream) else text
+
+
+def safe(text: str) -> str:
+    """`text` with every control character shown escaped (see display.printable), except the
+    color codes `paint` adds (colors cannot move the cursor, retitle a window or hide text)."""
+    return _OUR_ESCAPES.sub(lambda m: f"\033[{m.group(1)}m", printable(text))
 
 
 def table(rows: list[list[str]], header: list[str]) -> str:
@@ -54,7 +65,9 @@ def table(rows: list[list[str]], header: list[str]) -> str:
 
 
 def say(message: str) -> None:
-    print(message, file=sys.stderr)
+    """A line for people on stderr; names and values in it come from files and the network, so
+    every control character is shown escaped."""
+    print(safe(message), file=sys.stderr)
 
 
 def in_words(expires_at: _dt.datetime | None) -> str:
@@ -299,9 +312,45 @@ def cmd_exec(args: argparse.Namespace, road: Road) -> int:
     if not args.cmd:
         raise ConfigurationError("exec needs a command after '--', e.g. scalekit-auth exec gmail -- python3 app.py")
     names = env_names(list(dict.fromkeys(args.services)), args.env or [])
-    tokens = road.tokens(list(names), args.identifier)
+    services = list(names)
+    if len(services) == 1:  # one service: its own error, not a batch of one
+        tokens = {services[0]: road.token(services[0], args.identifier)}
+    else:
+        tokens = road.tokens(services, args.identifier)
     road.close()
     return exec_with(args.cmd, {names[service]: token for service, token in tokens.items()})
+
+
+def _header_pipe(header: bytes) -> int:
+    """A pipe curl reads the header from (inheritable read end), holding all of `header` before
+    curl starts: never in argv or a file. A header larger than the pipe's buffer would block the
+    write before curl runs, so the buffer is grown first (Linux); where it cannot be, a forked
+    writer feeds it while curl reads."""
+    import fcntl
+
+    read_fd, write_fd = os.pipe()
+    set_size = getattr(fcntl, "F_SETPIPE_SZ", None)
+    room = 0
+    if set_size is not None:
+        try:
+            room = fcntl.fcntl(write_fd, set_size, max(len(header) + 4096, 65536))
+        except OSError:
+            room = 0
+    if room > len(header) or len(header) <= 512:  # POSIX guarantees PIPE_BUF (512) at the least
+        os.write(write_fd, header)
+        os.close(write_fd)
+    elif os.fork() == 0:  # pragma: no cover - the child only writes and leaves
+        try:
+            os.close(read_fd)
+            view = memoryview(header)
+            while view:
+                view = view[os.write(write_fd, view) :]
+        finally:
+            os._exit(0)
+    else:
+        os.close(write_fd)
+    os.set_inheritable(read_fd, True)
+    return read_fd
 
 
 def cmd_which(args: argparse.Namespace, road: Road) -> int:
@@ -333,15 +382,14 @@ def cmd_curl(args: argparse.Namespace, road: Road) -> int:
             f'"hosts": ["{printable(host_of(args.url), False)}"].'
         )
     token = road.token(service, args.identifier)
-    read_fd, write_fd = os.pipe()
-    os.write(write_fd, f"Authorization: Bearer {token}\n".encode())
-    os.close(write_fd)
-    os.set_inheritable(read_fd, True)
-    # -q first: no ~/.curlrc, which could add URLs or options the check above never saw.
+    header = f"Authorization: Bearer {token}\n".encode()
+    read_fd = _header_pipe(header)
     # -q first: no ~/.curlrc. After the user's options, where nothing can undo them: --globoff (curl
     # would expand {a,b} and [1-2] into several hosts) and --noproxy '*' (straight to the URL's host).
     argv = [curl, "-q", "-H", f"@/dev/fd/{read_fd}", *args.curl_args, "--globoff", "--noproxy", "*", "--", args.url]
-    env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
+    from .execenv import child_environment
+
+    env = {k: v for k, v in child_environment().items() if not k.lower().endswith("_proxy")}
     road.close()
     sys.stdout.flush()
     sys.stderr.flush()

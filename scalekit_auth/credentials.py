@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from .errors import UnsupportedAccountError
+from .errors import UnsafeCredentialError, UnsupportedAccountError
 
 OAUTH = "oauth"
 STATIC = "static"
@@ -17,6 +17,34 @@ TRUSTED_IDP = "trusted_idp"
 
 # For API-key style accounts with several fields, the one that is "the token".
 TOKEN_FIELD_NAMES = ("access_token", "api_key", "apikey", "apiKey", "token", "key", "api_token", "bearer_token")
+
+
+#: No real token or key comes close (Google's are ~2 KB, JWTs a few KB); past this it is refused.
+MAX_SECRET = 64 * 1024
+
+
+def unsafe_reason(value: str) -> str | None:
+    """Why `value` may not be handed out as a credential, or None: control characters (C0, DEL, C1,
+    NUL, newlines; bidirectional controls) or more than MAX_SECRET characters."""
+    if len(value) > MAX_SECRET:
+        return f"{len(value)} characters, over the {MAX_SECRET // 1024} KiB limit"
+    from .display import raw_controls
+
+    found = raw_controls(value, keep_newlines=False)
+    if found:
+        return "control characters (" + ", ".join(sorted({f"U+{ord(c):04X}" for c in found})[:5]) + ")"
+    return None
+
+
+def check_credential(service: str, identifier: str, what: str, value: str) -> None:
+    """Refuse an unsafe credential before it is cached, printed, sent or put in an environment."""
+    why = unsafe_reason(value)
+    if why is not None:
+        raise UnsafeCredentialError(
+            f"Scalekit returned a {service} {what} for '{identifier}' that is not safe to use: {why}. It was not "
+            f"printed, sent or cached. Authorize the account again (scalekit-auth auth {service} --force), or check "
+            "the connection in the Scalekit dashboard."
+        )
 
 
 def redact(value: str | None, keep: int = 4) -> str:
@@ -63,6 +91,14 @@ class ServiceCredentials:
     scopes: tuple[str, ...] = ()
     expires_at: _dt.datetime | None = None
     fields: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}), repr=False)
+
+    def __post_init__(self) -> None:
+        """Every string Scalekit handed back is checked once, here, whichever path made it."""
+        if self.access_token:
+            check_credential(self.service, self.identifier, "access token", self.access_token)
+        for name, value in self.fields.items():
+            if isinstance(value, str):
+                check_credential(self.service, self.identifier, f"credential field '{name}'", value)
 
     @classmethod
     def from_snapshot(cls, service: str, identifier: str, connection_name: str, snap: AccountSnapshot):

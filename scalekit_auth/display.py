@@ -9,13 +9,25 @@ import datetime as _dt
 
 __all__ = ["describe_status", "expiry_phrase", "printable"]
 
-_CONTROL = {c: f"\\x{c:02x}" for c in (*range(32), 127) if c != 10}
+#: C0 (but newline), DEL and C1 controls: escape sequences, bells, CSI/OSC introducers (U+009B, U+009D).
+_CONTROL: dict[int, str] = {c: f"\\x{c:02x}" for c in (*range(32), 127, *range(0x80, 0xA0)) if c != 10}
+#: Bidirectional controls (they reorder what a terminal shows: "Trojan Source"), and the Unicode
+#: line and paragraph separators.
+BIDI_CONTROLS = (0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x2028, 0x2029)
+_CONTROL.update({c: f"\\u{c:04x}" for c in BIDI_CONTROLS})
+_ONE_LINE = {**_CONTROL, 10: "\\n"}
 
 
 def printable(text: str, keep_newlines: bool = True) -> str:
-    """Text safe to show on a terminal: control characters (escape sequences, bells) made visible."""
-    table = _CONTROL if keep_newlines else {**_CONTROL, 10: "\\n"}
-    return text.translate(table)
+    """Text safe to show on a terminal: C0, DEL, C1 and bidirectional controls made visible
+    (escape sequences, bells, reordering); newlines kept unless `keep_newlines` is False."""
+    return text.translate(_CONTROL if keep_newlines else _ONE_LINE)
+
+
+def raw_controls(text: str, keep_newlines: bool = True) -> list[str]:
+    """The characters in `text` that `printable` would escape (for tests and checks)."""
+    table = _CONTROL if keep_newlines else _ONE_LINE
+    return [ch for ch in text if ord(ch) in table]
 
 
 _STATUS_EXPLAINED = {

@@ -26,6 +26,7 @@ class ExitCode(IntEnum):
     CREDENTIALS_REJECTED = 6  # Scalekit refused the client id/secret
     RATE_LIMITED = 7  # Scalekit asked us to slow down
     UNSUPPORTED_ACCOUNT = 8  # the account has no single token to print
+    UNSAFE_CREDENTIAL = 9  # Scalekit returned a credential with control characters, or an oversized one
     INTERRUPTED = 130
 
 
@@ -35,6 +36,7 @@ EXIT_PRECEDENCE = (
     ExitCode.USAGE,
     ExitCode.CONFIGURATION,
     ExitCode.CREDENTIALS_REJECTED,
+    ExitCode.UNSAFE_CREDENTIAL,
     ExitCode.UNSUPPORTED_ACCOUNT,
     ExitCode.UNAVAILABLE,
     ExitCode.RATE_LIMITED,
@@ -246,6 +248,14 @@ class UnsupportedAccountError(ScalekitAuthError):
     """The account holds credentials that are not a single token (use get_credentials)."""
 
     exit_code = ExitCode.UNSUPPORTED_ACCOUNT
+
+
+class UnsafeCredentialError(ScalekitServiceError):
+    """Scalekit handed back a token or credential field that is not safe to print, put in a header
+    or pass to a program: control characters (a newline would split output and headers; escape
+    sequences reach terminals; NUL breaks environments), or larger than any real token."""
+
+    exit_code = ExitCode.UNSAFE_CREDENTIAL
 
 
 class BatchError(ScalekitAuthError):

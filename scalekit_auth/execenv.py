@@ -8,7 +8,27 @@ import re
 import sys
 from collections.abc import Mapping
 
-from .errors import ConfigurationError
+from .errors import ConfigurationError, UsageError
+
+#: What no child process ever inherits: every SCALEKIT_* variable (the client secret and ID, the
+#: environment URL, emulator keys, our own switches), whatever put it in our environment (.env,
+#: OpenClaw's apiKey, the shell). A child gets the tokens it was asked for, never the master secret.
+CHILD_DROPPED_PREFIX = "SCALEKIT_"
+
+
+def child_environment(
+    variables: Mapping[str, str] | None = None, base: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The environment for a child process: `base` (default os.environ) without any SCALEKIT_*
+    variable, plus `variables` (the tokens asked for)."""
+    env = {
+        k: v
+        for k, v in (os.environ if base is None else base).items()
+        if not k.upper().startswith(CHILD_DROPPED_PREFIX)
+    }
+    env.update(variables or {})
+    return env
+
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -75,6 +95,14 @@ def env_names(services: list[str], overrides: list[str]) -> dict[str, str]:
             )
         check_env_name(name, spec)
         names[service] = name
+    taken: dict[str, str] = {}
+    for service, name in names.items():
+        if name in taken:
+            raise UsageError(
+                f"'{taken[name]}' and '{service}' would both go into ${name}, and one token would be lost. "
+                f"Give one its own name: --env {service}=OTHER_TOKEN."
+            )
+        taken[name] = service
     return names
 
 
@@ -83,8 +111,7 @@ def exec_with(cmd: list[str], variables: Mapping[str, str]) -> int:
 
     Returns only when `cmd` cannot be started: 127 (not found) or 126 (not executable).
     """
-    env = dict(os.environ)
-    env.update(variables)
+    env = child_environment(variables)
     sys.stdout.flush()
     sys.stderr.flush()
     try:
