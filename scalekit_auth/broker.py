@@ -76,8 +76,9 @@ class TokenBroker(ConfigView):
         vault = self._vaults.get(key)
         if vault is not None:
             return vault
-        from .vault import Vault
+        from .vault import Vault, load_sdk
 
+        load_sdk()  # before any deadline starts: a first-run private install may take a minute
         with self._lock:
             vault = self._vaults.get(key)
             if vault is None:
@@ -126,6 +127,7 @@ class TokenBroker(ConfigView):
             cache.trim()
 
         def fetch() -> ServiceCredentials:
+            self.vault(settings)  # the SDK is loaded (installed on a first run) before the clock starts
             with deadline(settings.timeout):
                 return self._fetch(target, settings, force_refresh)
 
@@ -180,8 +182,9 @@ class TokenBroker(ConfigView):
         """The account's live status from Scalekit (details only: no credentials are fetched)."""
         target = self.resolve(service, identifier)
         settings = self.settings()
+        vault = self.vault(settings)
         with deadline(settings.timeout):
-            snap = self.vault(settings).account_status(target.connection_name, target.identifier)
+            snap = vault.account_status(target.connection_name, target.identifier)
         if snap is None:
             return AccountStatus(target, None)
         return AccountStatus(target, snap.status, snap.expires_at, snap.updated_at)
@@ -221,8 +224,9 @@ class TokenBroker(ConfigView):
                 f"An auth_request_id has 1 to {AUTH_REQUEST_ID_MAX} characters, not {len(auth_request_id)}."
             )
         settings = self.settings()
+        vault = self.vault(settings)
         with deadline(settings.timeout):
-            return self.vault(settings).verify_user(auth_request_id, ident)
+            return vault.verify_user(auth_request_id, ident)
 
     # -- batch -----------------------------------------------------------------------
     def many(self, services: Iterable[str], one: Callable[[str], V]) -> dict[str, V]:

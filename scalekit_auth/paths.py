@@ -18,7 +18,7 @@ AGENT_VAR = "SCALEKIT_AUTH_AGENT"
 
 #: Every variable that changes which token a call returns; an agent serves a caller only
 #: when these (hashed) match its own.
-CONTEXT_VARS = (
+SETTINGS_CONTEXT_VARS = (
     "SCALEKIT_ENV_URL",
     "SCALEKIT_ENVIRONMENT_URL",
     "SCALEKIT_CLIENT_ID",
@@ -29,7 +29,9 @@ CONTEXT_VARS = (
     "SCALEKIT_CACHE_TTL",
     "SCALEKIT_CACHE_MAX",
     "SCALEKIT_USER_VERIFY_URL",
-    # Whom the Scalekit client trusts and how it gets there (grpc, requests).
+)
+#: Whom the Scalekit client trusts and how it gets there (grpc, requests): they decide answers too.
+TRANSPORT_VARS = (
     "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH",
     "REQUESTS_CA_BUNDLE",
     "CURL_CA_BUNDLE",
@@ -38,6 +40,7 @@ CONTEXT_VARS = (
     *("http_proxy", "https_proxy", "no_proxy", "all_proxy", "grpc_proxy"),
     *("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY", "GRPC_PROXY"),
 )
+CONTEXT_VARS = SETTINGS_CONTEXT_VARS + TRANSPORT_VARS
 
 _PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 #: Every variable that changes which folder holds the user's files.

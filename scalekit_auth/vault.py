@@ -82,6 +82,13 @@ def _network_reason(exc: BaseException, text: str = "") -> str:
     return "network error"
 
 
+def load_sdk() -> None:
+    """Import the Scalekit SDK (on a bare Python, installing it privately first). Callers do this
+    before a call's deadline starts: neither the install nor the import is Scalekit's time."""
+    import_or_explain("scalekit.core", "scalekit-sdk-python")
+    import_or_explain("scalekit.client", "scalekit-sdk-python")
+
+
 class Vault:
     """A lazily created, reused Scalekit client for one set of credentials. Thread-safe."""
 

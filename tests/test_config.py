@@ -111,7 +111,7 @@ def _doctor(directory, environ):
     from scalekit_auth.broker import TokenBroker
     from scalekit_auth.doctor import run_checks
 
-    return {c.name: (c.level, c.detail) for c in run_checks(TokenBroker(directory, environ, use_agent=False))}
+    return {c.name: (c.level, c.detail) for c in run_checks(TokenBroker(directory, environ))}
 
 
 def _isolated(tmp_path, **values):
@@ -183,7 +183,8 @@ def test_the_agent_serves_a_caller_only_with_every_setting_equal():
     """paths.CONTEXT_VARS (the agent client's fast path cannot import config) lists config's settings."""
     from scalekit_auth import config, paths
 
-    assert sorted(paths.CONTEXT_VARS) == sorted(config.SETTINGS_VARS)
+    assert sorted(paths.SETTINGS_CONTEXT_VARS) == sorted(config.SETTINGS_VARS)
+    assert set(paths.CONTEXT_VARS) == {*paths.SETTINGS_CONTEXT_VARS, *paths.TRANSPORT_VARS}
 
 
 @pytest.mark.parametrize("raw", ["0", "-1", "abc", "nan", "inf", "301"])
