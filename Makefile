@@ -37,6 +37,7 @@ demo: $(STAMP)
 lint: $(STAMP)
 	"$(BIN)/ruff" check .
 	"$(BIN)/ruff" format --check .
+	"$(BIN)/mypy"
 
 system-deps:
 	@scripts/system-deps
@@ -60,4 +61,4 @@ bench: $(STAMP)
 	"$(BIN)/python" bench/bench_cache_memory.py
 
 clean:
-	rm -rf "$(VENV)" .venv-* .pytest_cache .ruff_cache .hypothesis test-artifacts .tools
+	rm -rf "$(VENV)" .venv-* .pytest_cache .ruff_cache .mypy_cache .hypothesis test-artifacts .tools

@@ -91,6 +91,7 @@ class AgentServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     """Answers JSON-line requests on a private Unix socket with the shared TokenBroker."""
 
     daemon_threads = True
+    started_by = "command"  # or "auto": set by serve() from --started-by
 
     def __init__(self, path: str, broker: TokenBroker, idle_timeout: float, environ: Mapping[str, str]) -> None:
         self.path = path
@@ -218,7 +219,7 @@ class AgentServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
                 "started_at": self.started,
                 "idle_for": self.idle_for(),
                 "idle_timeout": self.idle_timeout,
-                "started_by": getattr(self, "started_by", "command"),
+                "started_by": self.started_by,
                 "context_matches": request.context == self.context(),
                 "cache": {"entries": stats.entries, "hits": stats.hits, "misses": stats.misses},
             }

@@ -10,11 +10,12 @@ agent is decided elsewhere, once (sources.Road).
 from __future__ import annotations
 
 import dataclasses
+import datetime as _dt
 import os
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from . import connections
 from .cache import TokenCache
@@ -44,8 +45,8 @@ class AccountStatus:
 
     target: Target
     status: str | None  # None: Scalekit has no account for this identifier yet
-    expires_at: object = None  # datetime of the access token's expiry, when known
-    updated_at: object = None  # when Scalekit last changed the account
+    expires_at: _dt.datetime | None = None  # the access token's expiry, when known
+    updated_at: _dt.datetime | None = None  # when Scalekit last changed the account
 
 
 class TokenBroker(ConfigView):
@@ -176,7 +177,13 @@ class TokenBroker(ConfigView):
             return 0
         connection_name = entry.connection_name
         ident = connections.check_identifier(identifier) if identifier is not None else None
-        return self.cache.invalidate(lambda key: key[1] == connection_name and (ident is None or key[2] == ident))
+
+        def doomed(key: Hashable) -> bool:
+            # The cache takes any hashable key; this broker's are (env_url, connection_name, identifier).
+            k = cast("tuple[str, str, str]", key)
+            return k[1] == connection_name and (ident is None or k[2] == ident)
+
+        return self.cache.invalidate(doomed)
 
     def account_status(self, service: str, identifier: str | None = None) -> AccountStatus:
         """The account's live status from Scalekit (details only: no credentials are fetched)."""

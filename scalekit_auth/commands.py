@@ -371,9 +371,8 @@ def cmd_curl(args: argparse.Namespace, road: Road) -> int:
     if curl is None:
         raise ConfigurationError("curl is not installed (e.g. apt-get install curl).")
     check_curl_args(args.curl_args, curl)  # before any token exists: one URL, no rerouting options
-    detected = broker.service_for_url_or_explain(args.url) if not args.service else broker.service_for_url(args.url)
-    service = args.service or detected
-    if args.service and detected != normalize_service(args.service):
+    service: str = args.service or broker.service_for_url_or_explain(args.url)
+    if args.service and broker.service_for_url(args.url) != normalize_service(args.service):
         from .configview import host_of
 
         raise ConfigurationError(
@@ -612,6 +611,7 @@ def cmd_agent(args: argparse.Namespace, road: Road) -> int:
     """agent start|stop|status."""
     from . import agent
 
+    info: dict | None  # the agent's answer; None when no agent is running
     if args.action == "start":
         info, started = agent.start(args.idle_timeout)
         minutes = info["idle_timeout"] / 60

@@ -242,8 +242,12 @@ class ConfigView:
         """Write the connections.json in use; if `migrate` moved it while we waited for the lock, the new one."""
         for _ in range(5):
             path = self.connections_file
+
+            def still_in_use(p: Path = path) -> bool:
+                return self.connections_file == p
+
             try:
-                return write(path, lambda p=path: self.connections_file == p)
+                return write(path, still_in_use)
             except connections.MovedError:
                 continue
         raise ConfigurationError(

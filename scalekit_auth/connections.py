@@ -199,7 +199,7 @@ def _cannot_write(path: Path, err: OSError | None = None) -> ConfigurationError:
     elif code in (errno.EACCES, errno.EPERM, None):
         why = f"{folder} is read-only for you (permission denied)"
     else:
-        why = err.strerror if err is not None else "unknown error"
+        why = (err.strerror if err is not None else None) or "unknown error"
     return ConfigurationError(
         f"Cannot write {path}: {why}. Make the folder writable, or keep the skill's state elsewhere "
         "with SCALEKIT_AUTH_DIR=/a/writable/folder."

@@ -10,15 +10,18 @@ to http) the 401 is not about our token, and that host must never be handed one.
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .bootstrap import import_or_explain
 from .broker import TokenBroker
 from .logs import get_logger
 from .sources import Road, road_for
 
-# Through import_or_explain: on a bare Python the first use installs the skill's packages privately.
-requests = import_or_explain("requests", "requests")
+if TYPE_CHECKING:
+    import requests
+else:
+    # Through import_or_explain: on a bare Python the first use installs the skill's packages privately.
+    requests = import_or_explain("requests", "requests")
 from requests.auth import AuthBase  # noqa: E402 - after the line above has made requests importable
 
 log = get_logger("scalekit_auth.http")
@@ -70,7 +73,9 @@ class ScalekitAuth(_TokenSource, AuthBase):
         request.register_hook("response", functools.partial(self._on_response, origin(request.url or "")))
         return request
 
-    def _on_response(self, token_origin, response: requests.Response, **kwargs: Any) -> requests.Response:
+    def _on_response(
+        self, token_origin: tuple[str, str, int | None], response: requests.Response, **kwargs: Any
+    ) -> requests.Response:
         request = response.request
         if response.status_code != 401 or getattr(request, _RETRIED, False):
             return response

@@ -291,7 +291,7 @@ _TEXT_FIELDS = ("service", "link", "identifier", "connection_name", "status", "p
 _LIST_FIELDS = ("missing", "configured")
 
 
-def _error_classes() -> dict[str, type]:
+def _error_classes() -> dict[str, type[ScalekitAuthError]]:
     from . import errors
 
     return {
@@ -339,7 +339,7 @@ def error_from_wire(data: Mapping[str, Any], depth: int = 0) -> ScalekitAuthErro
     err = cls.__new__(cls)
     Exception.__init__(err, _text(data.get("message"), "message", empty=True))
     err.exit_code = ExitCode(code)
-    if issubclass(cls, AuthorizationError):
+    if isinstance(err, AuthorizationError):
         for name in ("identifier", "connection_name", "status"):
             setattr(err, name, None)
         err.expires_at = None
@@ -353,7 +353,7 @@ def error_from_wire(data: Mapping[str, Any], depth: int = 0) -> ScalekitAuthErro
             setattr(err, name, _texts(data[name], name))
     if "expires_at" in data:
         err.expires_at = dt.datetime.fromtimestamp(_number(data["expires_at"], "expires_at"), tz=dt.UTC)  # type: ignore[attr-defined]
-    if issubclass(cls, BatchError):
+    if isinstance(err, BatchError):
         results, errors = data.get("results", {}), data.get("errors", {})
         if depth or not isinstance(results, dict) or not isinstance(errors, dict) or not errors:
             raise ProtocolError("a batch error without its parts")

@@ -16,7 +16,7 @@ for start-up time and follows the same rule: the same socket, the same per-proce
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from .errors import BatchError
@@ -45,7 +45,7 @@ class TokenSource(Protocol):
         ...
 
 
-def _unique(services: Sequence[str]) -> list[str]:
+def _unique(services: Iterable[str]) -> list[str]:
     if isinstance(services, (str, bytes)):
         raise TypeError(
             f"expected a list of services, e.g. [{services!r}], not a single string (for one service use get_token)"
@@ -197,7 +197,7 @@ class Road:
         self.local.close()
 
     def tokens(
-        self, services: Sequence[str], identifier: str | None = None, *, force_refresh: bool = False
+        self, services: Iterable[str], identifier: str | None = None, *, force_refresh: bool = False
     ) -> dict[str, str]:
         """{service: token} in order; BatchError (with `.tokens`) if any fails."""
         from .errors import ScalekitAuthError

@@ -55,6 +55,13 @@ def auth_request_id_of(address: str) -> str:
     return found
 
 
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        return  # a browser that hangs up is not news
+
+
 class LoopbackVerifier:
     """The verify page for one waiting call; use as a context manager."""
 
@@ -75,9 +82,7 @@ class LoopbackVerifier:
             def do_POST(self) -> None:  # noqa: N802 - stdlib naming
                 verifier._confirm(self)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._server.handle_error = lambda request, address: None  # a browser that hangs up is not news
+        self._server = _QuietServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}{PATH}"
         self._thread = threading.Thread(target=self._server.serve_forever, name="scalekit-verify", daemon=True)
 

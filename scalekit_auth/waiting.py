@@ -125,7 +125,7 @@ def _wait(
     """The polling loop of wait_for_credentials."""
     on_link(current.link, current.expires_at)
     renew_at = min(RENEW_BEFORE, _left(current.expires_at) * RENEW_FRACTION)
-    seen_status = current.status or "PENDING_AUTH"  # no account yet: the link call has just created one
+    seen_status: str | None = current.status or "PENDING_AUTH"  # no account yet: the link call has just created one
     verifying = False  # consent given: no new links, only verification is left
 
     interval = FIRST_POLL

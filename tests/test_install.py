@@ -222,3 +222,9 @@ def test_the_inline_script_metadata_matches_requirements_txt():
         )
         assert meta["dependencies"] == wanted, script
         assert meta["requires-python"] == ">=3.11"
+
+
+def test_the_package_ships_its_types():
+    """PEP 561: `scalekit_auth/py.typed` marks the package as typed, and the wheel carries it."""
+    assert (ROOT / "scalekit_auth" / "py.typed").is_file()
+    assert "py.typed" in _pyproject()["tool"]["setuptools"]["package-data"]["scalekit_auth"]

@@ -110,7 +110,7 @@ def _details_from(message: Any) -> tuple[dict | None, dict | None]:
 def _bearer(context: grpc.ServicerContext) -> str:
     """The first `authorization` value: the SDK sends the current token first, a stale copy second."""
     for key, value in context.invocation_metadata():
-        if key.lower() == "authorization":
+        if key.lower() == "authorization" and isinstance(value, str):  # bytes only for "-bin" keys
             return value[7:] if value.lower().startswith("bearer ") else ""
     return ""
 

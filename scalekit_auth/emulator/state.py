@@ -325,10 +325,10 @@ class World:
             if not connection or not identifier:
                 raise EmulatorError("INVALID_ARGUMENT", "connector and identifier are required")
             self.connection(connection)
-            acc = self.accounts.get((connection, identifier))
-            if acc is None:
+            found = self.accounts.get((connection, identifier))
+            if found is None:
                 raise EmulatorError("NOT_FOUND", "connected account not found")
-            return acc
+            return found
 
     def _set_access_token(self, acc: Account, token: str) -> None:
         """Replace the access token, keeping a history of when each one was current."""
