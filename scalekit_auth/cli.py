@@ -66,17 +66,17 @@ examples:
 class _Parser(argparse.ArgumentParser):
     """argparse, but an argument quoted back in an error shows its control characters escaped."""
 
-    def error(self, message: str):  # type: ignore[override]
+    def error(self, message: str):
         from .display import printable
 
         self.print_usage(sys.stderr)
         self.exit(int(ExitCode.USAGE), f"{self.prog}: error: {printable(message, keep_newlines=False)}\n")
 
 
-def _common(top: bool = False) -> argparse.ArgumentParser:
+def _common(top: bool = False) -> _Parser:
     """--debug, accepted before the command and after it. A subcommand's parser must not reset a
     --debug given before the command, so only the top-level parser has a default."""
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument(
         "--debug",
         action="store_true",
@@ -409,7 +409,7 @@ def _run(parser: argparse.ArgumentParser, argv: Sequence[str] | None, prog: str)
 
         logging.basicConfig(level=logging.DEBUG, format=f"{prog}: %(name)s: %(message)s", stream=sys.stderr)
     if sys.stdout is None:
-        sys.stdout = _ClosedStream()  # type: ignore[assignment]
+        sys.stdout = _ClosedStream()
     road = None
     try:
         from . import commands
