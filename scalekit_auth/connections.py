@@ -194,7 +194,7 @@ def _cannot_write(path: Path, err: OSError | None = None) -> ConfigurationError:
 
     folder = path.parent
     code = err.errno if err is not None else None
-    if code == errno.EROFS or (err is None and _read_only_fs(folder)):
+    if code == errno.EROFS or (err is None and read_only_fs(folder)):
         why = f"{folder} is on a read-only file system"
     elif code in (errno.EACCES, errno.EPERM, None):
         why = f"{folder} is read-only for you (permission denied)"
@@ -206,14 +206,14 @@ def _cannot_write(path: Path, err: OSError | None = None) -> ConfigurationError:
     )
 
 
-def _read_only_fs(folder: Path) -> bool:
+def read_only_fs(folder: Path) -> bool:
     try:
         return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
     except (OSError, AttributeError):
         return False
 
 
-def _lock(path: Path):
+def write_lock(path: Path):
     if not os.access(path.parent, os.W_OK):  # a clear message now, not a lock timeout in 10 s
         raise _cannot_write(path)
     from .bootstrap import import_or_explain
@@ -314,7 +314,7 @@ def save(
     except OSError as err:
         raise ConfigurationError(f"Cannot create {path.parent}: {err.strerror}.") from None
     path = _write_target(path)
-    with _lock(path):
+    with write_lock(path):
         _check_current(still_current)
         raw = read_raw(path)
         entries = parse_entries(raw, path)
@@ -336,7 +336,7 @@ def remove(path: Path, service: str, still_current: Callable[[], bool] | None = 
     """Delete one service's entry; an unknown service raises ConfigurationError."""
     service = normalize_service(service)
     path = _write_target(path)
-    with _lock(path):
+    with write_lock(path):
         _check_current(still_current)
         raw = read_raw(path)
         entries = parse_entries(raw, path)

@@ -43,9 +43,9 @@ def _writable(folder: Path) -> str | None:
         if probe.parent == probe:
             return None
         probe = probe.parent
-    from .connections import _read_only_fs
+    from .connections import read_only_fs
 
-    if _read_only_fs(probe):
+    if read_only_fs(probe):
         return f"{probe} is on a read-only file system"
     if not os.access(probe, os.W_OK):
         return f"{probe} is not writable by you"

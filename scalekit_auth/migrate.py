@@ -74,7 +74,7 @@ def _copy_into_place(source: Path, target: Path) -> None:
 
 def move_state(source_dir: Path, target_dir: Path) -> list[Moved]:
     """Move the user's files from source_dir (a skill folder) to target_dir; refuse to overwrite a different file."""
-    from .connections import _lock
+    from .connections import write_lock
 
     if source_dir.resolve() == target_dir.resolve():
         return []
@@ -103,9 +103,9 @@ def move_state(source_dir: Path, target_dir: Path) -> list[Moved]:
         )
     done: list[Moved] = []
     with ExitStack() as locks:
-        locks.enter_context(_lock(target_dir / "connections.json"))
+        locks.enter_context(write_lock(target_dir / "connections.json"))
         if os.access(source_dir, os.W_OK):
-            locks.enter_context(_lock(source_dir / "connections.json"))
+            locks.enter_context(write_lock(source_dir / "connections.json"))
         for name in present:
             source, target = source_dir / name, target_dir / name
             outcome = "same"
@@ -155,7 +155,7 @@ def move_folder(source_dir: Path, target_dir: Path) -> list[Moved]:
     only then are they removed from source_dir. Under the lock `config` takes in source_dir: a
     `config` waiting there finds, once it has the lock, that the file moved, and writes the new one.
     """
-    from .connections import _lock
+    from .connections import write_lock
 
     present = [name for name in FILES if os.path.lexists(source_dir / name)]
     if not present:
@@ -173,7 +173,7 @@ def move_folder(source_dir: Path, target_dir: Path) -> list[Moved]:
         raise ConfigurationError(f"Cannot create {parent}: {err.strerror}.") from None
     with ExitStack() as locks:
         if os.access(source_dir, os.W_OK):
-            locks.enter_context(_lock(source_dir / "connections.json"))
+            locks.enter_context(write_lock(source_dir / "connections.json"))
         staging = Path(tempfile.mkdtemp(prefix=f".{target_dir.name}.", suffix=".tmp", dir=parent))
         try:
             for name in present:

@@ -116,7 +116,7 @@ def test_migrate_rechecks_under_the_lock_and_never_deletes_a_different_file(lega
     state.mkdir(parents=True)
     from scalekit_auth import connections
 
-    original = connections._lock
+    original = connections.write_lock
 
     def lock_then_config_writes(path):
         held = original(path)
@@ -124,7 +124,7 @@ def test_migrate_rechecks_under_the_lock_and_never_deletes_a_different_file(lega
             (state / "connections.json").write_text('{"slack": {"connection_name": "slack_x"}}\n')
         return held
 
-    monkeypatch.setattr(connections, "_lock", lock_then_config_writes)
+    monkeypatch.setattr(connections, "write_lock", lock_then_config_writes)
     with pytest.raises(ConfigurationError, match="Not moving"):
         migrate.move_state(skill, state)
     assert (skill / "connections.json").exists()  # the user's file is still there
