@@ -67,6 +67,7 @@ __all__ = [
     "httpx_auth",
     "invalidate",
     "service_for_url",
+    "request",
     "session",
     "wait_for_authorization",
 ]
@@ -76,12 +77,16 @@ _ASYNC = ("aget_token", "aget_tokens", "aget_credentials")
 
 
 def __getattr__(name):  # type: (str) -> object
-    """ScalekitAuth, session and httpx_auth load `requests`, and the a* functions `asyncio`, only
-    when first used."""
+    """ScalekitAuth, session, httpx_auth and request load `requests`, and the a* functions
+    `asyncio`, only when first used."""
     if name in _HTTP:
         from scalekit_auth import http_auth
 
         return getattr(http_auth, name)
+    if name == "request":
+        from scalekit_auth.request import api_request
+
+        return api_request
     if name in _ASYNC:
         from scalekit_auth import aio
 

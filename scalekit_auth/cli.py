@@ -26,6 +26,7 @@ exit codes:
   3  configuration problem         7  rate-limited by Scalekit
                                    8  account has no single token (use get_credentials)
                                    9  Scalekit returned an unsafe token (control characters, or too large)
+                                  11  request: the API answered with a non-2xx status
 """
 
 SHELL_EXAMPLES = """\
@@ -39,6 +40,7 @@ examples:
 
 COMMANDS_HELP = """\
 commands:
+  request [METHOD] URL      call an API with the token attached; prints the answer, never the token
   token SERVICE...          print fresh token(s) on stdout (also: get_token.py SERVICE...)
   auth SERVICE              print an authorization link and wait until the user is done
   header SERVICE            print 'Authorization: Bearer <token>' for curl -H @-
@@ -139,6 +141,34 @@ class Command(NamedTuple):
 
 
 COMMANDS: tuple[Command, ...] = (
+    Command(
+        "request",
+        "call an API with the token attached here: prints the answer, never the token",
+        "Call URL with the token of the service it belongs to attached inside scalekit-auth, and print the "
+        "response body on stdout (the status line on stderr). The token goes only to https URLs of that "
+        "service's hosts; any copy of it (or of the client secret) in the answer is redacted. Exit code 0 for a "
+        "2xx answer, 11 for any other HTTP status. This is the command for a language model: its output "
+        "never holds a token.",
+        "request https://gmail.googleapis.com/gmail/v1/users/me/profile\n"
+        'request POST https://slack.com/api/chat.postMessage --json \'{"channel": "C1", "text": "hi"}\'\n'
+        "request https://api.github.com/user/repos --query per_page=5 --json-out\n"
+        "request https://www.googleapis.com/drive/v3/files/ID --query alt=media --output report.pdf",
+        (
+            arg("words", nargs="+", metavar="[METHOD] URL", help="HTTP method (default GET) and the full https URL"),
+            arg("--service", "-s", metavar="SERVICE", help="the service whose token to use (default: from the URL)"),
+            IDENTIFIER,
+            arg("--json", dest="json_body", metavar="BODY|@FILE", help="JSON request body (sets Content-Type)"),
+            arg("--data", metavar="TEXT|@FILE", help="raw request body"),
+            arg("--form", action="append", metavar="KEY=VALUE", help="form field (repeatable)"),
+            arg("-H", "--header", action="append", metavar="'NAME: VALUE'", help="request header (repeatable)"),
+            arg("--query", action="append", metavar="KEY=VALUE", help="query parameter (repeatable)"),
+            arg("--output", "-o", metavar="FILE", help="write the body to FILE (0600) instead of stdout, unbounded"),
+            arg("--include", action="store_true", help="print the status line and headers before the body"),
+            arg("--json-out", action="store_true", help="one JSON object: status, headers, body, truncated"),
+            arg("--max-bytes", type=int, default=4 * 1024 * 1024, metavar="N", help="read at most N bytes (4 MiB)"),
+            arg("--timeout", type=_seconds, default=60.0, metavar="SECONDS", help="for the API call (default 60)"),
+        ),
+    ),
     Command(
         "token",
         "print fresh token(s) on stdout",
@@ -476,7 +506,7 @@ def _silence_stdout() -> None:
 
 
 #: Short-lived calls that hand a token to the shell or a program: they may start the agent.
-_SHELL_TOKEN_COMMANDS = ("cmd_token", "cmd_header", "cmd_exec", "cmd_curl")
+_SHELL_TOKEN_COMMANDS = ("cmd_token", "cmd_header", "cmd_exec", "cmd_curl", "cmd_request")
 
 
 def _print_traceback() -> None:

@@ -24,6 +24,7 @@ from .errors import (
     ConfigurationError,
     ExitCode,
     ScalekitAuthError,
+    UsageError,
     most_pressing,
 )
 from .sources import Road
@@ -351,6 +352,71 @@ def _header_pipe(header: bytes) -> int:
         os.close(write_fd)
     os.set_inheritable(read_fd, True)
     return read_fd
+
+
+def cmd_request(args: argparse.Namespace, road: Road) -> int:
+    """[METHOD] URL: the API's answer on stdout, the status on stderr; never the token."""
+    from .request import METHODS, api_request, check_header, pairs, read_body_argument
+
+    words = list(args.words)
+    if len(words) == 2 and words[0].upper() in METHODS:
+        method, url = words[0].upper(), words[1]
+    elif len(words) == 1:
+        method, url = "GET", words[0]
+    else:
+        raise UsageError(f"expected [METHOD] URL, e.g. request POST https://..., got {len(words)} words.")
+    if "://" not in url:
+        raise UsageError(f"{printable(url, False)!r} is not a full URL: give it with https://.")
+    headers = dict(check_header(h) for h in args.header or [])
+    body: dict[str, Any] = {}
+    if args.json_body is not None:
+        raw = read_body_argument(args.json_body, "--json")
+        try:
+            json.loads(raw)
+        except ValueError:
+            raise UsageError("--json: the body is not valid JSON.") from None
+        body["json"] = raw
+    if args.data is not None:
+        body["data"] = read_body_argument(args.data, "--data")
+    if args.form:
+        body["form"] = pairs(args.form, "--form")
+    if args.max_bytes <= 0:
+        raise UsageError("--max-bytes must be a positive number of bytes.")
+    response = api_request(
+        url,
+        method=method,
+        service=args.service,
+        identifier=args.identifier,
+        headers=headers,
+        query=pairs(args.query or [], "--query"),
+        max_bytes=args.max_bytes,
+        output=args.output,
+        timeout=args.timeout,
+        road=road,
+        **body,
+    )
+    status = f"HTTP {response.status} {response.reason}".rstrip()
+    if args.json_out:
+        sys.stdout.write(json.dumps(response.envelope()) + "\n")
+    else:
+        out = sys.stdout.buffer
+        if args.include:
+            out.write(f"{status}\r\n".encode())
+            for name, value in response.headers.items():
+                out.write(f"{name}: {value}\r\n".encode("latin-1", "replace"))
+            out.write(b"\r\n")
+        body_bytes = response.body
+        if body_bytes and sys.stdout.isatty():
+            body_bytes = printable(response.text).encode()  # a terminal gets no raw escape sequences
+        out.write(body_bytes)
+        out.flush()
+    where = f"; saved to {response.saved_to}" if response.saved_to else ""
+    cut = f"; body cut at {args.max_bytes} bytes (use --output FILE for all of it)" if response.truncated else ""
+    say(f"{status} from {response.service}{where}{cut}")
+    if response.status in (301, 302, 303, 307, 308) and "location" in response.headers:
+        say(f"redirected to {response.headers['location']} (not followed: the token stays with {response.service})")
+    sys.stdout.flush()
+    return ExitCode.OK if response.ok else ExitCode.HTTP_ERROR
 
 
 def cmd_which(args: argparse.Namespace, road: Road) -> int:

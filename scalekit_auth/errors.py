@@ -27,6 +27,7 @@ class ExitCode(IntEnum):
     RATE_LIMITED = 7  # Scalekit asked us to slow down
     UNSUPPORTED_ACCOUNT = 8  # the account has no single token to print
     UNSAFE_CREDENTIAL = 9  # Scalekit returned a credential with control characters, or an oversized one
+    HTTP_ERROR = 11  # `request`: the API answered, but not with a 2xx status
     INTERRUPTED = 130
 
 

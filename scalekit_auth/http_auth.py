@@ -45,17 +45,25 @@ def origin(url: str) -> tuple[str, str, int | None]:
 class _TokenSource:
     """What both auth classes share: which service and account, and the broker to ask."""
 
-    def __init__(self, service: str | None = None, identifier: str | None = None, broker: TokenBroker | None = None):
+    def __init__(
+        self,
+        service: str | None = None,
+        identifier: str | None = None,
+        broker: TokenBroker | None = None,
+        *,
+        road: Road | None = None,
+    ):
         self.service = service
         self.identifier = identifier
         self._broker = broker
+        self._road = road
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(service={self.service!r}, identifier={self.identifier!r})"
 
     @property
     def road(self) -> Road:
-        return road_for(self._broker)
+        return self._road or road_for(self._broker)
 
     def _service_for(self, url: str) -> str:
         return self.service or self.road.broker.service_for_url_or_explain(url)

@@ -1,0 +1,281 @@
+"""Call an API with the token attached inside this process: the caller gets the API's answer,
+never the token (what a language model should run instead of printing a token).
+
+`api_request()` is the Python form (`scalekit_helper.request`), `cmd_request` in commands.py
+the command line (`scalekit-auth request [METHOD] URL`). The token goes only where the URL
+rule of services.py lets it; the body is read up to a bound (or streamed to a file); every
+occurrence of the token, or of the Scalekit client secret, in the answer is redacted before
+anyone sees it.
+"""
+
+from __future__ import annotations
+
+import json as _json
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .display import printable
+from .errors import UsageError
+
+if TYPE_CHECKING:
+    from .sources import Road
+
+#: Read at most this much of a response body into memory (and onto stdout) unless told otherwise.
+DEFAULT_MAX_BYTES = 4 * 1024 * 1024
+DEFAULT_TIMEOUT = 60.0
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+REDACTED = b"[REDACTED]"
+#: Headers the caller may not set: the token is added for them, and these would reroute or smuggle.
+FORBIDDEN_HEADERS = frozenset({"authorization", "proxy-authorization", "host", "content-length", "transfer-encoding"})
+
+
+@dataclass
+class ApiResponse:
+    """What an API answered, with every secret already redacted."""
+
+    status: int
+    reason: str
+    url: str
+    service: str
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    truncated: bool = False
+    saved_to: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", errors="replace")
+
+    def json(self) -> Any:
+        return _json.loads(self.body)
+
+    def envelope(self) -> dict[str, Any]:
+        """The machine-readable form (`--json-out`): status, headers, body (JSON when it is JSON)."""
+        body: Any = self.text
+        if "json" in self.headers.get("content-type", "").lower():
+            try:
+                body = self.json()
+            except ValueError:
+                pass
+        return {
+            "service": self.service,
+            "url": self.url,
+            "status": self.status,
+            "reason": self.reason,
+            "ok": self.ok,
+            "headers": self.headers,
+            "body": body,
+            "truncated": self.truncated,
+            "saved_to": self.saved_to,
+        }
+
+
+def check_header(line: str) -> tuple[str, str]:
+    """'Name: value' -> (name, value); UsageError for anything a server could read as two headers
+    or as ours to set."""
+    name, sep, value = line.partition(":")
+    name, value = name.strip(), value.strip()
+    if not sep or not name or any(c in name for c in ' \t()<>@,;:\\"/[]?={}') or not name.isascii():
+        raise UsageError(f"-H {printable(line, False)!r}: expected 'Name: value', e.g. -H 'Accept: application/json'.")
+    if any(c in line for c in "\r\n\x00"):
+        raise UsageError(f"-H {printable(name, False)}: a header may not contain line breaks or NUL.")
+    if name.lower() in FORBIDDEN_HEADERS:
+        raise UsageError(f"-H {name}: set by scalekit-auth itself (the token is added for you); leave it out.")
+    return name, value
+
+
+def pairs(items: Iterable[str], what: str) -> list[tuple[str, str]]:
+    out = []
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"{what} {printable(item, False)!r}: expected KEY=VALUE.")
+        out.append((key, value))
+    return out
+
+
+def read_body_argument(value: str, what: str) -> bytes:
+    """A body given inline, or as @FILE (@- for stdin)."""
+    if not value.startswith("@"):
+        return value.encode()
+    path = value[1:]
+    try:
+        if path == "-":
+            import sys
+
+            return sys.stdin.buffer.read()
+        with open(path, "rb") as fh:
+            return fh.read()
+    except OSError as err:
+        raise UsageError(f"{what} {printable(value, False)}: cannot read it ({err.strerror}).") from None
+
+
+def _secrets_to_redact(token: str, road: Road | None) -> list[bytes]:
+    from urllib.parse import quote
+
+    values = {token, quote(token, safe="")}
+    if road is not None:
+        try:
+            secret = road.broker.settings().client_secret
+        except Exception:  # noqa: BLE001 - redaction must never be why a call fails
+            secret = ""
+        if secret:
+            values |= {secret, quote(secret, safe="")}
+    return sorted((v.encode() for v in values if len(v) >= 4), key=len, reverse=True)
+
+
+def redact(data: bytes, secrets: list[bytes]) -> bytes:
+    for secret in secrets:
+        data = data.replace(secret, REDACTED)
+    return data
+
+
+def api_request(
+    service_or_url: str,
+    url: str | None = None,
+    *,
+    method: str = "GET",
+    service: str | None = None,
+    identifier: str | None = None,
+    json: Any = None,
+    data: bytes | str | None = None,
+    form: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
+    headers: Mapping[str, str] | None = None,
+    query: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    output: str | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    road: Road | None = None,
+) -> ApiResponse:
+    """Call an API with `service`'s token attached here; the answer, redacted, never the token.
+
+    `request("https://gmail.googleapis.com/gmail/v1/users/me/profile")` works the service out
+    from the URL; `request("gmail", "https://...")` names it. HTTP errors are returned (check
+    `.ok` / `.status`), not raised; our own errors (not configured, authorization needed with
+    its link, a URL the token may not go to) raise as get_token's do.
+    """
+    from .sources import road_for
+
+    road = road or road_for(None)
+    if url is None:
+        if "://" not in service_or_url:
+            raise UsageError(
+                f"{printable(service_or_url, False)!r} is not a URL: give the full https:// URL of the API "
+                "(request('gmail', 'https://gmail.googleapis.com/...') or request('https://...'))."
+            )
+        url = service_or_url
+    elif service is None:
+        service = service_or_url
+    method = method.upper()
+    if method not in METHODS:
+        raise UsageError(f"{printable(method, False)} is not an HTTP method ({', '.join(METHODS)}).")
+    if sum(x is not None for x in (json, data, form)) > 1:
+        raise UsageError("Give one body: --json, --data or --form.")
+    chosen = _service_for(road, url, service)
+    send_headers = {}
+    for name, value in (headers or {}).items():
+        name, value = check_header(f"{name}: {value}")
+        send_headers[name] = value
+    body: bytes | None = None
+    if json is not None:
+        body = json if isinstance(json, bytes) else _json.dumps(json).encode()
+        send_headers.setdefault("Content-Type", "application/json")
+    elif data is not None:
+        body = data.encode() if isinstance(data, str) else data
+    elif form is not None:
+        from urllib.parse import urlencode
+
+        body = urlencode(list(form.items()) if isinstance(form, Mapping) else list(form)).encode()
+        send_headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
+    from .bootstrap import import_or_explain
+
+    requests = import_or_explain("requests", "requests")
+    from .http_auth import ScalekitAuth
+
+    token = road.token(chosen, identifier)  # errors (authorization needed, ...) before anything is sent
+    auth = ScalekitAuth(chosen, identifier, road=road)
+    params = list(query.items()) if isinstance(query, Mapping) else list(query or [])
+    try:
+        with requests.Session() as session:
+            session.trust_env = False  # straight to the host the URL rule approved: no proxy, no .netrc
+            response = session.request(
+                method, url, params=params, data=body, headers=send_headers, auth=auth, timeout=timeout,
+                stream=True, allow_redirects=False,
+            )  # fmt: skip
+            token = _sent_token(response) or token
+            secrets = _secrets_to_redact(token, road)
+            return _read(response, chosen, secrets, max_bytes, output)
+    except requests.RequestException as err:
+        from .errors import ScalekitAuthError
+
+        why = redact(str(err).encode(), _secrets_to_redact(token, road)).decode()
+        raise ScalekitAuthError(f"{method} {printable(url, False)} failed: {printable(why, False)}") from None
+
+
+def _service_for(road: Road, url: str, service: str | None) -> str:
+    broker = road.broker
+    if service is None:
+        return broker.service_for_url_or_explain(url)
+    from .configview import host_of
+    from .connections import normalize_service
+
+    name = normalize_service(service)
+    if broker.service_for_url(url) != name:
+        raise UsageError(
+            f"{printable(host_of(url), False)} is not a known host of {name}, so its token is not sent there. "
+            f'If it is one, add it to that service in connections.json: "hosts": ["{printable(host_of(url), False)}"].'
+        )
+    return name
+
+
+def _sent_token(response: Any) -> str | None:
+    """The token the final request carried (a 401 retry may have fetched a fresh one)."""
+    value = response.request.headers.get("Authorization", "") if response.request is not None else ""
+    return value[len("Bearer ") :] if value.startswith("Bearer ") else None
+
+
+def _read(response: Any, service: str, secrets: list[bytes], max_bytes: int, output: str | None) -> ApiResponse:
+    headers = {
+        k.lower(): redact(v.encode("latin-1", "replace"), secrets).decode("latin-1")
+        for k, v in response.headers.items()
+    }
+    result = ApiResponse(
+        status=response.status_code,
+        reason=str(response.reason or ""),
+        url=redact(str(response.url).encode(), secrets).decode(),
+        service=service,
+        headers=headers,
+    )
+    overlap = max((len(s) for s in secrets), default=0)
+    if output is not None:
+        fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            tail = b""
+            for chunk in response.iter_content(65536):
+                data = tail + chunk
+                keep = max(overlap - 1, 0)
+                clean = redact(data, secrets)
+                # hold back the end, in case a secret spans two chunks
+                if keep and len(clean) > keep:
+                    out.write(clean[:-keep])
+                    tail = clean[-keep:]
+                else:
+                    tail = clean
+            out.write(redact(tail, secrets))
+        result.saved_to = output
+        return result
+    buffer = bytearray()
+    for chunk in response.iter_content(65536):
+        buffer += chunk
+        if len(buffer) > max_bytes:
+            result.truncated = True
+            del buffer[max_bytes:]
+            break
+    result.body = redact(bytes(buffer), secrets)
+    return result
