@@ -7,6 +7,7 @@
 #   "requests>=2.31,<3",
 #   "filelock>=3.12,<5",
 #   "cryptography>=42",
+#   "mcp>=2.3,<3",
 # ]
 # ///
 """Print a fresh token for a service: TOKEN=$(python3 get_token.py gmail). Same as `scalekit-auth token`."""

@@ -32,6 +32,7 @@ REQUIRED_MODULES = {
     "requests": "requests",
     "filelock": "filelock",
     "cryptography": "cryptography",
+    "mcp": "mcp",
 }
 REQUIREMENTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "requirements.txt")
 STAMP = ".scalekit-auth-installed"

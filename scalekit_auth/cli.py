@@ -47,6 +47,7 @@ commands:
   exec SERVICE... -- CMD    run CMD with tokens in $SERVICE_TOKEN variables
   curl URL [CURL ARGS...]   curl with the right token (service from the URL)
   which URL                 print the service a URL belongs to
+  mcp                       serve MCP tools (status, authorize, request) on stdio
   config SERVICE CONNECTION register the Scalekit connection serving SERVICE
   remove SERVICE            forget SERVICE
   list [--status] [--json]  configured services (and live account status)
@@ -235,6 +236,14 @@ COMMANDS: tuple[Command, ...] = (
             arg("url", metavar="URL"),
             arg("curl_args", nargs=argparse.REMAINDER, metavar="CURL ARGS", help="passed to curl"),
         ),
+    ),
+    Command(
+        "mcp",
+        "serve MCP tools (status, authorize, request) on stdio for MCP clients",
+        "Run a Model Context Protocol server on stdin/stdout (the official MCP SDK) for clients such as Claude "
+        "Desktop, Claude Code or Cursor. Its tools return results, never a token: status, authorize (the link, "
+        "or a wait with progress) and request (an API call with the token attached here). Logs go to stderr.",
+        "mcp",
     ),
     Command(
         "which",

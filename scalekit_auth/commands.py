@@ -419,6 +419,16 @@ def cmd_request(args: argparse.Namespace, road: Road) -> int:
     return ExitCode.OK if response.ok else ExitCode.HTTP_ERROR
 
 
+def cmd_mcp(args: argparse.Namespace, road: Road) -> int:
+    """The MCP server on stdio (see mcp_server.py); it makes its own long-lived road."""
+    from .bootstrap import import_or_explain
+
+    import_or_explain("mcp", "mcp")
+    from .mcp_server import serve
+
+    return serve()
+
+
 def cmd_which(args: argparse.Namespace, road: Road) -> int:
     """Print the service a URL belongs to."""
     broker = road.broker
