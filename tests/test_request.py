@@ -22,8 +22,9 @@ class EchoApi:
     """An API that echoes what it got, the Authorization header included (a hostile or buggy
     API), in its body and in a response header; /big answers `size` bytes; /status/N answers N."""
 
-    def __init__(self) -> None:
+    def __init__(self, echo_auth: bool = True) -> None:
         self.seen: list[dict] = []
+        self.echo_auth = echo_auth
         api = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -36,6 +37,7 @@ class EchoApi:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 auth = self.headers.get("Authorization", "")
+                shown = auth if api.echo_auth else ("Bearer (hidden)" if auth else "")
                 api.seen.append({"method": self.command, "path": self.path, "auth": auth, "body": body,
                                  "headers": dict(self.headers)})  # fmt: skip
                 status = 200
@@ -45,11 +47,11 @@ class EchoApi:
                     data = b"x" * 100_000
                 else:
                     data = json.dumps(
-                        {"method": self.command, "path": self.path, "you_sent": auth, "body": body.decode()}
+                        {"method": self.command, "path": self.path, "you_sent": shown, "body": body.decode()}
                     ).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
-                self.send_header("X-Echo", auth)
+                self.send_header("X-Echo", shown)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 if self.command != "HEAD":
