@@ -35,19 +35,34 @@ def _page(title: str, text: str) -> bytes:
     ).encode()
 
 
+#: Characters of an auth_request_id (ASCII only: str.isalnum() also accepts other scripts' digits).
+_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_=.")
+#: Far above any real id; a longer "id" is a pasted mistake, not worth a call to Scalekit.
+ID_MAX = 1024
+
+
 def auth_request_id_of(address: str) -> str:
-    """The auth_request_id in an address the browser ended on (or the bare id itself)."""
+    """The auth_request_id in an address the browser ended on (or the bare id itself).
+
+    Anything that does not yield one (an address urlsplit cannot parse, such as an unclosed IPv6
+    bracket; no id; an id with other characters) is a UsageError with a one-line message."""
     from .errors import UsageError
 
     text = address.strip()
-    if "auth_request_id=" in text:
-        query = urlsplit(text).query if "://" in text else text.split("?", 1)[-1]
-        found = (parse_qs(query).get("auth_request_id") or [""])[0]
-    elif "://" in text or "?" in text:
-        found = ""
-    else:
-        found = text
-    if not found or not all(ch.isalnum() or ch in "-_=." for ch in found):
+    try:
+        if "auth_request_id=" in text:
+            query = urlsplit(text).query if "://" in text else text.split("?", 1)[-1]
+            found = (parse_qs(query).get("auth_request_id") or [""])[0]
+        elif "://" in text or "?" in text:
+            found = ""
+        else:
+            found = text
+    except ValueError as err:  # urlsplit: "Invalid IPv6 URL", a host that changes under NFKC
+        raise UsageError(
+            f"That is not a valid address ({printable(str(err), keep_newlines=False)}). Paste the whole address of "
+            "the page the browser ended on after the user allowed access (it contains ?auth_request_id=...)."
+        ) from None
+    if not found or len(found) > ID_MAX or not set(found) <= _ID_CHARS:
         raise UsageError(
             "No auth_request_id in that address. Paste the whole address of the page the browser ended on after "
             "the user allowed access (it contains ?auth_request_id=...)."
