@@ -523,14 +523,21 @@ def cmd_verify(args: argparse.Namespace, road: Road) -> int:
 def cmd_migrate(args: argparse.Namespace, road: Road) -> int:
     """Move the user's files into the state folder they belong in: from the config folder into
     OpenClaw's (when they were saved there before OpenClaw was installed), and from the skill
-    folder (original layout)."""
+    folder (original layout). First removes what an interrupted migrate left behind."""
     broker = road.broker
     from pathlib import Path
 
     from . import paths
-    from .migrate import move_folder, move_state
+    from .migrate import move_folder, move_state, remove_leftovers
 
     env = broker.environ
+    removed = []
+    places = (paths.state_dir(env), paths.config_state_dir(env), paths.openclaw_skill_state_dir(env))
+    for place in dict.fromkeys(places):  # temporary copies (of .env too) an interrupted migrate left
+        removed += remove_leftovers(Path(place))
+    removed += remove_leftovers(Path(paths.openclaw_state_dir(env)), folders=True)
+    for path in removed:
+        say(f"removed {path} (left by an interrupted migrate)")
     moved = []
     folder, why = paths.state_choice(env)
     if why == paths.KEPT_CONFIG_FOLDER:

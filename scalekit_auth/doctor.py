@@ -104,6 +104,19 @@ def _folder_checks(run: _Run) -> list[Check]:
                 f"scalekit-auth migrate (moves them to {folder})",
             )
         )
+    from .migrate import leftovers
+
+    stale = [str(p) for p in leftovers(folder)]
+    stale += [str(p) for p in leftovers(Path(paths.openclaw_state_dir(env)), folders=True)]
+    if stale:
+        checks.append(
+            Check(
+                "state folder",
+                "warn",
+                f"{' and '.join(stale)} left by an interrupted migrate (may hold a copy of your .env)",
+                "scalekit-auth migrate (removes them)",
+            )
+        )
     problem = _writable(folder)
     if problem:
         checks.append(

@@ -1,22 +1,29 @@
 """`scalekit-auth migrate`: move .env and connections.json into the state folder they belong in.
 
 From the skill folder (move_state): the original layout kept them beside SKILL.md, where
-`clawhub update` deletes them. Each file is copied (mode kept, flushed to disk) to a temporary
-name in the state folder, renamed into place only if nothing is there yet, and only then removed
-from the skill folder; under the same lock `config` takes, so no write is lost to a concurrent
-`config`.
+`clawhub update` deletes them. Each file is copied (mode kept, flushed to disk) into the state
+folder, given its name there only if nothing is there yet, and only then removed from the skill
+folder; under the same lock `config` takes, so no write is lost to a concurrent `config`.
 
 From the config folder into OpenClaw's (move_folder): files saved before OpenClaw was installed
 stay in use until moved (paths.state_choice). They are copied into a new folder beside
 OpenClaw's, which is then renamed into place in one step, so every reader sees either the old
 folder in use or the new one complete.
+
+Crash safety: a copy is made in the destination folder only, as an unnamed file (Linux
+O_TMPFILE) that gets its name when complete, so a crash leaves nothing; where that is not
+available, as a named file, 0600 from its creation, called `.scalekit-migrate-*.tmp`, which the
+next `migrate` removes (remove_leftovers), with the staging folders of an interrupted
+move_folder and the `.<name>.XXXXXXXX.tmp` files of earlier versions.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import re
 import shutil
+import stat
 import tempfile
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -25,6 +32,13 @@ from pathlib import Path
 from .errors import ConfigurationError
 
 FILES = (".env", "connections.json")
+
+#: The names of migrate's temporary files and folders; anything so named is a crash's leftover.
+TEMP_PREFIX = ".scalekit-migrate-"
+TEMP_SUFFIX = ".tmp"
+#: What earlier versions left after a crash: `..env.k3j2h1g0.tmp` (tempfile.mkstemp's 8 characters)
+#: in the state folder, `.scalekit-auth.k3j2h1g0.tmp` (a staging folder) beside OpenClaw's.
+_OLD_TEMP = re.compile(r"\.(\.env|connections\.json|scalekit-auth)\.[a-z0-9_]{8}\.tmp")
 
 
 @dataclass(frozen=True)
@@ -50,26 +64,115 @@ def _same(a: Path, b: Path) -> bool:
     return first is not None and first == second
 
 
-def _copy_into_place(source: Path, target: Path) -> None:
-    """Copy source to target without ever replacing an existing target (link(2) refuses to)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+def _fill(fd: int, source: Path) -> None:
+    """Copy source into the open file fd and flush it to disk."""
+    with open(source, "rb") as src:
+        while chunk := src.read(65536):
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(fd, view) :]
+    os.fsync(fd)
+
+
+def _unnamed_file(folder: Path) -> int | None:
+    """An unnamed file in folder (O_TMPFILE, mode 0600) for writing, or None where there is no such thing."""
+    flag = getattr(os, "O_TMPFILE", None)
+    if flag is None:
+        return None
     try:
-        with os.fdopen(fd, "wb") as out, open(source, "rb") as src:
-            shutil.copyfileobj(src, out)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(tmp, source.stat().st_mode & 0o777)
+        return os.open(folder, flag | os.O_WRONLY | getattr(os, "O_CLOEXEC", 0), 0o600)
+    except OSError as err:
+        if err.errno in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOENT):
+            return None  # an old kernel, or a file system without it
+        raise
+
+
+def _copy_into_place(source: Path, target: Path) -> None:
+    """Copy source to target without ever replacing an existing target (link(2) refuses to).
+
+    The copy is written in target's folder only, 0600 until it has its name, then given the
+    source's mode: unnamed where the system allows (nothing left by a crash), else named
+    TEMP_PREFIX...TEMP_SUFFIX (removed on the way out, or by the next migrate)."""
+    mode = source.stat().st_mode & 0o777
+    fd = _unnamed_file(target.parent)
+    if fd is not None:
+        try:
+            _fill(fd, source)
+            try:
+                os.link(f"/proc/self/fd/{fd}", target)
+            except FileExistsError:
+                raise
+            except OSError:
+                pass  # no /proc: copy again, the named way
+            else:
+                os.fchmod(fd, mode)
+                _fsync_dir(target.parent)
+                return
+        finally:
+            os.close(fd)
+    fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{target.name}-", suffix=TEMP_SUFFIX, dir=target.parent)
+    try:
+        _fill(fd, source)
         try:
             os.link(tmp, target)
         except FileExistsError:
             raise
         except OSError:  # a file system without hard links: rename, after checking again
-            if target.exists():
+            if os.path.lexists(target):
                 raise FileExistsError(str(target)) from None
             os.rename(tmp, target)
+        os.fchmod(fd, mode)
+        _fsync_dir(target.parent)
     finally:
+        os.close(fd)
         if os.path.lexists(tmp):
             os.unlink(tmp)
+
+
+def leftovers(folder: Path, *, folders: bool = False) -> list[Path]:
+    """migrate's temporary files in folder (with folders=True, its staging folders) left by a crash."""
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError:
+        return []
+    found = []
+    for name in names:
+        ours = name.startswith(TEMP_PREFIX) and name.endswith(TEMP_SUFFIX)
+        if not ours and not _OLD_TEMP.fullmatch(name):
+            continue
+        try:
+            is_dir = stat.S_ISDIR(os.lstat(folder / name).st_mode)
+        except OSError:
+            continue
+        if is_dir == folders:
+            found.append(folder / name)
+    return found
+
+
+def remove_leftovers(folder: Path, *, folders: bool = False) -> list[Path]:
+    """Remove what leftovers() finds; the ones removed. Under the lock `config` and migrate take in
+    folder (when it can be taken), so nothing still being written is removed."""
+    from .connections import _lock
+
+    found = leftovers(folder, folders=folders)
+    if not found:
+        return []
+    removed = []
+    with ExitStack() as locks:
+        if not folders and os.access(folder, os.W_OK):
+            locks.enter_context(_lock(folder / "connections.json"))
+        for path in leftovers(folder, folders=folders):  # again, under the lock
+            try:
+                if folders:
+                    shutil.rmtree(path)
+                else:
+                    os.unlink(path)
+            except OSError as err:
+                raise ConfigurationError(
+                    f"Cannot remove {path} (left by an interrupted migrate): {err.strerror}. Delete it yourself."
+                ) from None
+            removed.append(path)
+    return removed
 
 
 def move_state(source_dir: Path, target_dir: Path) -> list[Moved]:
@@ -174,7 +277,7 @@ def move_folder(source_dir: Path, target_dir: Path) -> list[Moved]:
     with ExitStack() as locks:
         if os.access(source_dir, os.W_OK):
             locks.enter_context(_lock(source_dir / "connections.json"))
-        staging = Path(tempfile.mkdtemp(prefix=f".{target_dir.name}.", suffix=".tmp", dir=parent))
+        staging = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{target_dir.name}-", suffix=TEMP_SUFFIX, dir=parent))
         try:
             for name in present:
                 try:
