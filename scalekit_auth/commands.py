@@ -546,8 +546,16 @@ def cmd_migrate(args: argparse.Namespace, road: Road) -> int:
     legacy = paths.legacy_dir()
     if legacy is not None:
         moved += move_state(Path(legacy), target)
+    earlier = [item for item in moved if item.outcome == "earlier"]
+    moved = [item for item in moved if item.outcome != "earlier"]
     if not moved:
-        if legacy is None:
+        if earlier:
+            listed = " and ".join(str(item.source) for item in earlier)
+            where = (
+                f"{listed} {'was' if len(earlier) == 1 else 'were'} moved by an earlier migrate (the old "
+                f"{'copy is' if len(earlier) == 1 else 'copies are'} in a read-only folder and no longer read)"
+            )
+        elif legacy is None:
             where = "this copy of scalekit-auth is not in a skill folder"
         else:
             where = f"{legacy} holds no .env or connections.json"

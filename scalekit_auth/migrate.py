@@ -15,6 +15,10 @@ O_TMPFILE) that gets its name when complete, so a crash leaves nothing; where th
 available, as a named file, 0600 from its creation, called `.scalekit-migrate-*.tmp`, which the
 next `migrate` removes (remove_leftovers), with the staging folders of an interrupted
 move_folder and the `.<name>.XXXXXXXX.tmp` files of earlier versions.
+
+Final: a source that cannot be deleted (a read-only folder) is recorded, by place and content, in
+the state folder (paths.MIGRATED_FILE); every reader skips it from then on (paths.legacy_files,
+paths.connections_path, config.env_files, doctor) and a second `migrate` has nothing to do.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import paths
 from .errors import ConfigurationError
 
 FILES = (".env", "connections.json")
@@ -46,7 +51,9 @@ class Moved:
     name: str
     source: Path
     target: Path
-    outcome: str  # "moved", "same" (identical copy there; old one removed), "kept" (old one left: read-only)
+    #: "moved"; "same" (identical copy there; old one removed); "kept" (old one left, read-only
+    #: folder: recorded, never read again); "earlier" (kept by an earlier migrate: nothing to do).
+    outcome: str
 
 
 #: Both files are small; anything larger (or not a regular file: a FIFO, /dev/zero) is not "the same".
@@ -175,15 +182,51 @@ def remove_leftovers(folder: Path, *, folders: bool = False) -> list[Path]:
     return removed
 
 
+def _record_migrated(state: Path, sources: list[Path]) -> None:
+    """Add sources (files left behind in a read-only folder) to state/paths.MIGRATED_FILE, atomically.
+    Called under the lock of state's connections.json."""
+    marker = state / paths.MIGRATED_FILE
+    lines = [
+        "# scalekit-auth migrate: moved to this folder, left behind (read-only folder), never read again",
+        *sorted(paths.migration_line(record) for record in paths.migration_records(str(state))),
+    ]
+    for source in sources:
+        record = paths.migration_record(str(source))
+        if record is not None and paths.migration_line(record) not in lines:
+            lines.append(paths.migration_line(record))
+    fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{marker.name}-", suffix=TEMP_SUFFIX, dir=state)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as out:
+            out.write("".join(f"{line}\n" for line in lines))
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, marker)
+        _fsync_dir(state)
+    except OSError as err:
+        listed = " and ".join(str(s) for s in sources)
+        raise ConfigurationError(
+            f"Copied {listed} into {state}, but could not note that the old copy is not to be read "
+            f"({err.strerror}); it is still read. Delete it yourself."
+        ) from None
+    finally:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+
+
 def move_state(source_dir: Path, target_dir: Path) -> list[Moved]:
     """Move the user's files from source_dir (a skill folder) to target_dir; refuse to overwrite a different file."""
     from .connections import _lock
 
     if source_dir.resolve() == target_dir.resolve():
         return []
-    present = [name for name in FILES if (source_dir / name).is_file()]
+    done_before = paths.migration_records(str(target_dir))
+    earlier = [
+        name for name in FILES if (source_dir / name).is_file() and paths.recorded(str(source_dir / name), done_before)
+    ]
+    present = [name for name in FILES if (source_dir / name).is_file() and name not in earlier]
+    done: list[Moved] = [Moved(name, source_dir / name, target_dir / name, "earlier") for name in earlier]
     if not present:
-        return []
+        return done
     for name in present:
         if (source_dir / name).is_symlink():
             raise ConfigurationError(
@@ -204,11 +247,12 @@ def move_state(source_dir: Path, target_dir: Path) -> list[Moved]:
             f"Not moving: {listed} already there, different from the copy in {source_dir}. Merge them by hand "
             f"(keep the one you want in {target_dir}), then delete the old copy."
         )
-    done: list[Moved] = []
+    kept: list[Path] = []
     with ExitStack() as locks:
         locks.enter_context(_lock(target_dir / "connections.json"))
         if os.access(source_dir, os.W_OK):
             locks.enter_context(_lock(source_dir / "connections.json"))
+        locks.callback(lambda: kept and _record_migrated(target_dir, kept))  # also when a later file fails
         for name in present:
             source, target = source_dir / name, target_dir / name
             outcome = "same"
@@ -233,6 +277,7 @@ def move_state(source_dir: Path, target_dir: Path) -> list[Moved]:
                 source.unlink()
             except OSError:
                 outcome = "kept"
+                kept.append(source)
             done.append(Moved(name, source, target, outcome))
     return done
 
@@ -308,4 +353,8 @@ def move_folder(source_dir: Path, target_dir: Path) -> list[Moved]:
             except OSError:
                 outcome = "kept"
             done.append(Moved(name, source, target_dir / name, outcome))
+    kept = [item.source for item in done if item.outcome == "kept"]
+    if kept:
+        with _lock(target_dir / "connections.json"):
+            _record_migrated(target_dir, kept)
     return done
