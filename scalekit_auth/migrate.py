@@ -157,8 +157,10 @@ def leftovers(folder: Path, *, folders: bool = False) -> list[Path]:
 
 
 def remove_leftovers(folder: Path, *, folders: bool = False) -> list[Path]:
-    """Remove what leftovers() finds; the ones removed. Under the lock `config` and migrate take in
-    folder (when it can be taken), so nothing still being written is removed."""
+    """Remove what leftovers() finds; the ones removed. Files: under the lock `config` and migrate
+    take in folder (when it can be taken), so a copy still being written is never removed.
+    Staging folders: without a lock; a migrate staging there at the same moment then fails at its
+    rename with a message, its source files untouched."""
     from .connections import _lock
 
     found = leftovers(folder, folders=folders)
