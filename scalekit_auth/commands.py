@@ -646,14 +646,21 @@ def cmd_verify(args: argparse.Namespace, road: Road) -> int:
 def cmd_migrate(args: argparse.Namespace, road: Road) -> int:
     """Move the user's files into the state folder they belong in: from the config folder into
     OpenClaw's (when they were saved there before OpenClaw was installed), and from the skill
-    folder (original layout)."""
+    folder (original layout). First removes what an interrupted migrate left behind."""
     broker = road.broker
     from pathlib import Path
 
     from . import paths
-    from .migrate import move_folder, move_state
+    from .migrate import move_folder, move_state, remove_leftovers
 
     env = broker.environ
+    removed = []
+    places = (paths.state_dir(env), paths.config_state_dir(env), paths.openclaw_skill_state_dir(env))
+    for place in dict.fromkeys(places):  # temporary copies (of .env too) an interrupted migrate left
+        removed += remove_leftovers(Path(place))
+    removed += remove_leftovers(Path(paths.openclaw_state_dir(env)), folders=True)
+    for path in removed:
+        say(f"removed {path} (left by an interrupted migrate)")
     moved = []
     folder, why = paths.state_choice(env)
     if why == paths.KEPT_CONFIG_FOLDER:
@@ -662,8 +669,16 @@ def cmd_migrate(args: argparse.Namespace, road: Road) -> int:
     legacy = paths.legacy_dir()
     if legacy is not None:
         moved += move_state(Path(legacy), target)
+    earlier = [item for item in moved if item.outcome == "earlier"]
+    moved = [item for item in moved if item.outcome != "earlier"]
     if not moved:
-        if legacy is None:
+        if earlier:
+            listed = " and ".join(str(item.source) for item in earlier)
+            where = (
+                f"{listed} {'was' if len(earlier) == 1 else 'were'} moved by an earlier migrate (the old "
+                f"{'copy is' if len(earlier) == 1 else 'copies are'} in a read-only folder and no longer read)"
+            )
+        elif legacy is None:
             where = "this copy of scalekit-auth is not in a skill folder"
         else:
             where = f"{legacy} holds no .env or connections.json"

@@ -202,7 +202,8 @@ def parse_switch(raw: str | None, name: str, default: bool = True) -> bool:
 
 
 def env_files(directory: Path, environ: Mapping[str, str] | None = None) -> list[Path]:
-    """The .env files read, in order: the state folder's, the skill folder's (original layout), then
+    """The .env files read, in order: the state folder's, the skill folder's (original layout; never
+    once `migrate` has moved it, even when it could not delete it: paths.legacy_files), then
     OpenClaw's own (~/.openclaw/.env)."""
     env = os.environ if environ is None else environ
     files = [directory / ".env"]

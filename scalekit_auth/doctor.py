@@ -104,6 +104,30 @@ def _folder_checks(run: _Run) -> list[Check]:
                 f"scalekit-auth migrate (moves them to {folder})",
             )
         )
+    moved = paths.migrated_leftovers(env)
+    if moved:
+        checks.append(
+            Check(
+                "state folder",
+                "ok",
+                f"{' and '.join(moved)} moved to {folder} by migrate; the old "
+                f"{'copy' if len(moved) == 1 else 'copies'} (read-only folder) {'is' if len(moved) == 1 else 'are'} "
+                "not read",
+            )
+        )
+    from .migrate import leftovers
+
+    stale = [str(p) for p in leftovers(folder)]
+    stale += [str(p) for p in leftovers(Path(paths.openclaw_state_dir(env)), folders=True)]
+    if stale:
+        checks.append(
+            Check(
+                "state folder",
+                "warn",
+                f"{' and '.join(stale)} left by an interrupted migrate (may hold a copy of your .env)",
+                "scalekit-auth migrate (removes them)",
+            )
+        )
     problem = _writable(folder)
     if problem:
         checks.append(
@@ -133,7 +157,11 @@ def _openclaw_folder_checks(run: _Run) -> list[Check]:
             )
         ]
     config = paths.config_state_dir(env)
-    hidden = [os.path.join(config, name) for name in paths.STATE_FILES if os.path.lexists(os.path.join(config, name))]
+    hidden = [
+        path
+        for path in (os.path.join(config, name) for name in paths.STATE_FILES)
+        if os.path.lexists(path) and not paths.migrated(path, env)
+    ]
     if why != paths.OPENCLAW_FOLDER or not hidden:
         return []
     return [

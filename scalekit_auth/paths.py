@@ -166,13 +166,130 @@ def legacy_dir() -> str | None:
     return None
 
 
-def legacy_files(environ: Mapping[str, str] | None = None) -> list[str]:
-    """The user's files still in the skill folder (original layout), unless SCALEKIT_AUTH_DIR points there."""
+#: In the state folder: the files `migrate` copied there but could not delete (a read-only skill
+#: folder or config folder), one line each: `sha256:<hex> <size> <real path>` (tab-separated, the
+#: path with %, tab and line breaks %-escaped). Such a file is never read again while it holds what
+#: was moved: matched by place and content, not by inode, which a remount or a container restart
+#: can change (overlayfs, bind mounts), nor by mtime, which `cp -p` or an unpacked archive keeps.
+MIGRATED_FILE = ".migrated"
+_MIGRATED_LIMIT = 64 * 1024
+#: A file larger than this was never moved by migrate (which compares at most 1 MiB).
+_CONTENT_LIMIT = 1 << 20
+
+
+def _escape(path: str) -> str:
+    return path.replace("%", "%25").replace("\t", "%09").replace("\n", "%0A").replace("\r", "%0D")
+
+
+def _unescape(text: str) -> str:
+    return text.replace("%0D", "\r").replace("%0A", "\n").replace("%09", "\t").replace("%25", "%")
+
+
+def _read_regular(path: str, limit: int) -> bytes | None:
+    """Up to limit bytes of the regular file at path (None: missing, not regular, larger, unreadable).
+    Non-blocking open: a FIFO planted under the name is never waited on."""
+    import stat
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except (OSError, ValueError):
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        chunks, size = [], 0
+        while size <= limit:
+            chunk = os.read(fd, limit + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        return None if size > limit else b"".join(chunks)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def migration_record(path: str) -> tuple[str, int, str] | None:
+    """(real path, size, sha256 hex) of the file at path, as MIGRATED_FILE records it; None when it
+    is not a regular file of at most 1 MiB."""
+    data = _read_regular(path, _CONTENT_LIMIT)
+    if data is None:
+        return None
+    return (os.path.realpath(path), len(data), _sha256_hex(data))
+
+
+def migration_line(record: tuple[str, int, str]) -> str:
+    """record as one line of MIGRATED_FILE (no line break)."""
+    real, size, digest = record
+    return f"sha256:{digest}\t{size}\t{_escape(real)}"
+
+
+def migration_records(state: str) -> frozenset[tuple[str, int, str]]:
+    """The records in state/MIGRATED_FILE (empty when there is none, or it is not a small regular
+    file); lines that do not parse (comments, a torn write) are skipped."""
+    data = _read_regular(os.path.join(state, MIGRATED_FILE), _MIGRATED_LIMIT)
+    if not data:
+        return frozenset()
+    found = set()
+    for line in data.decode("utf-8", "surrogateescape").splitlines():
+        fields = line.split("\t", 2)
+        if len(fields) != 3 or not fields[0].startswith("sha256:") or not fields[1].isdigit():
+            continue
+        digest = fields[0][len("sha256:") :]
+        if len(digest) == 64 and all(c in "0123456789abcdef" for c in digest):
+            found.add((_unescape(fields[2]), int(fields[1]), digest))
+    return frozenset(found)
+
+
+def recorded(path: str, records: frozenset[tuple[str, int, str]]) -> bool:
+    """Whether the file at path is one `migrate` moved (same place, same content); cheap when not."""
+    if not records:
+        return False
+    real = os.path.realpath(path)
+    sizes = {size for where, size, _ in records if where == real}
+    if not sizes:
+        return False
+    try:
+        if os.stat(path).st_size not in sizes:
+            return False
+    except (OSError, ValueError):
+        return False
+    return migration_record(path) in records
+
+
+def migrated(path: str, environ: Mapping[str, str] | None = None) -> bool:
+    """Whether `migrate` moved the file at path into the state folder and could not delete it: then
+    it is never read again (its copy in the state folder is the one in use)."""
+    return recorded(path, migration_records(state_dir(environ)))
+
+
+def _legacy_present(environ: Mapping[str, str] | None = None) -> list[str]:
     env = os.environ if environ is None else environ
     legacy = legacy_dir()
     if legacy is None or os.path.abspath(state_dir(env)) == legacy:
         return []
     return [os.path.join(legacy, name) for name in STATE_FILES if os.path.lexists(os.path.join(legacy, name))]
+
+
+def legacy_files(environ: Mapping[str, str] | None = None) -> list[str]:
+    """The user's files still in the skill folder (original layout), unless SCALEKIT_AUTH_DIR points
+    there; a file `migrate` already moved (left behind in a read-only folder) is not one of them."""
+    present = _legacy_present(environ)
+    if not present:
+        return []
+    done = migration_records(state_dir(environ))
+    return [path for path in present if not recorded(path, done)] if done else present
+
+
+def migrated_leftovers(environ: Mapping[str, str] | None = None) -> list[str]:
+    """The skill folder's files that `migrate` moved but could not delete (never read again)."""
+    present = _legacy_present(environ)
+    if not present:
+        return []
+    done = migration_records(state_dir(environ))
+    return [path for path in present if recorded(path, done)]
 
 
 def connections_path(environ: Mapping[str, str] | None = None) -> str:
@@ -185,7 +302,7 @@ def connections_path(environ: Mapping[str, str] | None = None) -> str:
     legacy = legacy_dir()
     if legacy is not None and not env.get(SKILL_DIR_VAR, "").strip():
         old = os.path.join(legacy, "connections.json")
-        if os.path.lexists(old):
+        if os.path.lexists(old) and not migrated(old, env):
             return old
     return state
 
@@ -251,10 +368,11 @@ def _file_identity(path: str) -> str:
 
 def context_files(environ: Mapping[str, str] | None = None) -> list[str]:
     """Every file whose contents may decide an answer: the state folder's and the skill folder's
-    .env and connections.json, OpenClaw's .env and the IDENTITY.md that names the agent."""
+    .env and connections.json, the state folder's record of migrated files, OpenClaw's .env and
+    the IDENTITY.md that names the agent."""
     env = os.environ if environ is None else environ
     state = state_dir(env)
-    files = [os.path.join(state, name) for name in STATE_FILES]
+    files = [os.path.join(state, name) for name in (*STATE_FILES, MIGRATED_FILE)]
     legacy = legacy_dir()
     if legacy is not None:
         files += [os.path.join(legacy, name) for name in STATE_FILES]

@@ -8,6 +8,8 @@ link expires) and asks the person to confirm with a button; the confirmation is 
 Origin and Host must be this page's own, so another web site cannot submit it on the
 browser's behalf. Then it calls verify_connected_account_user for that link's identifier and
 sends the browser on to Scalekit's done page. Loopback only; it stops with the waiting call.
+A POST it cannot frame (Content-Length missing, repeated, not plain digits, or a body shorter
+than announced) is answered 400, a body over BODY_MAX 413, before anything is read or looked up.
 """
 
 from __future__ import annotations
@@ -35,19 +37,34 @@ def _page(title: str, text: str) -> bytes:
     ).encode()
 
 
+#: Characters of an auth_request_id (ASCII only: str.isalnum() also accepts other scripts' digits).
+_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_=.")
+#: Far above any real id; a longer "id" is a pasted mistake, not worth a call to Scalekit.
+ID_MAX = 1024
+
+
 def auth_request_id_of(address: str) -> str:
-    """The auth_request_id in an address the browser ended on (or the bare id itself)."""
+    """The auth_request_id in an address the browser ended on (or the bare id itself).
+
+    Anything that does not yield one (an address urlsplit cannot parse, such as an unclosed IPv6
+    bracket; no id; an id with other characters) is a UsageError with a one-line message."""
     from .errors import UsageError
 
     text = address.strip()
-    if "auth_request_id=" in text:
-        query = urlsplit(text).query if "://" in text else text.split("?", 1)[-1]
-        found = (parse_qs(query).get("auth_request_id") or [""])[0]
-    elif "://" in text or "?" in text:
-        found = ""
-    else:
-        found = text
-    if not found or not all(ch.isalnum() or ch in "-_=." for ch in found):
+    try:
+        if "auth_request_id=" in text:
+            query = urlsplit(text).query if "://" in text else text.split("?", 1)[-1]
+            found = (parse_qs(query).get("auth_request_id") or [""])[0]
+        elif "://" in text or "?" in text:
+            found = ""
+        else:
+            found = text
+    except ValueError as err:  # urlsplit: "Invalid IPv6 URL", a port out of range, ...
+        raise UsageError(
+            f"That is not a valid address ({printable(str(err), keep_newlines=False)}). Paste the whole address of "
+            "the page the browser ended on after the user allowed access (it contains ?auth_request_id=...)."
+        ) from None
+    if not found or len(found) > ID_MAX or not set(found) <= _ID_CHARS:
         raise UsageError(
             "No auth_request_id in that address. Paste the whole address of the page the browser ended on after "
             "the user allowed access (it contains ?auth_request_id=...)."
@@ -60,6 +77,31 @@ class _QuietServer(ThreadingHTTPServer):
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         return  # a browser that hangs up is not news
+
+
+#: The confirmation form is two short fields; a larger body is not ours.
+BODY_MAX = 8192
+
+
+def _body_length(request: BaseHTTPRequestHandler) -> int | tuple[int, str]:
+    """The length of a POST body, or (HTTP status, why) when the request does not frame one we read.
+
+    Exactly one Content-Length of decimal digits (RFC 9110: 1*DIGIT; no sign, no list, no
+    repetition), from 1 to BODY_MAX; no Transfer-Encoding (the form is never chunked)."""
+    if request.headers.get_all("Transfer-Encoding"):
+        return 400, "Transfer-Encoding is not accepted here; send the form with a Content-Length."
+    values = request.headers.get_all("Content-Length") or []
+    if len(values) != 1:
+        return 400, "Exactly one Content-Length is required."
+    raw = values[0].strip()
+    if not raw or not raw.isascii() or not raw.isdigit():
+        return 400, "Content-Length must be a whole number of bytes."
+    digits = raw.lstrip("0")
+    if len(digits) > len(str(BODY_MAX)) or int(digits or "0") > BODY_MAX:  # int() of 5000 digits raises
+        return 413, f"The form is larger than {BODY_MAX} bytes."
+    if not digits:
+        return 400, "The form is empty."
+    return int(digits)
 
 
 class LoopbackVerifier:
@@ -151,10 +193,22 @@ class LoopbackVerifier:
             return self._send(request, 404, _page("Not found", "Nothing here."))
         if request.headers.get("Origin") != own or request.headers.get("Host") != own.split("://", 1)[1]:
             return self._send(request, 403, _page("Not verified", "Confirm on this page itself."))
-        length = int(request.headers.get("Content-Length") or 0)
-        if not 0 < length <= 8192:
-            return self._refuse(request)
-        form = parse_qs(request.rfile.read(length).decode("utf-8", "replace"))
+        length = _body_length(request)
+        if isinstance(length, tuple):
+            status, why = length
+            log.debug("verify page: refused a POST: %s", why)
+            request.close_connection = True  # the body, if any, is never read: no second request on it
+            title = "Too large" if status == 413 else "Bad request"
+            return self._send(request, status, _page(title, why))
+        try:
+            body = request.rfile.read(length)
+        except OSError:  # the handler's timeout: a client that announced more than it sends
+            request.close_connection = True
+            return self._send(request, 408, _page("Bad request", "The form did not arrive in time."))
+        if len(body) != length:
+            request.close_connection = True
+            return self._send(request, 400, _page("Bad request", "The form is shorter than its Content-Length."))
+        form = parse_qs(body.decode("utf-8", "replace"))
         pending = self._pending(form)
         if pending is None:
             return self._refuse(request)

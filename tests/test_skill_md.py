@@ -83,6 +83,7 @@ def test_no_command_skill_md_gives_prints_a_token(world, command, tmp_path):
 
 
 #: Code spans that are OpenClaw's words (exec parameters), not messages of ours.
+NOT_MESSAGES = ("python3", "--", "GMAIL_TOKEN", "from ", "sys.path", "request(", "exec ")
 OPENCLAW_WORDS = {"background: true", "openclaw agent --local"}
 
 
@@ -91,15 +92,15 @@ def _code_text() -> str:
     from scalekit_auth import MIN_PYTHON
 
     source = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "scalekit_auth").rglob("*.py"))
-    return source.replace("needs Python %d.%d or newer", "needs Python %d.%d or newer" % MIN_PYTHON)
+    version = ".".join(str(n) for n in MIN_PYTHON)
+    return source.replace("needs Python %d.%d or newer", f"needs Python {version} or newer")
 
 
 def test_every_message_skill_md_quotes_is_one_the_code_prints():
     code = _code_text()
     quoted = [
         span for span in re.findall(r"`([^`\n]+)`", re.sub(r"```.*?```", "", BODY, flags=re.S))
-        if " " in span and not span.startswith(("python3", "--", "GMAIL_TOKEN", "from ", "sys.path", "request(", "exec "))
-        and span not in OPENCLAW_WORDS
+        if " " in span and not span.startswith(NOT_MESSAGES) and span not in OPENCLAW_WORDS
         and not span.startswith("{")  # the shape of a JSON line, checked below
     ]  # fmt: skip
     assert quoted, "SKILL.md quotes no message at all?"
