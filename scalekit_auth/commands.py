@@ -322,25 +322,23 @@ def cmd_curl(args: argparse.Namespace, road: Road) -> int:
     if curl is None:
         raise ConfigurationError("curl is not installed (e.g. apt-get install curl).")
     check_curl_args(args.curl_args, curl)  # before any token exists: one URL, no rerouting options
-    detected = broker.service_for_url_or_explain(args.url) if not args.service else broker.service_for_url(args.url)
-    service = args.service or detected
-    if args.service and detected != normalize_service(args.service):
-        from .configview import host_of
-
+    target = broker.url_target(args.url)  # the URL rule (services.check_url); curl gets target.url
+    service = broker.explain_unknown(target) if not args.service else args.service
+    if args.service and target.service != normalize_service(args.service):
         raise ConfigurationError(
-            f"{printable(host_of(args.url), False)} is not a known host of {args.service}, so its token is not "
+            f"{printable(target.host, False)} is not a known host of {args.service}, so its token is not "
             f"sent there. If it is one, add it to that service in connections.json: "
-            f'"hosts": ["{printable(host_of(args.url), False)}"].'
+            f'"hosts": ["{printable(target.host, False)}"].'
         )
     token = road.token(service, args.identifier)
     read_fd, write_fd = os.pipe()
     os.write(write_fd, f"Authorization: Bearer {token}\n".encode())
     os.close(write_fd)
     os.set_inheritable(read_fd, True)
-    # -q first: no ~/.curlrc, which could add URLs or options the check above never saw.
-    # -q first: no ~/.curlrc. After the user's options, where nothing can undo them: --globoff (curl
-    # would expand {a,b} and [1-2] into several hosts) and --noproxy '*' (straight to the URL's host).
-    argv = [curl, "-q", "-H", f"@/dev/fd/{read_fd}", *args.curl_args, "--globoff", "--noproxy", "*", "--", args.url]
+    # -q first: no ~/.curlrc, which could add URLs or options the check above never saw. After the user's
+    # options, where nothing can undo them: --globoff (curl would expand {a,b} and [1-2] into several hosts)
+    # and --noproxy '*' (straight to the URL's host). Last, the URL the rule checked, as it checked it.
+    argv = [curl, "-q", "-H", f"@/dev/fd/{read_fd}", *args.curl_args, "--globoff", "--noproxy", "*", "--", target.url]
     env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
     road.close()
     sys.stdout.flush()

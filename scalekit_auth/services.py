@@ -10,8 +10,11 @@ built-in table.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
+
+from .display import printable
+from .errors import URLRefusedError
 
 #: Built-in (pattern, service) pairs: the service names to use in connections.json.
 BUILTIN: tuple[tuple[str, str], ...] = (
@@ -152,37 +155,70 @@ def parse_pattern(text: str, service: str, source: str = "built-in") -> Pattern:
 _BUILTIN_PATTERNS = tuple(parse_pattern(p, s) for p, s in BUILTIN)
 
 
-def _split(url: str) -> tuple[str, int | None, str] | None:
-    if "://" in url and url.strip().split("://", 1)[0].lower() not in ("http", "https"):
-        return None  # tokens go over HTTP(S) only
+#: The port a URL without one goes to.
+DEFAULT_PORTS = {"https": 443, "http": 80}
+
+
+@dataclass(frozen=True)
+class URL:
+    """A URL as a token may go to it: `url` is what the client is handed, the rest is what it connects to."""
+
+    url: str
+    scheme: str
+    host: str
+    port: int | None  # as written; None: the scheme's default
+    path: str
+    service: str | None = None  # filled in by check_url
+
+    @property
+    def origin(self) -> tuple[str, str, int]:
+        """(scheme, host, port) with the default port filled in: what must match for a token to go along."""
+        return self.scheme, self.host, self.port or DEFAULT_PORTS[self.scheme]
+
+
+def _refuse(url: str, why: str) -> URLRefusedError:
+    return URLRefusedError(f"{printable(url, False)!r}: {why}")
+
+
+def parse_url(url: str) -> URL:
+    """The one parse of a URL a token may be sent to; URLRefusedError for anything else."""
+    text = url.strip() if isinstance(url, str) else ""
+    scheme = text.split("://", 1)[0].lower() if "://" in text else "https"
+    if scheme not in DEFAULT_PORTS:
+        raise URLRefusedError(
+            f"{printable(scheme, False)}:// URLs carry no OAuth token: only http:// and https:// URLs belong to a "
+            "service."
+        )
     try:
-        parts = urlsplit(url.strip() if "://" in url else "https://" + url.strip())
+        parts = urlsplit(text if "://" in text else "https://" + text)
         host = (parts.hostname or "").lower().rstrip(".")
         port = parts.port
-    except ValueError:
-        return None
+    except ValueError as err:
+        raise _refuse(text, f"not a URL ({err})") from None
     if not host:
-        return None
-    return host, port, parts.path.rstrip("/").lower()
+        raise _refuse(text, "no host name")
+    return URL(text, scheme, host, port, parts.path)
 
 
-def best_match(url: str, patterns: Iterable[Pattern]) -> Pattern | None:
-    parsed = _split(url)
-    if parsed is None:
-        return None
-    host, port, path = parsed
-    found = [p for p in patterns if p.matches(host, port, path)]
-    return max(found, key=lambda p: p.specificity) if found else None
+def check_url(url: str, overrides: Mapping[str, Iterable[str]] | None = None) -> URL:
+    """`url` parsed by parse_url, with the service it belongs to (None when none is known).
+
+    `overrides` maps service -> host patterns the user listed in connections.json; they beat
+    the built-in table. URLRefusedError when no token may go to the URL at all.
+    """
+    target = parse_url(url)
+    path = target.path.rstrip("/").lower()
+    custom = [parse_pattern(t, s, "connections.json") for s, texts in (overrides or {}).items() for t in texts]
+    for patterns in (custom, _BUILTIN_PATTERNS):
+        found = [p for p in patterns if p.matches(target.host, target.port, path)]
+        if found:
+            return replace(target, service=max(found, key=lambda p: p.specificity).service)
+    return target
 
 
 def service_for_url(url: str, overrides: Mapping[str, Iterable[str]] | None = None) -> str | None:
-    """The service a URL belongs to, or None. `overrides` maps service -> extra host patterns."""
-    if overrides:
-        custom = [
-            parse_pattern(text, service, "connections.json") for service, texts in overrides.items() for text in texts
-        ]
-        hit = best_match(url, custom)
-        if hit is not None:
-            return hit.service
-    hit = best_match(url, _BUILTIN_PATTERNS)
-    return hit.service if hit is not None else None
+    """The service a URL belongs to, or None (also for a URL no token may go to; see check_url)."""
+    try:
+        return check_url(url, overrides).service
+    except URLRefusedError:
+        return None
