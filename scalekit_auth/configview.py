@@ -210,12 +210,12 @@ class ConfigView:
                 f"or give this service an identifier: scalekit-auth config {service} <connection> --identifier NAME"
             ) from None
 
-    def url_target(self, url: str) -> URL:
+    def url_target(self, url: str, *, as_given: bool = False) -> URL:
         """The URL as a token may go to it, with its service (None when unknown): services.check_url
         with the "hosts" listed in connections.json. URLRefusedError when no token may go there."""
         from .services import check_url
 
-        return check_url(url, {s: e.hosts for s, e in self.connections().items() if e.hosts})
+        return check_url(url, {s: e.hosts for s, e in self.connections().items() if e.hosts}, as_given=as_given)
 
     def service_for_url(self, url: str) -> str | None:
         """The service an API URL belongs to: connections.json "hosts" first, then the built-in table
@@ -225,10 +225,10 @@ class ConfigView:
         except URLRefusedError:
             return None
 
-    def service_for_url_or_explain(self, url: str) -> str:
+    def service_for_url_or_explain(self, url: str, *, as_given: bool = False) -> str:
         """Like service_for_url, raising URLRefusedError (what is wrong with the URL) or ConfigurationError
-        (naming the configured services) when no token goes there."""
-        return self.explain_unknown(self.url_target(url))
+        (naming the configured services) when no token goes there. `as_given`: see services.parse_url."""
+        return self.explain_unknown(self.url_target(url, as_given=as_given))
 
     def explain_unknown(self, target: URL) -> str:
         """The target's service, or ConfigurationError naming the configured services."""

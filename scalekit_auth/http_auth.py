@@ -33,7 +33,7 @@ def origin(url: str) -> tuple[str, str, int] | None:
     from .services import parse_url
 
     try:
-        return parse_url(url).origin
+        return parse_url(url, as_given=True).origin
     except URLRefusedError:
         return None
 
@@ -55,8 +55,9 @@ class _TokenSource:
 
     def _service_for(self, url: str) -> str:
         """The service whose token goes to `url`: the one named, or the URL's. Either way the URL must pass
-        services.check_url (URLRefusedError otherwise), so no token goes where the URL rule forbids."""
-        target = self.road.broker.url_target(url)
+        services.check_url (URLRefusedError otherwise), so no token goes where the URL rule forbids. The
+        client sends `url` as it holds it: it must be absolute (as_given)."""
+        target = self.road.broker.url_target(url, as_given=True)
         return self.service or self.road.broker.explain_unknown(target)
 
 
