@@ -302,8 +302,8 @@ def _host(url: str, authority: str) -> tuple[str, str, str | None]:
         inside, bracket, after = authority[1:].partition("]")
         if "%" in inside:
             raise _refuse(
-                url, "has an IPv6 zone ('%25...' inside [...]): curl ignores the zone and connects to the address, "
-                "whatever name the zone spells"
+                url, "has an IPv6 zone ('%25...' inside [...]), which curl ignores: it connects to the address, "
+                "whatever name the zone spells. Use the API's host name instead"
             )  # fmt: skip
         try:
             address = ipaddress.IPv6Address(inside)
