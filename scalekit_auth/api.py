@@ -105,14 +105,17 @@ def get_credentials(service: str, identifier: str | None = None, *, force_refres
 
 
 def service_for_url(url: str) -> str | None:
-    """The service an API URL belongs to (connections.json "hosts" first, then the built-in table), or None."""
+    """The service an API URL belongs to (connections.json "hosts" first, then the built-in table), or None:
+    also for a URL no token may go to (see services.check_url)."""
     return default_broker().service_for_url(url)
 
 
 def get_token_for_url(url: str, identifier: str | None = None, *, force_refresh: bool = False) -> str:
-    """The token for whichever service `url` belongs to; ConfigurationError when none is known."""
+    """The token for whichever service `url` belongs to; ConfigurationError when none is known, and
+    URLRefusedError (a ConfigurationError) for a URL no token may go to (services.check_url). The caller's
+    client sends `url` as given, so it must be absolute: `https://...`."""
     road = default_road()
-    service = road.broker.service_for_url_or_explain(url)
+    service = road.broker.service_for_url_or_explain(url, as_given=True)
     return road.credentials([service], identifier, force_refresh=force_refresh)[0].token
 
 

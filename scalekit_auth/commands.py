@@ -447,21 +447,20 @@ def cmd_curl(args: argparse.Namespace, road: Road) -> int:
     if curl is None:
         raise ConfigurationError("curl is not installed (e.g. apt-get install curl).")
     check_curl_args(args.curl_args, curl)  # before any token exists: one URL, no rerouting options
-    service: str = args.service or broker.service_for_url_or_explain(args.url)
-    if args.service and broker.service_for_url(args.url) != normalize_service(args.service):
-        from .configview import host_of
-
+    target = broker.url_target(args.url)  # the URL rule (services.check_url); curl gets target.url
+    service = broker.explain_unknown(target) if not args.service else args.service
+    if args.service and target.service != normalize_service(args.service):
         raise ConfigurationError(
-            f"{printable(host_of(args.url), False)} is not a known host of {args.service}, so its token is not "
+            f"{printable(target.host, False)} is not a known host of {args.service}, so its token is not "
             f"sent there. If it is one, add it to that service in connections.json: "
-            f'"hosts": ["{printable(host_of(args.url), False)}"].'
+            f'"hosts": ["{printable(target.host, False)}"].'
         )
     token = road.token(service, args.identifier)
     header = f"Authorization: Bearer {token}\n".encode()
     read_fd = _header_pipe(header)
     # -q first: no ~/.curlrc. After the user's options, where nothing can undo them: --globoff (curl
     # would expand {a,b} and [1-2] into several hosts) and --noproxy '*' (straight to the URL's host).
-    argv = [curl, "-q", "-H", f"@/dev/fd/{read_fd}", *args.curl_args, "--globoff", "--noproxy", "*", "--", args.url]
+    argv = [curl, "-q", "-H", f"@/dev/fd/{read_fd}", *args.curl_args, "--globoff", "--noproxy", "*", "--", target.url]
     from .execenv import child_environment
 
     env = {k: v for k, v in child_environment().items() if not k.lower().endswith("_proxy")}

@@ -14,7 +14,7 @@ import time as _time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from . import connections
 from .config import (
@@ -27,9 +27,12 @@ from .config import (
 )
 from .connections import Change, ConnectionEntry
 from .display import printable
-from .errors import ConfigurationError, ServiceNotConfiguredError
+from .errors import ConfigurationError, ServiceNotConfiguredError, URLRefusedError
 from .identity import IDENTITY_VARS, agent_name, identity_file
 from .paths import STATE_VARS, connections_path, state_dir
+
+if TYPE_CHECKING:
+    from .services import URL
 
 V = TypeVar("V")
 
@@ -207,29 +210,36 @@ class ConfigView:
                 f"or give this service an identifier: scalekit-auth config {service} <connection> --identifier NAME"
             ) from None
 
+    def url_target(self, url: str, *, as_given: bool = False) -> URL:
+        """The URL as a token may go to it, with its service (None when unknown): services.check_url
+        with the "hosts" listed in connections.json. URLRefusedError when no token may go there."""
+        from .services import check_url
+
+        return check_url(url, {s: e.hosts for s, e in self.connections().items() if e.hosts}, as_given=as_given)
+
     def service_for_url(self, url: str) -> str | None:
-        """The service an API URL belongs to: connections.json "hosts" first, then the built-in table."""
-        from .services import service_for_url
+        """The service an API URL belongs to: connections.json "hosts" first, then the built-in table
+        (None also for a URL no token may go to)."""
+        try:
+            return self.url_target(url).service
+        except URLRefusedError:
+            return None
 
-        overrides = {s: e.hosts for s, e in self.connections().items() if e.hosts}
-        return service_for_url(url, overrides)
+    def service_for_url_or_explain(self, url: str, *, as_given: bool = False) -> str:
+        """Like service_for_url, raising URLRefusedError (what is wrong with the URL) or ConfigurationError
+        (naming the configured services) when no token goes there. `as_given`: see services.parse_url."""
+        return self.explain_unknown(self.url_target(url, as_given=as_given))
 
-    def service_for_url_or_explain(self, url: str) -> str:
-        """Like service_for_url, raising ConfigurationError (naming the configured services) when unknown."""
-        scheme = url.strip().split("://", 1)[0].lower() if "://" in url else "https"
-        if scheme not in ("http", "https"):
-            raise ConfigurationError(
-                f"{printable(scheme, False)}:// URLs carry no OAuth token: only http:// and https:// URLs belong to a "
-                "service."
-            )
-        service = self.service_for_url(url)
-        if service is None:
+    def explain_unknown(self, target: URL) -> str:
+        """The target's service, or ConfigurationError naming the configured services."""
+        if target.service is None:
             configured = ", ".join(sorted(self.connections())) or "none"
             raise ConfigurationError(
-                f"No service is known for {host_of(url)} (configured services: {configured}). Name the service "
-                'explicitly, or add the host to that service in connections.json: "hosts": ["api.example.com"].'
+                f"No service is known for {printable(target.host, False)} (configured services: {configured}). "
+                'Name the service explicitly, or add the host to that service in connections.json: "hosts": '
+                '["api.example.com"].'
             )
-        return service
+        return target.service
 
     def configure_connection(self, service: str, connection_name: str, identifier: str | None = None) -> Change:
         """Register (or update) which Scalekit connection serves `service`."""
@@ -283,12 +293,3 @@ def _defines_secret(path: str) -> bool:
         return bool(read_env_file(Path(path)).get(CLIENT_SECRET_VAR))
     except ConfigurationError:
         return False
-
-
-def host_of(url: str) -> str:
-    from urllib.parse import urlsplit
-
-    try:
-        return urlsplit(url if "://" in url else "https://" + url).netloc or repr(url)
-    except ValueError:
-        return repr(url)

@@ -75,6 +75,10 @@ class ConfigurationError(ScalekitAuthError):
     exit_code = ExitCode.CONFIGURATION
 
 
+class URLRefusedError(ConfigurationError):
+    """A URL no token may be sent to (services.check_url): the message says what is wrong and what to do."""
+
+
 class ServiceNotConfiguredError(ConfigurationError):
     """The service has no entry in connections.json."""
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from .bootstrap import import_or_explain
 from .broker import TokenBroker
+from .errors import URLRefusedError
 from .logs import get_logger
 from .sources import Road, road_for
 
@@ -29,17 +30,15 @@ log = get_logger("scalekit_auth.http")
 _RETRIED = "_scalekit_auth_retried"
 
 
-def origin(url: str) -> tuple[str, str, int | None]:
-    """(scheme, host, port) with default ports filled in: what must match for a token to go along."""
-    from urllib.parse import urlsplit
+def origin(url: str) -> tuple[str, str, int] | None:
+    """(scheme, host, port) with default ports filled in: what must match for a token to go along.
+    None for a URL no token may go to (services.parse_url refuses it): it matches no origin."""
+    from .services import parse_url
 
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
     try:
-        port = parts.port or {"https": 443, "http": 80}.get(scheme)
-    except ValueError:
-        port = None
-    return scheme, (parts.hostname or "").lower(), port
+        return parse_url(url, as_given=True).origin
+    except URLRefusedError:
+        return None
 
 
 class _TokenSource:
@@ -66,7 +65,11 @@ class _TokenSource:
         return self._road or road_for(self._broker)
 
     def _service_for(self, url: str) -> str:
-        return self.service or self.road.broker.service_for_url_or_explain(url)
+        """The service whose token goes to `url`: the one named, or the URL's. Either way the URL must pass
+        services.check_url (URLRefusedError otherwise), so no token goes where the URL rule forbids. The
+        client sends `url` as it holds it: it must be absolute (as_given)."""
+        target = self.road.broker.url_target(url, as_given=True)
+        return self.service or self.road.broker.explain_unknown(target)
 
 
 class ScalekitAuth(_TokenSource, AuthBase):
@@ -82,12 +85,12 @@ class ScalekitAuth(_TokenSource, AuthBase):
         return request
 
     def _on_response(
-        self, token_origin: tuple[str, str, int | None], response: requests.Response, **kwargs: Any
+        self, token_origin: tuple[str, str, int] | None, response: requests.Response, **kwargs: Any
     ) -> requests.Response:
         request = response.request
         if response.status_code != 401 or getattr(request, _RETRIED, False):
             return response
-        if origin(request.url or "") != token_origin:  # redirected elsewhere: not our token's business
+        if token_origin is None or origin(request.url or "") != token_origin:  # redirected elsewhere: not ours
             log.debug("401 not retried: it came from another origin than the token was sent to")
             return response
         if not _can_resend(request):
@@ -156,7 +159,8 @@ def _make_httpx_class():
             response = yield request
             if response.status_code != 401 or not isinstance(request.stream, httpx.ByteStream):
                 return
-            if origin(str(response.request.url)) != origin(str(request.url)):
+            sent_to = origin(str(request.url))
+            if sent_to is None or origin(str(response.request.url)) != sent_to:
                 return  # the 401 came from where a redirect led, not from the token's origin
             self.road.invalidate(service, self.identifier)
             fresh = self.road.token(service, self.identifier, force_refresh=True)
@@ -175,7 +179,8 @@ def _make_httpx_class():
             response = yield request
             if response.status_code != 401 or not isinstance(request.stream, httpx.ByteStream):
                 return
-            if origin(str(response.request.url)) != origin(str(request.url)):
+            sent_to = origin(str(request.url))
+            if sent_to is None or origin(str(response.request.url)) != sent_to:
                 return
             self.road.invalidate(service, self.identifier)
             fresh = await aget_token(service, self.identifier, force_refresh=True, broker=self._broker)

@@ -219,17 +219,19 @@ def api_request(
 
 
 def _service_for(road: Road, url: str, service: str | None) -> str:
+    """The service whose token goes to `url`, under the URL rule (services.check_url): the URL's own
+    service, which must be the one named, if any."""
     broker = road.broker
+    target = broker.url_target(url, as_given=True)
     if service is None:
-        return broker.service_for_url_or_explain(url)
-    from .configview import host_of
+        return broker.explain_unknown(target)
     from .connections import normalize_service
 
     name = normalize_service(service)
-    if broker.service_for_url(url) != name:
+    if target.service != name:
         raise UsageError(
-            f"{printable(host_of(url), False)} is not a known host of {name}, so its token is not sent there. "
-            f'If it is one, add it to that service in connections.json: "hosts": ["{printable(host_of(url), False)}"].'
+            f"{printable(target.host, False)} is not a known host of {name}, so its token is not sent there. "
+            f'If it is one, add it to that service in connections.json: "hosts": ["{printable(target.host, False)}"].'
         )
     return name
 

@@ -324,7 +324,7 @@ def test_curl_does_not_expand_globs_in_the_url(api):
 
 def test_curl_with_service_still_needs_a_host_of_that_service(api):
     before = len(api.seen)
-    proc = run_cli("curl", "--service", "gmail", "http://other.example/x", "-s")
+    proc = run_cli("curl", "--service", "gmail", "https://other.example/x", "-s")
     assert proc.returncode == 3, proc.stderr
     assert "other.example" in proc.stderr and "hosts" in proc.stderr, proc.stderr
     assert len(api.seen) == before
