@@ -137,7 +137,10 @@ def run_demo(service: str = "gmail", browser: bool = False, timeout: float = 120
             if browser:
                 import webbrowser
 
-                opened = webbrowser.open(link)
+                from .execenv import scalekit_variables_hidden
+
+                with scalekit_variables_hidden():  # the browser is a child: no SCALEKIT_* for it
+                    opened = webbrowser.open(link)
                 _say(
                     "[5/6] " + ("Opened the link in your browser." if opened else f"Open this link: {link}"),
                     f"Click Allow. Waiting up to {timeout:g} s ...",

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 from .errors import ConfigurationError, UsageError
 
@@ -52,6 +53,17 @@ RESERVED_PREFIXES = (
 #: A token's variable must say what it holds: GH_TOKEN, NOTION_API_KEY, SLACK_BOT_TOKEN, ...
 #: Names that no program reads as an instruction (SSLKEYLOGFILE, BROWSER, LESSOPEN, ... all fail this).
 TOKEN_SUFFIXES = ("_TOKEN", "_KEY", "_SECRET", "_PAT", "_APIKEY", "_CREDENTIAL", "_CREDENTIALS", "_AUTH", "_PASSWORD")
+
+
+@contextlib.contextmanager
+def scalekit_variables_hidden() -> Iterator[None]:
+    """For a library that starts a child from os.environ itself (webbrowser): the SCALEKIT_*
+    variables are out of os.environ meanwhile. Single-threaded callers only (the CLI's demo)."""
+    hidden = {k: os.environ.pop(k) for k in list(os.environ) if k.upper().startswith(CHILD_DROPPED_PREFIX)}
+    try:
+        yield
+    finally:
+        os.environ.update(hidden)
 
 
 def check_env_name(name: str, spec: str) -> None:
