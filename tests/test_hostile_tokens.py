@@ -226,3 +226,13 @@ def test_debug_tracebacks_are_redacted_like_messages(hostile, emulator):
     assert "Traceback" in proc.stderr
     assert secret not in proc.stderr
     assert_terminal_safe(proc.stderr)
+
+
+def test_a_browser_started_from_os_environ_sees_no_scalekit_variable(monkeypatch):
+    """The demo's webbrowser.open starts a child from os.environ: the variables are out meanwhile."""
+    from scalekit_auth.execenv import scalekit_variables_hidden
+
+    monkeypatch.setenv("SCALEKIT_CLIENT_SECRET", "canary-secret")
+    with scalekit_variables_hidden():
+        assert not [k for k in os.environ if k.upper().startswith("SCALEKIT_")]
+    assert os.environ["SCALEKIT_CLIENT_SECRET"] == "canary-secret"
