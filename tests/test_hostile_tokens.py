@@ -236,3 +236,19 @@ def test_a_browser_started_from_os_environ_sees_no_scalekit_variable(monkeypatch
     with scalekit_variables_hidden():
         assert not [k for k in os.environ if k.upper().startswith("SCALEKIT_")]
     assert os.environ["SCALEKIT_CLIENT_SECRET"] == "canary-secret"
+
+
+@settings(max_examples=200, deadline=None)
+@given(token=st.text(min_size=1, max_size=80))
+def test_any_token_text_is_either_refused_or_safe_everywhere(token):
+    """Generated token contents: a token is accepted only when it is safe on a terminal, in a header
+    line and in an environment variable; otherwise ServiceCredentials refuses it (exit code 9)."""
+    from scalekit_auth.credentials import ServiceCredentials
+
+    try:
+        creds = ServiceCredentials("gmail", "mess", "gmail_c", "oauth", access_token=token)
+    except UnsafeCredentialError as err:
+        assert err.exit_code == ExitCode.UNSAFE_CREDENTIAL and token not in str(err)
+        return
+    assert raw_controls(creds.token, keep_newlines=False) == []
+    assert "\x00" not in creds.token and "\n" not in creds.token and "\r" not in creds.token
