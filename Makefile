@@ -59,6 +59,7 @@ bench: $(STAMP)
 	"$(BIN)/python" bench/bench_shell.py
 	"$(BIN)/python" bench/bench_async.py
 	"$(BIN)/python" bench/bench_cache_memory.py
+	"$(BIN)/python" bench/bench_request.py
 
 clean:
 	rm -rf "$(VENV)" .venv-* .pytest_cache .ruff_cache .mypy_cache .hypothesis test-artifacts .tools
