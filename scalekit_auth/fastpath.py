@@ -13,7 +13,7 @@ import os
 import sys
 
 from . import paths, wire
-from .protocol import lines_request, parse_lines
+from .lines import lines_request, parse_lines
 
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 
