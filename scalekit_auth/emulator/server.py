@@ -141,6 +141,7 @@ class Emulator:
 
             self._http = _UnixHTTPServer(http_sock, EmulatorHandler)
             self._http.emulator = self  # type: ignore[attr-defined]
+            self._http.tls = True  # type: ignore[attr-defined] # behind the TLS port: serves the proxy
             self._consent = _LoopbackHTTPServer(("127.0.0.1", self.consent_port), EmulatorHandler)
             self._consent.emulator = self  # type: ignore[attr-defined]
             self.consent_port = self._consent.server_address[1]
@@ -360,6 +361,27 @@ class Emulator:
     def revoke_client_tokens(self) -> None:
         self.world.revoke_client_tokens()
 
+    # -- the proxy and tools ---------------------------------------------------------
+    def set_proxy_enabled(self, enabled: bool, connection: str | None = None) -> None:
+        """Switch Scalekit's proxy on or off for the environment, or (with `connection`) for that
+        connection alone. Off, `{env}/proxy/...` answers 403 `{"detail": ..., "code": "TOOL_PROXY_DISABLED"}`."""
+        self.world.set_proxy_enabled(enabled, connection)
+
+    def proxy_requests(self) -> list[dict[str, Any]]:
+        """Every request to `/proxy/...`, oldest first: method, path, query, headers (as received),
+        body_size, connection_name, identifier, status, outcome ("forwarded", "disabled",
+        "not_found", "unauthenticated", "bad_request", "fault") and upstream_account
+        ([connection, identifier] the provider acted as, or None)."""
+        return self.world.log_snapshot("proxy")
+
+    def http_requests(self) -> list[dict[str, Any]]:
+        """Every HTTPS request to the environment URL (admin calls excepted): method, path, authorization."""
+        return self.world.log_snapshot("http")
+
+    def tool_calls(self) -> list[dict[str, Any]]:
+        """Every ExecuteTool call: tool_name, connection_name, identifier, input, outcome, result."""
+        return self.world.log_snapshot("tools")
+
     def admin_actions(self) -> dict[str, Callable[..., Any]]:
         """The methods the HTTP admin API (`POST /_emulator/<name>`) exposes."""
         return {
@@ -388,6 +410,10 @@ class Emulator:
                 "reset",
                 "rotate_client_secret",
                 "revoke_client_tokens",
+                "set_proxy_enabled",
+                "proxy_requests",
+                "http_requests",
+                "tool_calls",
             )
         }
 
