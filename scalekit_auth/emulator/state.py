@@ -137,6 +137,7 @@ class Fault:
     remaining: int
     method: str | None = None
     message: str = ""
+    tool_error_code: str = ""
 
 
 class World:
@@ -175,6 +176,8 @@ class World:
         self.links: dict[str, Link] = {}
         self.client_tokens: dict[str, float] = {}
         self.faults: list[Fault] = []
+        #: Armed provider refusals of ExecuteTool (answered with a TOOL_ERROR detail).
+        self.tool_faults: list[Fault] = []
         self.counters: Counter[str] = Counter()
         self.token_history: dict[tuple[str, str], list[list]] = {}  # [token, issued_at, replaced_at]
         self._initial_connections = list(connections)
@@ -237,6 +240,7 @@ class World:
     def clear_faults(self) -> None:
         with self._lock:
             self.faults.clear()
+            self.tool_faults.clear()
             self.token_answers.clear()
         self.set_latency(0.0)
 
@@ -267,6 +271,22 @@ class World:
                 return fault
             return None
 
+    def add_tool_fault(self, code: str, count: int, tool_error_code: str, message: str) -> None:
+        with self._lock:
+            self.tool_faults.append(Fault(code=code, remaining=count, message=message, tool_error_code=tool_error_code))
+
+    def take_tool_fault(self) -> Fault | None:
+        """The next armed provider refusal of a tool call, consumed once."""
+        with self._lock:
+            for fault in self.tool_faults:
+                if fault.remaining == 0:
+                    continue
+                if fault.remaining > 0:
+                    fault.remaining -= 1
+                self.counters["faults_injected"] += 1
+                return fault
+            return None
+
     def reset(self) -> None:
         """Forget every account, link, fault and counter; keep credentials and connections."""
         with self._lock:
@@ -274,6 +294,7 @@ class World:
             self.token_answers.clear()
             self.links.clear()
             self.faults.clear()
+            self.tool_faults.clear()
             self.counters.clear()
             self.token_history.clear()
             self.clock_offset = 0.0
