@@ -234,6 +234,22 @@ def test_sdk_2_21_turns_a_dot_dot_path_into_a_call_to_scalekits_own_api(emulator
     assert seen["authorization"] == f"Bearer {sdk.core_client.access_token}"
 
 
+def test_sdk_2_21_lets_a_callers_headers_replace_its_own(emulator, sdk):
+    """Why the vault refuses these headers: the SDK merges the caller's headers over its own, so
+    `identifier: bob` acts as bob, and a caller's Authorization replaces the environment bearer."""
+    emulator.seed("gmail_u3134a", "alice")
+    emulator.seed("gmail_u3134a", "bob")
+    resp = sdk.actions.request(
+        connection_name="gmail_u3134a", identifier="alice", path="/x", headers={"identifier": "bob"}
+    )
+    assert resp.json()["identifier"] == "bob"
+    resp = sdk.actions.request(
+        connection_name="gmail_u3134a", identifier="alice", path="/x", headers={"Authorization": "Bearer mine"}
+    )
+    assert resp.status_code == 401  # twice: the SDK logged in again and resent with the same header
+    assert [r["headers"]["authorization"] for r in emulator.proxy_requests()[-2:]] == ["Bearer mine"] * 2
+
+
 def test_the_proxy_is_only_on_the_tls_port(emulator, sdk):
     emulator.seed("gmail_u3134a", "alice")
     resp = requests.get(
