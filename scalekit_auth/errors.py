@@ -27,6 +27,7 @@ class ExitCode(IntEnum):
     RATE_LIMITED = 7  # Scalekit asked us to slow down
     UNSUPPORTED_ACCOUNT = 8  # the account has no single token to print
     UNSAFE_CREDENTIAL = 9  # Scalekit returned a credential with control characters, or an oversized one
+    PROXY_DISABLED = 10  # Scalekit's API proxy is not enabled for the connection
     HTTP_ERROR = 11  # `request`: the API answered, but not with a 2xx status
     INTERRUPTED = 130
 
@@ -37,6 +38,7 @@ EXIT_PRECEDENCE = (
     ExitCode.USAGE,
     ExitCode.CONFIGURATION,
     ExitCode.CREDENTIALS_REJECTED,
+    ExitCode.PROXY_DISABLED,
     ExitCode.UNSAFE_CREDENTIAL,
     ExitCode.UNSUPPORTED_ACCOUNT,
     ExitCode.UNAVAILABLE,
@@ -261,6 +263,49 @@ class UnsafeCredentialError(ScalekitServiceError):
     sequences reach terminals; NUL breaks environments), or larger than any real token."""
 
     exit_code = ExitCode.UNSAFE_CREDENTIAL
+
+
+class ProxyDisabledError(ScalekitServiceError):
+    """Scalekit refused a proxied call because its API proxy is not enabled for the connection
+    (TOOL_PROXY_DISABLED). Nothing was sent to the provider."""
+
+    exit_code = ExitCode.PROXY_DISABLED
+
+    def __init__(self, connection_name: str, detail: str = "") -> None:
+        self.connection_name = connection_name
+        self.detail = detail
+        said = f" (Scalekit: {printable(detail[:200], False)})" if detail else ""
+        super().__init__(
+            f"Scalekit's API proxy is not enabled for the connection '{printable(connection_name, False)}'{said}. "
+            "Enable the proxy for this connection's provider in the Scalekit dashboard (on new environments it is "
+            "off for built-in providers; support@scalekit.com can turn it on), or make the call with local token "
+            "injection instead."
+        )
+
+
+class ToolExecutionError(ScalekitServiceError):
+    """The provider refused a Scalekit tool call (Scalekit's TOOL_ERROR). `reauthorize` is True when
+    the provider rejected the account's token (connect the account again)."""
+
+    _ADVICE = {
+        "UNAUTHENTICATED": " The account's access has expired or was revoked: connect it again.",
+        "PERMISSION_DENIED": " The account may lack a permission this tool needs: connect it again, granting it.",
+        "RESOURCE_EXHAUSTED": " The provider is rate-limiting this account: wait before trying again.",
+    }
+
+    def __init__(self, tool_name: str, status: str, tool_error_code: str, message: str, execution_id: str) -> None:
+        self.tool_name = tool_name
+        self.status = status
+        self.tool_error_code = tool_error_code
+        self.execution_id = execution_id
+        self.reauthorize = status == "UNAUTHENTICATED"
+        code = f", code {printable(tool_error_code[:40], False)}" if tool_error_code else ""
+        said = f": {printable(message[:300], False)}" if message else ""
+        execution = f" (execution {printable(execution_id[:80], False)})" if execution_id else ""
+        super().__init__(
+            f"The provider refused the tool {printable(tool_name, False)} ({status}{code}){said}."
+            f"{self._ADVICE.get(status, '')}{execution}"
+        )
 
 
 class BatchError(ScalekitAuthError):

@@ -9,35 +9,95 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import json as _json
 import socket
 import ssl
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 from .bootstrap import import_or_explain
 from .config import ENV_URL, ScalekitSettings
 from .credentials import OAUTH, STATIC, TRUSTED_IDP, AccountSnapshot
-from .deadlines import RATE_LIMIT_BACKOFF
+from .deadlines import RATE_LIMIT_BACKOFF, deadline
 from .deadlines import remaining as _remaining
 from .display import printable
 from .errors import (
     ConfigurationError,
     CredentialsRejectedError,
+    ProxyDisabledError,
     RateLimitedError,
     ScalekitAuthError,
     ScalekitServiceError,
     ScalekitTimeoutError,
     ScalekitUnavailableError,
+    ToolExecutionError,
+    UsageError,
     VerificationError,
 )
 from .logs import get_logger, redact_text
+from .proxy_guard import check_headers, check_method, check_path, check_query
 
 log = get_logger("scalekit_auth.vault")
 
 _EPOCH_FLOOR = _dt.datetime(1971, 1, 1, tzinfo=_dt.UTC)
+#: list_tools asks for this many tools per page, and follows at most TOOLS_MAX_PAGES pages.
+TOOLS_PAGE_SIZE = 100
+TOOLS_MAX_PAGES = 50
+#: A proxied response body larger than this is refused (proxy_request's max_bytes default).
+PROXY_MAX_BYTES = 16 * 1024 * 1024
+
+
+class ProxyResponse(NamedTuple):
+    """What the provider answered through Scalekit's proxy (also unpacks as a tuple)."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+def _scalekit_refusal(status: int, headers: Mapping[str, str], body: bytes) -> tuple[str, str] | None:
+    """(code, detail) when Scalekit's proxy itself refused: a JSON object of exactly `detail` and
+    `code` (the shape Scalekit's Java SDK parses); None for anything else, i.e. the provider's answer."""
+    if status < 400 or "json" not in (headers.get("Content-Type") or "").lower() or len(body) > 65536:
+        return None
+    try:
+        parsed = _json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(parsed, dict) or set(parsed) != {"detail", "code"}:
+        return None
+    code, detail = parsed["code"], parsed["detail"]
+    if not isinstance(code, str) or not code.replace("_", "").isalnum() or not code.isupper():
+        return None
+    return code, detail if isinstance(detail, str) else ""
+
+
+def _plain_numbers(value: Any) -> Any:
+    """protobuf's Struct holds every number as a double: whole ones become ints again."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _plain_numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain_numbers(v) for v in value]
+    return value
+
+
+def _name(value: Any, what: str) -> str:
+    """A connection name, identifier or tool name: non-empty text without control characters."""
+    if not isinstance(value, str) or not value or len(value) > 400 or printable(value, False) != value:
+        raise UsageError(f"The {what} must be non-empty text without control characters (at most 400 characters).")
+    return value
+
+
+def _detail(exc: BaseException) -> str:
+    """The first line of what Scalekit said, short, printable and without token-shaped values."""
+    lines = (getattr(exc, "message", "") or "").strip().splitlines()
+    return redact_text(printable(lines[0][:200], False)) if lines else ""
 
 
 class _NotFoundError(Exception):
@@ -113,6 +173,19 @@ class Vault:
             f"Check the network and {ENV_URL.label}, then try again."
         )
 
+    def _credentials_rejected(self) -> CredentialsRejectedError:
+        return CredentialsRejectedError(
+            f"Scalekit at {self.settings.env_url} rejected the client credentials (SCALEKIT_CLIENT_ID / "
+            "SCALEKIT_CLIENT_SECRET). Check both values under Developers > Settings > API credentials in the "
+            "Scalekit dashboard; the secret may have been rotated, or the credentials belong to another environment."
+        )
+
+    def _rate_limited(self) -> RateLimitedError:
+        return RateLimitedError(
+            f"Scalekit at {self.settings.env_url} is rate-limiting this client. Slow down: wait a few seconds before "
+            "retrying, and reuse a token while it is valid instead of asking for one per request."
+        )
+
     def _translate(self, exc: BaseException) -> BaseException:
         from requests import exceptions as rex
         from scalekit.common import exceptions as sk
@@ -121,16 +194,9 @@ class Vault:
         if isinstance(exc, sk.ScalekitNotFoundException):
             return _NotFoundError()
         if isinstance(exc, (sk.ScalekitUnauthorizedException, sk.ScalekitForbiddenException)):
-            return CredentialsRejectedError(
-                f"Scalekit at {url} rejected the client credentials (SCALEKIT_CLIENT_ID / SCALEKIT_CLIENT_SECRET). "
-                "Check both values under Developers > Settings > API credentials in the Scalekit dashboard; "
-                "the secret may have been rotated, or the credentials belong to another environment."
-            )
+            return self._credentials_rejected()
         if isinstance(exc, sk.ScalekitTooManyRequestsException):
-            return RateLimitedError(
-                f"Scalekit at {url} is rate-limiting this client. Slow down: wait a few seconds before "
-                "retrying, and reuse a token while it is valid instead of asking for one per request."
-            )
+            return self._rate_limited()
         if isinstance(exc, sk.ScalekitGatewayTimeoutException):
             return self._timed_out()
         if isinstance(exc, sk.ScalekitServiceUnavailableException):
@@ -339,7 +405,9 @@ class Vault:
                     return self._within(what, lambda c=client: call(c.actions))
             except _NotFoundError:
                 return None
-            except ScalekitTimeoutError:
+            except ScalekitTimeoutError as exc:
+                if attempt:  # the deadline ran out while retrying after a rate limit: that is the cause
+                    raise self._rate_limited() from exc
                 raise  # this caller's deadline: the connection is fine for everyone else
             except ScalekitUnavailableError:
                 if client is not None:
@@ -434,3 +502,201 @@ class Vault:
         if not resp.link:
             raise ScalekitServiceError("Scalekit returned an empty authorization link. Try again in a moment.")
         return resp.link, _aware(resp.expiry)
+
+    # -- the proxy and tools: the token stays with Scalekit ------------------------------
+    def proxy_request(
+        self,
+        connection_name: str,
+        identifier: str,
+        path: str,
+        method: str = "GET",
+        query: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        *,
+        json: Any = None,
+        form: Mapping[str, Any] | None = None,
+        body: bytes | str | None = None,
+        max_bytes: int = PROXY_MAX_BYTES,
+    ) -> ProxyResponse | None:
+        """Call the provider's API through Scalekit's proxy (`{env}/proxy{path}`): Scalekit attaches
+        the account's token, which never comes here. At most one body: `json` (any JSON value but
+        null), `form` (URL-encoded fields) or `body` (raw; give its Content-Type in `headers`).
+
+        Returns the provider's answer whatever its status (a 404 of the provider is an answer);
+        None when Scalekit has no such connection, or no ACTIVE account for `identifier`.
+        Raises UsageError, before anything is sent, for a path, method, header or query that is
+        not plain (see proxy_guard); ProxyDisabledError when Scalekit's proxy is off for the
+        connection; ScalekitServiceError for a body over `max_bytes`; and the usual errors for
+        credentials, rate limits, outages and the deadline (one for the whole call)."""
+        _name(connection_name, "connection name")
+        _name(identifier, "identifier")
+        path = check_path(path)
+        method = check_method(method)
+        query = check_query(query)
+        headers = check_headers(headers)
+        if sum(part is not None for part in (json, form, body)) > 1:
+            raise UsageError("Give at most one body: JSON, form fields or raw bytes.")
+        if form is not None and not isinstance(form, Mapping):
+            raise UsageError("Form fields must be given as a mapping of names to values.")
+        if body is not None and not isinstance(body, (bytes, str)):
+            raise UsageError("A raw body must be bytes or text.")
+        if json is not None:
+            try:
+                _json.dumps(json)
+            except (TypeError, ValueError):
+                raise UsageError("The JSON body must be plain JSON (objects, lists, text, numbers).") from None
+        with deadline(self.settings.timeout):
+            ends = time.monotonic() + _remaining(self.settings.timeout)
+
+            def send(actions: Any) -> ProxyResponse:
+                resp = actions.request(
+                    connection_name=connection_name,
+                    identifier=identifier,
+                    path=path,
+                    method=method,
+                    query_params=query or None,
+                    body=json,
+                    form_data=dict(form) if form is not None else None,
+                    raw_body=body,
+                    headers=headers or None,
+                    timeout=max(ends - time.monotonic(), 0.05),
+                    stream=True,
+                )
+                try:
+                    got, size = [], 0
+                    for chunk in resp.iter_content(65536):
+                        size += len(chunk)
+                        if size > max_bytes:
+                            raise ScalekitServiceError(
+                                f"The answer through Scalekit's proxy is larger than {max_bytes} bytes; refused."
+                            )
+                        got.append(chunk)
+                    answer = ProxyResponse(resp.status_code, dict(resp.headers), b"".join(got))
+                finally:
+                    resp.close()
+                refusal = _scalekit_refusal(*answer)
+                if refusal is not None:
+                    raise self._proxy_refused(connection_name, answer.status, *refusal)
+                return answer
+
+            result: ProxyResponse | None = self._rpc("proxy_request", send)
+            return result
+
+    def _proxy_refused(self, connection_name: str, status: int, code: str, detail: str) -> BaseException:
+        """Scalekit's proxy said no ({"detail", "code"}), as one of our errors."""
+        url = self.settings.env_url
+        said = redact_text(printable(detail[:200], False))
+        if code == "TOOL_PROXY_DISABLED":
+            return ProxyDisabledError(connection_name, said)
+        if code == "NOT_FOUND" or status == 404:
+            return _NotFoundError()
+        if code in ("UNAUTHORIZED", "UNAUTHENTICATED") or status == 401:
+            return self._credentials_rejected()  # the SDK has already logged in again and resent once
+        if code in ("RESOURCE_EXHAUSTED", "RATE_LIMITED") or status == 429:
+            return self._rate_limited()
+        if code == "DEADLINE_EXCEEDED" or status == 504:
+            return self._timed_out()
+        if code == "UNAVAILABLE" or status == 503:
+            return self._unreachable(f"its proxy answered {status} {code}")
+        if code == "INVALID_ARGUMENT" or status == 400:
+            return UsageError(f"Scalekit's proxy at {url} refused the request as malformed: {said or code}.")
+        return ScalekitServiceError(
+            f"Scalekit's proxy at {url} refused the call for '{printable(connection_name, False)}' "
+            f"({status} {code}{': ' + said if said else ''}). Try again; if it persists, check status.scalekit.com."
+        )
+
+    def _refusing_requests(self, what: str, call: Any, tool_name: str = "") -> Any:
+        """Run a tools RPC, turning the provider's refusals (TOOL_ERROR) into ToolExecutionError and
+        Scalekit's INVALID_ARGUMENT / FAILED_PRECONDITION (bad input, unknown tool) into UsageError."""
+        from scalekit.common import exceptions as sk
+
+        try:
+            return call()
+        except sk.ScalekitToolException as exc:
+            raise ToolExecutionError(
+                tool_name,
+                getattr(getattr(exc, "grpc_status", None), "name", "UNKNOWN"),
+                exc.tool_error_code or "",
+                redact_text(exc.tool_error_message or _detail(exc)),
+                exc.execution_id or "",
+            ) from exc
+        except sk.ScalekitBadRequestException as exc:
+            raise UsageError(f"Scalekit refused {what}: {_detail(exc) or 'invalid argument'}.") from exc
+
+    def list_tools(self, connection_name: str, identifier: str = "", query: str = "") -> list[dict[str, Any]] | None:
+        """The tools Scalekit offers for the connection: [{name, description, input_schema}], every
+        page (one deadline for all); `query` (3 to 100 characters) narrows them. None when Scalekit
+        has no such connection."""
+        _name(connection_name, "connection name")
+        if identifier:
+            _name(identifier, "identifier")
+        if query and not (3 <= len(query) <= 100 and printable(query, False) == query):
+            raise UsageError("A tool search needs 3 to 100 characters of plain text.")
+        tools: list[dict[str, Any]] = []
+        with deadline(self.settings.timeout):
+            token: str | None = None
+            for _ in range(TOOLS_MAX_PAGES):
+                resp = self._rpc(
+                    "list_tools",
+                    lambda a, t=token: self._refusing_requests(
+                        "the tool list",
+                        lambda: a.list_tools(
+                            connection_name=connection_name,
+                            identifier=identifier or None,
+                            query=query or None,
+                            summary=False,
+                            page_size=TOOLS_PAGE_SIZE,
+                            page_token=t,
+                        ),
+                    ),
+                )
+                if resp is None:
+                    return None
+                for tool in resp.tools:
+                    definition = _plain_numbers(tool.definition or {})
+                    tools.append(
+                        {
+                            "name": str(definition.get("name") or ""),
+                            "description": str(definition.get("description") or ""),
+                            "input_schema": definition.get("input_schema") or {"type": "object", "properties": {}},
+                        }
+                    )
+                token = resp.next_page_token
+                if not token:
+                    break
+        return tools
+
+    def execute_tool(
+        self, connection_name: str, identifier: str, tool_name: str, tool_input: Mapping[str, Any]
+    ) -> dict[str, Any] | None:
+        """Run one of Scalekit's tools as the account; its result (never a token). None when Scalekit
+        has no such connection or no ACTIVE account for `identifier`. Never resent after a failure
+        that may have reached the provider. Raises UsageError for bad input or an unknown tool,
+        ToolExecutionError when the provider refused (`.reauthorize` when it rejected the token)."""
+        _name(connection_name, "connection name")
+        _name(identifier, "identifier")
+        _name(tool_name, "tool name")
+        if not isinstance(tool_input, Mapping):
+            raise UsageError("The tool input must be a JSON object.")
+        try:
+            plain_input = _json.loads(_json.dumps(dict(tool_input)))
+        except (TypeError, ValueError):
+            raise UsageError("The tool input must be plain JSON (objects, lists, text, numbers).") from None
+        with deadline(self.settings.timeout):
+            resp = self._rpc(
+                "execute_tool",
+                lambda a: self._refusing_requests(
+                    f"the call of {tool_name}",
+                    lambda: a.execute_tool(
+                        tool_input=plain_input,
+                        tool_name=tool_name,
+                        identifier=identifier,
+                        connection_name=connection_name,
+                    ),
+                    tool_name,
+                ),
+            )
+        if resp is None:
+            return None
+        data = _plain_numbers(resp.data or {})
+        return data if isinstance(data, dict) else {"result": data}

@@ -8,8 +8,9 @@ import secrets
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
+from . import provider
 from .state import EmulatorError
 
 if TYPE_CHECKING:
@@ -19,6 +20,26 @@ TOKEN_PATH = "/oauth/token"  # noqa: S105 - a URL path, not a secret
 CONSENT_PREFIX = "/connect/"
 ADMIN_PREFIX = "/_emulator/"
 ADMIN_HEADER = "X-Emulator-Admin-Key"
+PROXY_PREFIX = "/proxy"
+#: The headers the Scalekit SDK adds to a proxied request; they are Scalekit's, not forwarded.
+_SCALEKIT_HEADERS = frozenset(
+    {"authorization", "connection_name", "identifier", "x-api-version", "x-sdk-version", "user-agent"}
+)
+#: Hop-by-hop and framing headers, never forwarded as they came.
+_HOP_HEADERS = frozenset(
+    {
+        "host",
+        "connection",
+        "keep-alive",
+        "content-length",
+        "transfer-encoding",
+        "te",
+        "trailer",
+        "upgrade",
+        "proxy-connection",
+        "accept-encoding",
+    }
+)
 
 _GRPC_TO_HTTP = {
     "UNAVAILABLE": 503,
@@ -91,7 +112,33 @@ class EmulatorHandler(BaseHTTPRequestHandler):
         self._send(status, _page(title, body), "text/html; charset=utf-8")
 
     # -- routing -------------------------------------------------------------
+    def _record(self) -> bool:
+        """Log a request to the HTTPS listener (admin calls excepted); True when it is for the proxy."""
+        path = self.path.split("?", 1)[0]
+        on_tls = bool(getattr(self.server, "tls", False))
+        if on_tls and not path.startswith(ADMIN_PREFIX):
+            self.emu.world.log(
+                "http",
+                {"method": self.command, "path": path, "authorization": self.headers.get("Authorization", "")},
+            )
+        return on_tls and (path == PROXY_PREFIX or path.startswith(PROXY_PREFIX + "/"))
+
+    def _any_method(self) -> None:
+        if self._record():
+            return self._proxy()
+        self._body()
+        self._json(404, {"error": "not_found", "error_description": f"no route for {self.command}"})
+
+    do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _any_method  # noqa: N815 - stdlib naming
+
+    def do_HEAD(self) -> None:  # noqa: N802 - stdlib naming
+        if self._record():
+            return self._proxy()
+        self._json(404, {"error": "not_found"})
+
     def do_GET(self) -> None:  # noqa: N802 - stdlib naming
+        if self._record():
+            return self._proxy()
         path = self.path.split("?", 1)[0]
         if path.startswith(CONSENT_PREFIX):
             return self._consent_page(path[len(CONSENT_PREFIX) :])
@@ -106,6 +153,8 @@ class EmulatorHandler(BaseHTTPRequestHandler):
         self._json(404, {"error": "not_found", "error_description": f"no route for {path}"})
 
     def do_POST(self) -> None:  # noqa: N802 - stdlib naming
+        if self._record():
+            return self._proxy()
         path = self.path.split("?", 1)[0]
         body = self._body()
         if path == TOKEN_PATH:
@@ -121,6 +170,65 @@ class EmulatorHandler(BaseHTTPRequestHandler):
                 return self._json(400, {"error": "body must be a JSON object"})
             return self._admin(path[len(ADMIN_PREFIX) :], args)
         self._json(404, {"error": "not_found", "error_description": f"no route for {path}"})
+
+    # -- Scalekit's proxy: {env}/proxy{path} -----------------------------------
+    def _scalekit_refusal(self, status: int, code: str, detail: str) -> None:
+        """How Scalekit's proxy itself refuses: `{"detail": ..., "code": ...}` (the Java SDK's ProxyException)."""
+        self._json(status, {"detail": detail, "code": code})
+
+    def _proxy(self) -> None:
+        world = self.emu.world
+        world.count("proxy_requests")
+        world.delay()
+        target = urlsplit(self.path)
+        path = target.path[len(PROXY_PREFIX) :] or "/"
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        body = self._body()
+        entry: dict[str, Any] = {
+            "method": self.command,
+            "path": path,
+            "query": target.query,
+            "headers": dict(headers),
+            "body_size": len(body),
+            "connection_name": headers.get("connection_name", ""),
+            "identifier": headers.get("identifier", ""),
+            "upstream_account": None,
+        }
+
+        def refuse(status: int, code: str, detail: str, outcome: str) -> None:
+            entry.update(status=status, outcome=outcome)
+            world.log("proxy", entry)
+            self._scalekit_refusal(status, code, detail)
+
+        bearer = headers.get("authorization", "")
+        bearer = bearer[7:] if bearer.lower().startswith("bearer ") else ""
+        if not world.client_token_valid(bearer):
+            return refuse(401, "UNAUTHORIZED", "invalid or expired access token", "unauthenticated")
+        fault = world.take_fault("proxy", rpc=False)
+        if fault is not None:
+            return refuse(
+                _GRPC_TO_HTTP.get(fault.code, 500), fault.code, fault.message or f"injected {fault.code}", "fault"
+            )
+        connection, identifier = entry["connection_name"], entry["identifier"]
+        if not connection or not identifier:
+            return refuse(
+                400, "INVALID_ARGUMENT", "the connection_name and identifier headers are required", "bad_request"
+            )
+        try:
+            world.connection(connection)
+            if not world.proxy_allowed(connection):
+                return refuse(403, "TOOL_PROXY_DISABLED", "proxy not enabled for provider", "disabled")
+            acc = world.usable_account(connection, identifier)
+        except EmulatorError as err:
+            return refuse(_GRPC_TO_HTTP.get(err.code, 400), err.code, err.message, "not_found")
+        credential = acc.access_token or next((v for v in acc.static_details.values() if isinstance(v, str)), "")
+        forwarded = {k: v for k, v in headers.items() if k not in _SCALEKIT_HEADERS and k not in _HOP_HEADERS}
+        status, out_headers, out_body, who = provider.answer(
+            world, credential, self.command, path, target.query, forwarded, body
+        )
+        entry.update(status=status, outcome="forwarded", upstream_account=list(who) if who else None)
+        world.log("proxy", entry)
+        self._send(status, out_body, out_headers.pop("Content-Type", "application/octet-stream"), out_headers)
 
     # -- /oauth/token ----------------------------------------------------------
     def _token(self, body: bytes) -> None:

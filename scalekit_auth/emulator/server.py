@@ -18,10 +18,11 @@ from urllib.parse import urlparse
 
 import grpc
 from scalekit.v1.connected_accounts.connected_accounts_pb2_grpc import add_ConnectedAccountServiceServicer_to_server
+from scalekit.v1.tools.tools_pb2_grpc import add_ToolServiceServicer_to_server
 
 from .http_api import ADMIN_HEADER, CONSENT_PREFIX, EmulatorHandler
 from .router import AlpnRouter
-from .servicer import ConnectedAccountService
+from .servicer import ConnectedAccountService, ToolService
 from .state import STATUSES, Connection, EmulatorError, World
 from .tls import CertificateAuthority
 
@@ -136,11 +137,13 @@ class Emulator:
             self._grpc = grpc.server(futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="emu-grpc"))
             servicer = ConnectedAccountService(self.world, self.link_for, lambda: f"{self.pages_url}/verified")
             add_ConnectedAccountServiceServicer_to_server(servicer, self._grpc)
+            add_ToolServiceServicer_to_server(ToolService(self.world), self._grpc)
             self._grpc.add_insecure_port(f"unix:{grpc_sock}")
             self._grpc.start()
 
             self._http = _UnixHTTPServer(http_sock, EmulatorHandler)
             self._http.emulator = self  # type: ignore[attr-defined]
+            self._http.tls = True  # type: ignore[attr-defined] # behind the TLS port: serves the proxy
             self._consent = _LoopbackHTTPServer(("127.0.0.1", self.consent_port), EmulatorHandler)
             self._consent.emulator = self  # type: ignore[attr-defined]
             self.consent_port = self._consent.server_address[1]
@@ -360,6 +363,37 @@ class Emulator:
     def revoke_client_tokens(self) -> None:
         self.world.revoke_client_tokens()
 
+    # -- the proxy and tools ---------------------------------------------------------
+    def set_proxy_enabled(self, enabled: bool, connection: str | None = None) -> None:
+        """Switch Scalekit's proxy on or off for the environment, or (with `connection`) for that
+        connection alone. Off, `{env}/proxy/...` answers 403 `{"detail": ..., "code": "TOOL_PROXY_DISABLED"}`."""
+        self.world.set_proxy_enabled(enabled, connection)
+
+    def proxy_requests(self) -> list[dict[str, Any]]:
+        """Every request to `/proxy/...`, oldest first: method, path, query, headers (as received),
+        body_size, connection_name, identifier, status, outcome ("forwarded", "disabled",
+        "not_found", "unauthenticated", "bad_request", "fault") and upstream_account
+        ([connection, identifier] the provider acted as, or None)."""
+        return self.world.log_snapshot("proxy")
+
+    def http_requests(self) -> list[dict[str, Any]]:
+        """Every HTTPS request to the environment URL (admin calls excepted): method, path, authorization."""
+        return self.world.log_snapshot("http")
+
+    def fail_tool_call(
+        self, code: str = "UNAUTHENTICATED", tool_error_code: str = "401", message: str = "", count: int = 1
+    ) -> None:
+        """The provider refuses the next `count` tool executions (-1: every one): ExecuteTool answers
+        `code` with an ErrorInfo detail {error_code: TOOL_ERROR, tool_error_info: {tool_error_code,
+        tool_error_message, execution_id}}, which the SDK raises as ScalekitTool*Exception."""
+        if code not in GRPC_STATUS_NAMES:
+            raise ValueError(f"code must be a gRPC status name such as UNAUTHENTICATED, not {code!r}")
+        self.world.add_tool_fault(code, int(count), tool_error_code, message or f"provider answered {tool_error_code}")
+
+    def tool_calls(self) -> list[dict[str, Any]]:
+        """Every ExecuteTool call: tool_name, connection_name, identifier, input, outcome, result."""
+        return self.world.log_snapshot("tools")
+
     def admin_actions(self) -> dict[str, Callable[..., Any]]:
         """The methods the HTTP admin API (`POST /_emulator/<name>`) exposes."""
         return {
@@ -388,6 +422,11 @@ class Emulator:
                 "reset",
                 "rotate_client_secret",
                 "revoke_client_tokens",
+                "set_proxy_enabled",
+                "proxy_requests",
+                "http_requests",
+                "tool_calls",
+                "fail_tool_call",
             )
         }
 

@@ -5,15 +5,20 @@ from __future__ import annotations
 import base64
 import functools
 import re
+import secrets
 from collections.abc import Callable
 from typing import Any
 
 import grpc
 from google.protobuf import struct_pb2, timestamp_pb2
 from google.protobuf.json_format import MessageToDict
+from google.protobuf.wrappers_pb2 import BoolValue
 from scalekit.v1.connected_accounts import connected_accounts_pb2 as pb
 from scalekit.v1.connected_accounts.connected_accounts_pb2_grpc import ConnectedAccountServiceServicer
+from scalekit.v1.tools import tools_pb2 as tools_pb
+from scalekit.v1.tools.tools_pb2_grpc import ToolServiceServicer
 
+from . import tools as catalog
 from .state import Account, EmulatorError, World
 
 DEFAULT_PAGE_SIZE = 50
@@ -120,18 +125,34 @@ def _repeated(field: Any) -> bool:
     return label == 3  # LABEL_REPEATED
 
 
-def check_request(message: Any) -> None:
+def check_request(message: Any, prefix: str = "") -> None:
     """Refuse a request the way Scalekit does: INVALID_ARGUMENT for any field that breaks the
-    buf.validate string rules in the SDK's own descriptors (length, pattern, prefix)."""
+    buf.validate rules in the SDK's own descriptors: `required`, and string length, pattern and
+    prefix. As protovalidate does, a field with presence that is not set is not checked; set
+    message fields (a ListTools filter) are checked in turn."""
     from buf.validate import validate_pb2
 
     for field in message.DESCRIPTOR.fields:
-        if field.type != field.TYPE_STRING or getattr(field, "is_repeated", False) or _repeated(field):
+        if getattr(field, "is_repeated", False) or _repeated(field):
             continue
         rules = field.GetOptions().Extensions[validate_pb2.field]
-        if not rules.HasField("string"):
+        name = prefix + field.name
+        if field.type == field.TYPE_MESSAGE:
+            if message.HasField(field.name):
+                if field.message_type.full_name.startswith("scalekit."):
+                    check_request(getattr(message, field.name), name + ".")
+            elif rules.required:
+                raise EmulatorError("INVALID_ARGUMENT", f"validation error: {name}: value is required")
+            continue
+        if field.type != field.TYPE_STRING:
+            continue
+        if field.has_presence and not message.HasField(field.name) and not rules.required:
             continue
         text = getattr(message, field.name)
+        if rules.required and not text:
+            raise EmulatorError("INVALID_ARGUMENT", f"validation error: {name}: value is required")
+        if not rules.HasField("string"):
+            continue
         rule = rules.string
         problem = None
         if rule.HasField("min_len") and len(text) < rule.min_len:
@@ -143,14 +164,14 @@ def check_request(message: Any) -> None:
         elif rule.HasField("prefix") and text and not text.startswith(rule.prefix):
             problem = f"value does not have prefix `{rule.prefix}`"
         if problem:
-            raise EmulatorError("INVALID_ARGUMENT", f"validation error: {field.name}: {problem}")
+            raise EmulatorError("INVALID_ARGUMENT", f"validation error: {name}: {problem}")
 
 
 def rpc(func: Callable) -> Callable:
     """Count the call, apply latency, check the bearer token and injected faults, map errors."""
 
     @functools.wraps(func)
-    def wrapper(self: ConnectedAccountService, request: Any, context: grpc.ServicerContext) -> Any:
+    def wrapper(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
         world = self.world
         name = func.__name__
         world.count("rpc_calls")
@@ -252,3 +273,159 @@ class ConnectedAccountService(ConnectedAccountServiceServicer):
             next_page_token=base64.urlsafe_b64encode(str(nxt).encode()).decode() if nxt < len(matches) else "",
             prev_page_token=base64.urlsafe_b64encode(str(prev).encode()).decode() if start > 0 else "",
         )
+
+
+# -- tools ----------------------------------------------------------------------------
+
+_READINESS = {"ACTIVE": tools_pb.TOOL_READINESS_STATE_READY, "EXPIRED": tools_pb.TOOL_READINESS_STATE_NEEDS_REAUTH}
+_TOOL_UPDATED_AT = 1767225600.0  # 2026-01-01: the catalog's fixed "last updated"
+
+
+def _tool_message(tool: catalog.Tool, summary: bool) -> tools_pb.Tool:
+    definition = struct_pb2.Struct()
+    definition.update(tool.definition(summary))
+    return tools_pb.Tool(
+        id="tool_" + tool.name,
+        provider=tool.provider.upper(),
+        definition=definition,
+        tags=[tool.provider],
+        is_default=BoolValue(value=True),
+        updated_at=_ts(_TOOL_UPDATED_AT),
+    )
+
+
+def _page(items: list, page_size: int, page_token: str) -> tuple[list, str, str]:
+    """(page, next_page_token, prev_page_token) with the same opaque offsets as ListConnectedAccounts."""
+    if page_size < 0:
+        raise EmulatorError("INVALID_ARGUMENT", "page_size must not be negative")
+    size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+    start = 0
+    if page_token:
+        try:
+            start = int(base64.urlsafe_b64decode(page_token.encode()).decode())
+        except ValueError:
+            raise EmulatorError("INVALID_ARGUMENT", "page_token is not valid") from None
+    nxt, prev = start + size, max(start - size, 0)
+    return (
+        items[start : start + size],
+        base64.urlsafe_b64encode(str(nxt).encode()).decode() if nxt < len(items) else "",
+        base64.urlsafe_b64encode(str(prev).encode()).decode() if start > 0 else "",
+    )
+
+
+def _tool_error(context: grpc.ServicerContext, code: str, tool_error_code: str, message: str, execution_id: str):
+    """Abort as Scalekit does when the provider refused a tool call: the gRPC code, and an ErrorInfo
+    detail with error_code TOOL_ERROR and a ToolErrorInfo (what the SDK turns into ScalekitTool*)."""
+    from google.protobuf import any_pb2
+    from google.rpc import status_pb2
+    from grpc_status import rpc_status
+    from scalekit.v1.errdetails.errdetails_pb2 import ErrorInfo, ToolErrorInfo
+
+    info = ErrorInfo(
+        error_code="TOOL_ERROR",
+        tool_error_info=ToolErrorInfo(
+            execution_id=execution_id, tool_error_message=message, tool_error_code=tool_error_code
+        ),
+    )
+    detail = any_pb2.Any()
+    detail.Pack(info)
+    status = status_pb2.Status(code=getattr(grpc.StatusCode, code).value[0], message=message, details=[detail])
+    context.abort_with_status(rpc_status.to_status(status))
+
+
+class ToolService(ToolServiceServicer):
+    """ListTools, SearchTools and ExecuteTool over the catalog in emulator/tools.py."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+
+    def _connection_tools(self, connector: str) -> list[catalog.Tool]:
+        provider = self.world.connection(connector).provider
+        return [t for t in catalog.CATALOG if t.provider == provider]
+
+    @rpc
+    def ListTools(self, request, context):
+        f = request.filter
+        found = list(catalog.CATALOG)
+        if f.connector:
+            found = self._connection_tools(f.connector)
+        if f.provider:
+            found = [t for t in found if t.provider == f.provider.lower()]
+        if f.tool_name:
+            found = [t for t in found if t.name in set(f.tool_name)]
+        if f.query:
+            found = [t for t in found if catalog.matches(t, f.query) == 1.0]
+        found.sort(key=lambda t: t.name)
+        summary = f.HasField("summary") and f.summary.value
+        page, nxt, prev = _page(found, request.page_size, request.page_token)
+        return tools_pb.ListToolsResponse(
+            tools=[_tool_message(t, summary) for t in page],
+            tool_names=[t.name for t in page],
+            total_size=len(found),
+            next_page_token=nxt,
+            prev_page_token=prev,
+        )
+
+    @rpc
+    def SearchTools(self, request, context):
+        if request.top_k < 0:
+            raise EmulatorError("INVALID_ARGUMENT", "top_k must not be negative")
+        top_k = min(request.top_k or 10, 50)
+        scored = [(catalog.matches(t, request.query), t) for t in catalog.CATALOG]
+        ranked = sorted(((s, t) for s, t in scored if s > 0), key=lambda st: (-st[0], st[1].name))
+        out = []
+        for score, tool in ranked[:top_k]:
+            item = tools_pb.SearchedTool(
+                name=tool.name, provider=tool.provider.upper(), description=tool.description, score=score
+            )
+            if request.identifier:
+                for acc in self.world.list(identifier=request.identifier, provider=tool.provider):
+                    item.connections.add(
+                        connection_name=acc.connection.name,
+                        connected_account_id=acc.id,
+                        readiness_state=_READINESS.get(acc.status, tools_pb.TOOL_READINESS_STATE_NEEDS_CONNECTION),
+                    )
+            out.append(item)
+        return tools_pb.SearchToolsResponse(tools=out)
+
+    @rpc
+    def ExecuteTool(self, request, context):
+        args = MessageToDict(request.params) if request.HasField("params") else {}
+        entry = {
+            "tool_name": request.tool_name,
+            "connection_name": request.connector,
+            "identifier": request.identifier,
+            "input": args,
+            "outcome": "refused",
+            "execution_id": "",
+            "result": None,
+        }
+        try:
+            if request.connected_account_id:
+                acc = self.world.find(account_id=request.connected_account_id)
+                entry["connection_name"], entry["identifier"] = acc.key
+            acc = self.world.usable_account(entry["connection_name"], entry["identifier"])
+            tool = catalog.BY_NAME.get(request.tool_name)
+            if tool is None:
+                raise EmulatorError("INVALID_ARGUMENT", f"tool '{request.tool_name}' not found")
+            if tool.provider != acc.connection.provider:
+                raise EmulatorError(
+                    "INVALID_ARGUMENT", f"tool '{tool.name}' is not a tool of connection '{acc.connection.name}'"
+                )
+            catalog.validate_input(tool, args)
+        except EmulatorError:
+            self.world.log("tools", entry)
+            raise
+        execution_id = "exec_" + secrets.token_hex(8)
+        entry["execution_id"] = execution_id
+        armed = self.world.take_tool_fault()
+        if armed is not None:
+            entry["outcome"] = "tool_error"
+            self.world.log("tools", entry)
+            _tool_error(context, armed.code, armed.tool_error_code, armed.message, execution_id)
+        result = tool.run(acc, args)
+        entry.update(outcome="ok", result=result)
+        self.world.log("tools", entry)
+        data = struct_pb2.Struct()
+        data.update(result)
+        return tools_pb.ExecuteToolResponse(data=data, execution_id=execution_id)

@@ -6,10 +6,11 @@ call these methods. No gRPC or HTTP types appear in this module.
 
 from __future__ import annotations
 
+import builtins
 import secrets
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -126,6 +127,8 @@ class AuthRequest:
 #: verify_connected_account_user); "scalekit_users" - whoever consents must be signed in to Scalekit.
 VERIFICATION_MODES = (None, "custom", "scalekit_users")
 AUTH_REQUEST_TTL = 600.0
+#: How many entries each request log (proxy, tools, HTTPS) keeps.
+LOG_LIMIT = 1000
 
 
 @dataclass
@@ -134,6 +137,7 @@ class Fault:
     remaining: int
     method: str | None = None
     message: str = ""
+    tool_error_code: str = ""
 
 
 class World:
@@ -172,9 +176,19 @@ class World:
         self.links: dict[str, Link] = {}
         self.client_tokens: dict[str, float] = {}
         self.faults: list[Fault] = []
+        #: Armed provider refusals of ExecuteTool (answered with a TOOL_ERROR detail).
+        self.tool_faults: list[Fault] = []
         self.counters: Counter[str] = Counter()
         self.token_history: dict[tuple[str, str], list[list]] = {}  # [token, issued_at, replaced_at]
         self._initial_connections = list(connections)
+        #: Scalekit's proxy ({env}/proxy{path}): on for the environment unless switched off, and
+        #: per connection on top of that (the docs enable it per environment and provider).
+        self.proxy_enabled = True
+        self.proxy_disabled_for: set[str] = set()
+        #: What the proxy, the tools RPCs and the HTTPS listener saw (newest last, bounded).
+        self.proxy_log: deque[dict[str, Any]] = deque(maxlen=LOG_LIMIT)
+        self.tool_log: deque[dict[str, Any]] = deque(maxlen=LOG_LIMIT)
+        self.http_log: deque[dict[str, Any]] = deque(maxlen=LOG_LIMIT)
 
     # -- counters and faults -------------------------------------------------
     def now(self) -> float:
@@ -226,6 +240,7 @@ class World:
     def clear_faults(self) -> None:
         with self._lock:
             self.faults.clear()
+            self.tool_faults.clear()
             self.token_answers.clear()
         self.set_latency(0.0)
 
@@ -256,6 +271,22 @@ class World:
                 return fault
             return None
 
+    def add_tool_fault(self, code: str, count: int, tool_error_code: str, message: str) -> None:
+        with self._lock:
+            self.tool_faults.append(Fault(code=code, remaining=count, message=message, tool_error_code=tool_error_code))
+
+    def take_tool_fault(self) -> Fault | None:
+        """The next armed provider refusal of a tool call, consumed once."""
+        with self._lock:
+            for fault in self.tool_faults:
+                if fault.remaining == 0:
+                    continue
+                if fault.remaining > 0:
+                    fault.remaining -= 1
+                self.counters["faults_injected"] += 1
+                return fault
+            return None
+
     def reset(self) -> None:
         """Forget every account, link, fault and counter; keep credentials and connections."""
         with self._lock:
@@ -263,10 +294,16 @@ class World:
             self.token_answers.clear()
             self.links.clear()
             self.faults.clear()
+            self.tool_faults.clear()
             self.counters.clear()
             self.token_history.clear()
             self.clock_offset = 0.0
             self.connections = {c.name: c for c in self._initial_connections}
+            self.proxy_enabled = True
+            self.proxy_disabled_for.clear()
+            self.proxy_log.clear()
+            self.tool_log.clear()
+            self.http_log.clear()
         self.set_latency(0.0)
 
     def _new_account(self, conn: Connection, identifier: str) -> Account:
@@ -615,6 +652,60 @@ class World:
             link.outcome = "denied"
             self.counters["links_denied"] += 1
             return self.accounts[link.account_key]
+
+    # -- the proxy and tools ---------------------------------------------------
+    def set_proxy_enabled(self, enabled: bool, connection: str | None = None) -> None:
+        with self._lock:
+            if connection is None:
+                self.proxy_enabled = bool(enabled)
+                return
+            self.connection(connection)
+            if enabled:
+                self.proxy_disabled_for.discard(connection)
+            else:
+                self.proxy_disabled_for.add(connection)
+
+    def proxy_allowed(self, connection: str) -> bool:
+        with self._lock:
+            return self.proxy_enabled and connection not in self.proxy_disabled_for
+
+    def usable_account(self, connection: str, identifier: str) -> Account:
+        """The ACTIVE account a proxied request or a tool call acts as, its token refreshed when due.
+        NOT_FOUND for an unknown connection, a missing account or one that is not ACTIVE."""
+        with self._lock:
+            if not connection or not identifier:
+                raise EmulatorError("INVALID_ARGUMENT", "connection_name and identifier are required")
+            self.connection(connection)
+            acc = self.accounts.get((connection, identifier))
+            if acc is None:
+                raise EmulatorError("NOT_FOUND", "connected account not found")
+            if acc.status != "ACTIVE":
+                raise EmulatorError("NOT_FOUND", f"connected account is not active (status {acc.status})")
+            return self.lookup_with_refresh(connection, identifier)
+
+    def account_by_credential(self, credential: str) -> Account | None:
+        """The account whose current credential this is (what a provider checks on each call)."""
+        if not credential:
+            return None
+        with self._lock:
+            for acc in self.accounts.values():
+                if acc.access_token and secrets.compare_digest(acc.access_token.encode(), credential.encode()):
+                    return acc
+                for value in acc.static_details.values():
+                    if isinstance(value, str) and value and secrets.compare_digest(value.encode(), credential.encode()):
+                        return acc
+            return None
+
+    def log(self, which: str, entry: dict[str, Any]) -> None:
+        with self._lock:
+            {"proxy": self.proxy_log, "tools": self.tool_log, "http": self.http_log}[which].append(entry)
+
+    def log_snapshot(self, which: str) -> builtins.list[dict[str, Any]]:
+        import copy
+
+        with self._lock:
+            log = {"proxy": self.proxy_log, "tools": self.tool_log, "http": self.http_log}[which]
+            return copy.deepcopy(list(log))
 
     def latest_link(self, connection: str, identifier: str) -> Link | None:
         with self._lock:
