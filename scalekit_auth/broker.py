@@ -209,6 +209,55 @@ class TokenBroker(ConfigView):
             snap = vault.account_status(target.connection_name, target.identifier)
             return self.links.issue(vault, target, snap.status if snap is not None else None, user_verify_url)
 
+    # -- calls made by Scalekit for the account (the token never comes here) -------------------
+    def _as_account(self, service: str, identifier: str | None, call: Callable[[Any, Target], V | None]) -> V:
+        """`call(vault, target)` for the account; when Scalekit says there is no ACTIVE account,
+        the same AuthorizationError (with its link) get_token raises, or UnknownConnectionError."""
+        target = self.resolve(service, identifier)
+        settings = self.settings()
+        vault = self.vault(settings)
+        result = call(vault, target)
+        if result is not None:
+            return result
+        with deadline(settings.timeout):
+            snap = vault.account_status(target.connection_name, target.identifier)
+            if snap is not None and snap.status == ACTIVE:
+                from .errors import ScalekitServiceError
+
+                raise ScalekitServiceError(
+                    f"Scalekit says the {target.service} account for '{target.identifier}' is not usable, though its "
+                    "status is ACTIVE. Try again; if it persists, authorize it again: "
+                    f"scalekit-auth auth {target.service} --force"
+                )
+            raise self.links.for_inactive(vault, target, snap.status if snap is not None else None)
+
+    def proxy_request(self, service: str, identifier: str | None, path: str, **request: Any) -> Any:
+        """The provider's answer to `path`, called through Scalekit's proxy as the account
+        (Vault.proxy_request; the token stays at Scalekit)."""
+        return self._as_account(
+            service, identifier, lambda v, t: v.proxy_request(t.connection_name, t.identifier, path, **request)
+        )
+
+    def list_tools(self, service: str, identifier: str | None = None, query: str = "") -> list[dict[str, Any]]:
+        """Scalekit's tools for the service's connection, with their input schemas."""
+        target = self.resolve(service, identifier)
+        settings = self.settings()
+        vault = self.vault(settings)
+        found = vault.list_tools(target.connection_name, target.identifier, query)
+        if found is None:
+            from .errors import UnknownConnectionError
+
+            raise UnknownConnectionError(target.service, target.connection_name)
+        return found
+
+    def execute_tool(
+        self, service: str, identifier: str | None, tool_name: str, tool_input: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Run one of Scalekit's tools as the account: its result, never a token."""
+        return self._as_account(
+            service, identifier, lambda v, t: v.execute_tool(t.connection_name, t.identifier, tool_name, tool_input)
+        )
+
     def forget_link(self, service: str, identifier: str | None = None) -> None:
         """Issue a new link next time (a wait ended without the user connecting: the link may be spent)."""
         target = self.resolve(service, identifier)

@@ -47,6 +47,8 @@ commands:
   exec SERVICE... -- CMD    run CMD with tokens in $SERVICE_TOKEN variables
   curl URL [CURL ARGS...]   curl with the right token (service from the URL)
   which URL                 print the service a URL belongs to
+  tools [SERVICE]           list Scalekit's tools for a service (with --json: input schemas)
+  tool run NAME --input J   run one of Scalekit's tools as the account; prints its result
   mcp                       serve MCP tools (status, authorize, request) on stdio
   config SERVICE CONNECTION register the Scalekit connection serving SERVICE
   remove SERVICE            forget SERVICE
@@ -168,6 +170,43 @@ COMMANDS: tuple[Command, ...] = (
             arg("--json-out", action="store_true", help="one JSON object: status, headers, body, truncated"),
             arg("--max-bytes", type=int, default=4 * 1024 * 1024, metavar="N", help="read at most N bytes (4 MiB)"),
             arg("--timeout", type=_seconds, default=60.0, metavar="SECONDS", help="for the API call (default 60)"),
+            arg(
+                "--via",
+                choices=("local", "scalekit"),
+                default=None,
+                help="local (default): attach the token here; scalekit: through Scalekit's proxy, the token never "
+                "leaves Scalekit (SCALEKIT_REQUEST_VIA sets the default)",
+            ),
+        ),
+    ),
+    Command(
+        "tools",
+        "list Scalekit's tools for a service, with their input schemas",
+        "List the tools Scalekit offers for SERVICE's connection (every configured service without one): name, "
+        "description and, with --json, the input schema `tool run` takes. Never a token.",
+        "tools gmail\ntools gmail --query 'send email' --json",
+        (
+            arg("service", nargs="?", metavar="SERVICE"),
+            IDENTIFIER,
+            arg("--query", metavar="TEXT", help="narrow the list (3 to 100 characters)"),
+            arg("--json", action="store_true", help="JSON with each tool's input schema"),
+        ),
+    ),
+    Command(
+        "tool",
+        "run one of Scalekit's tools as the account: prints its result, never a token",
+        "Run tool NAME through Scalekit as the service's account, with --input as its JSON arguments, and "
+        "print the result as JSON. An account that is not connected gives its authorization link (exit 4).",
+        "tool run gmail_get_profile --service gmail --input '{}'\n"
+        "tool run gmail_fetch_mails --service gmail --input '{\"max_results\": 5}'",
+        (
+            arg("action", choices=("run",), help="run"),
+            arg("name", metavar="NAME", help="the tool's name, from `tools SERVICE`"),
+            arg(
+                "--service", "-s", metavar="SERVICE", help="whose connection (default: the name's prefix, e.g. gmail_)"
+            ),
+            IDENTIFIER,
+            arg("--input", default="{}", metavar="JSON|@FILE", help="the tool's arguments as a JSON object"),
         ),
     ),
     Command(

@@ -365,8 +365,11 @@ def cmd_request(args: argparse.Namespace, road: Road) -> int:
         method, url = "GET", words[0]
     else:
         raise UsageError(f"expected [METHOD] URL, e.g. request POST https://..., got {len(words)} words.")
-    if "://" not in url:
-        raise UsageError(f"{printable(url, False)!r} is not a full URL: give it with https://.")
+    proxied = (args.via or os.environ.get("SCALEKIT_REQUEST_VIA", "")).strip().lower() == "scalekit"
+    if "://" not in url and not (proxied and url.startswith("/")):
+        raise UsageError(
+            f"{printable(url, False)!r} is not a full URL: give it with https:// (a path only with --via scalekit)."
+        )
     headers = dict(check_header(h) for h in args.header or [])
     body: dict[str, Any] = {}
     if args.json_body is not None:
@@ -392,6 +395,7 @@ def cmd_request(args: argparse.Namespace, road: Road) -> int:
         max_bytes=args.max_bytes,
         output=args.output,
         timeout=args.timeout,
+        via=args.via,
         road=road,
         **body,
     )
@@ -427,6 +431,49 @@ def cmd_mcp(args: argparse.Namespace, road: Road) -> int:
     from .mcp_server import serve
 
     return serve()
+
+
+def cmd_tools(args: argparse.Namespace, road: Road) -> int:
+    """Scalekit's tools per service: name and description (with --json, the input schema)."""
+    broker = road.broker
+    services = [args.service] if args.service else sorted(broker.connections())
+    if not services:
+        say(NO_SERVICES.format(broker.connections_file))
+        return ExitCode.CONFIGURATION
+    found = {s: broker.list_tools(s, args.identifier, args.query or "") for s in services}
+    if args.json:
+        sys.stdout.write(json.dumps([{"service": s, **tool} for s, tools in found.items() for tool in tools]) + "\n")
+    else:
+        rows = [[s, t["name"], (t.get("description") or "").split("\n")[0][:80]] for s, ts in found.items() for t in ts]
+        sys.stdout.write(table(rows, ["SERVICE", "TOOL", "DESCRIPTION"]) if rows else "")
+        if not rows:
+            say("Scalekit offers no tools for " + ", ".join(services) + ".")
+    sys.stdout.flush()
+    return ExitCode.OK
+
+
+def cmd_tool(args: argparse.Namespace, road: Road) -> int:
+    """tool run NAME: the tool's result as JSON on stdout."""
+    from .request import read_body_argument
+
+    broker = road.broker
+    raw = read_body_argument(args.input, "--input")
+    try:
+        tool_input = json.loads(raw)
+    except ValueError:
+        raise UsageError("--input: not valid JSON (give a JSON object, e.g. --input '{}').") from None
+    if not isinstance(tool_input, dict):
+        raise UsageError("--input: the tool's arguments must be a JSON object, e.g. --input '{}'.")
+    service = args.service
+    if service is None:
+        prefix = args.name.split("_", 1)[0].lower()
+        if prefix not in broker.connections():
+            raise UsageError(f"Which service runs {printable(args.name, False)}? Add --service NAME.")
+        service = prefix
+    result = broker.execute_tool(service, args.identifier, args.name, tool_input)
+    sys.stdout.write(json.dumps(result) + "\n")
+    sys.stdout.flush()
+    return ExitCode.OK
 
 
 def cmd_which(args: argparse.Namespace, road: Road) -> int:

@@ -1,8 +1,8 @@
 """`scalekit-auth mcp`: a small MCP server (stdio) for MCP clients, built on the official MCP SDK.
 
-Its tools hand a model results, never a token: `status`, `authorize` (the link at once, or a
-wait with progress), `request` (an API call with the token attached here, the answer redacted),
-and, where Scalekit's tools are enabled, `list_tools` / `run_tool`. Every schema costs the model
+Its five tools hand a model results, never a token: `status`, `authorize` (the link at once, or
+a wait with progress), `request` (an API call with the token attached here, the answer
+redacted), and Scalekit's own tools through `list_tools` / `run_tool`. Every schema costs the model
 tokens on every turn, so the surface stays this small; the command line remains the skill's
 primary path. Errors come back as MCP tool errors with the same text the command line prints.
 """
@@ -108,6 +108,14 @@ def api_call(
     return envelope
 
 
+def list_tools(service: str, query: str = "") -> list[dict[str, Any]]:
+    return _road().broker.list_tools(service, None, query)
+
+
+def run_tool(service: str, name: str, arguments: dict[str, Any], identifier: str | None = None) -> Any:
+    return _road().broker.execute_tool(service, identifier, name, arguments)
+
+
 def build_server() -> Any:
     """The MCPServer with its tools."""
     from . import __version__
@@ -166,6 +174,22 @@ def build_server() -> Any:
         headers: dict[str, str] | None = None,
     ) -> str:
         return json.dumps(await off_loop(api_call, url, method, service, identifier, json_body, query, headers))
+
+    @server.tool(
+        name="list_tools",
+        description="Scalekit's ready-made tools for a service (name, description, input schema), for run_tool.",
+    )
+    async def list_tools_tool(service: str, query: str = "") -> str:
+        return json.dumps(await off_loop(list_tools, service, query))
+
+    @server.tool(
+        name="run_tool",
+        description="Run one of Scalekit's tools (see list_tools) as the user's account; returns its result.",
+    )
+    async def run_tool_tool(
+        service: str, name: str, arguments: dict[str, Any] | None = None, identifier: str | None = None
+    ) -> str:
+        return json.dumps(await off_loop(run_tool, service, name, arguments or {}, identifier))
 
     return server
 

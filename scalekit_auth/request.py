@@ -22,6 +22,10 @@ from .errors import UsageError
 if TYPE_CHECKING:
     from .sources import Road
 
+#: local: the token is attached here; scalekit: the call goes through Scalekit's proxy.
+VIAS = ("local", "scalekit")
+#: Makes `--via scalekit` the default for `request` (and scalekit_helper.request).
+VIA_VAR = "SCALEKIT_REQUEST_VIA"
 #: Read at most this much of a response body into memory (and onto stdout) unless told otherwise.
 DEFAULT_MAX_BYTES = 4 * 1024 * 1024
 DEFAULT_TIMEOUT = 60.0
@@ -151,6 +155,7 @@ def api_request(
     max_bytes: int = DEFAULT_MAX_BYTES,
     output: str | None = None,
     timeout: float = DEFAULT_TIMEOUT,
+    via: str | None = None,
     road: Road | None = None,
 ) -> ApiResponse:
     """Call an API with `service`'s token attached here; the answer, redacted, never the token.
@@ -159,10 +164,22 @@ def api_request(
     from the URL; `request("gmail", "https://...")` names it. HTTP errors are returned (check
     `.ok` / `.status`), not raised; our own errors (not configured, authorization needed with
     its link, a URL the token may not go to) raise as get_token's do.
+
+    `via="scalekit"` (or SCALEKIT_REQUEST_VIA=scalekit) sends the call through Scalekit's proxy:
+    the token never leaves Scalekit, and a path (`request("gmail", "/gmail/v1/users/me/profile",
+    via="scalekit")`) is enough.
     """
     from .sources import road_for
 
     road = road or road_for(None)
+    via = (via or os.environ.get(VIA_VAR, "") or "local").strip().lower()
+    if via not in VIAS:
+        raise UsageError(f"via {printable(via, False)!r}: use local or scalekit (SCALEKIT_REQUEST_VIA too).")
+    if via == "scalekit":
+        return _via_scalekit(
+            road, service_or_url, url, method=method, service=service, identifier=identifier, json=json, data=data,
+            form=form, headers=headers, query=query, max_bytes=max_bytes, output=output,
+        )  # fmt: skip
     if url is None:
         if "://" not in service_or_url:
             raise UsageError(
@@ -234,6 +251,84 @@ def _service_for(road: Road, url: str, service: str | None) -> str:
             f'If it is one, add it to that service in connections.json: "hosts": ["{printable(target.host, False)}"].'
         )
     return name
+
+
+def _via_scalekit(
+    road: Road,
+    service_or_url: str,
+    url: str | None,
+    *,
+    method: str,
+    service: str | None,
+    identifier: str | None,
+    json: Any,
+    data: bytes | str | None,
+    form: Mapping[str, str] | Iterable[tuple[str, str]] | None,
+    headers: Mapping[str, str] | None,
+    query: Mapping[str, str] | Iterable[tuple[str, str]] | None,
+    max_bytes: int,
+    output: str | None,
+) -> ApiResponse:
+    """The same call through Scalekit's proxy: a full URL must be one of the service's (the URL
+    rule), a path needs the service; the path itself is checked by the vault before anything goes."""
+    from urllib.parse import parse_qsl
+
+    broker = road.broker
+    target_url = url if url is not None else service_or_url
+    if url is not None and service is None:
+        service = service_or_url
+    params = list(query.items()) if isinstance(query, Mapping) else list(query or [])
+    if "://" in target_url:
+        name = _service_for(road, target_url, service)
+        checked = broker.url_target(target_url, as_given=True)
+        path, _, qs = checked.path.partition("?") if "?" in checked.path else (checked.path, "", "")
+        qs = qs or (checked.url.split("?", 1)[1] if "?" in checked.url else "")
+        params = parse_qsl(qs, keep_blank_values=True) + params
+    elif target_url.startswith("/"):
+        if service is None:
+            raise UsageError("A path needs its service: --service NAME (or give the full https:// URL).")
+        from .connections import normalize_service
+
+        name, path = normalize_service(service), target_url
+    else:
+        raise UsageError(
+            f"{printable(target_url, False)!r}: give the API's full https:// URL, or a path with --service."
+        )
+    method = method.upper()
+    if method not in METHODS:
+        raise UsageError(f"{printable(method, False)} is not an HTTP method ({', '.join(METHODS)}).")
+    send_headers = dict(check_header(f"{k}: {v}") for k, v in (headers or {}).items())
+    body: dict[str, Any] = {}
+    if json is not None:
+        body["json"] = _json.loads(json) if isinstance(json, bytes) else json
+    elif data is not None:
+        body["body"] = data
+    elif form is not None:
+        body["form"] = dict(form.items() if isinstance(form, Mapping) else form)
+    answer = broker.proxy_request(
+        name, identifier, path, method=method, query=dict(params) if params else None, headers=send_headers, **body
+    )
+    secrets = _secrets_to_redact("", road)
+    result = ApiResponse(
+        status=answer.status,
+        reason="",
+        url=f"scalekit-proxy:{name}{path}",
+        service=name,
+        headers={
+            k.lower(): redact(v.encode("latin-1", "replace"), secrets).decode("latin-1")
+            for k, v in answer.headers.items()
+        },
+    )
+    data_out = redact(answer.body, secrets)
+    if output is not None:
+        fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(data_out)
+        result.saved_to = output
+        return result
+    result.truncated = len(data_out) > max_bytes
+    result.body = data_out[:max_bytes]
+    return result
 
 
 def _sent_token(response: Any) -> str | None:

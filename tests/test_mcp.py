@@ -61,7 +61,7 @@ def test_the_tools_are_few_and_return_results_never_tokens(echo):
         ("request", {"url": f"{echo.url}/gmail/v1/users/me/profile"}),
         ("authorize", {"service": "slack"}),
     )
-    assert sorted(names) == ["authorize", "request", "status"]
+    assert sorted(names) == ["authorize", "list_tools", "request", "run_tool", "status"]
     assert not status.is_error and {s["service"]: s["status"] for s in json.loads(_text(status))}["gmail"] == "ACTIVE"
     answer = json.loads(_text(ok))
     assert answer["status"] == 200 and answer["body"]["you_sent"] == "Bearer [REDACTED]"
@@ -99,3 +99,14 @@ def test_authorize_waits_with_progress_until_the_user_connects(echo, emulator):
 
     result = anyio.run(go)
     assert json.loads(_text(result))["status"] == "ACTIVE"
+
+
+def test_scalekits_tools_through_mcp(echo, emulator):
+    _names, (listed, ran) = call(
+        ("list_tools", {"service": "gmail"}),
+        ("run_tool", {"service": "gmail", "name": "gmail_get_profile", "arguments": {}}),
+    )
+    assert not listed.is_error and "gmail_get_profile" in {t["name"] for t in json.loads(_text(listed))}
+    assert not ran.is_error, _text(ran)
+    assert TOKEN not in _text(listed) + _text(ran)
+    assert emulator.tool_calls()[-1]["tool_name"] == "gmail_get_profile"
