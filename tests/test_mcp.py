@@ -110,3 +110,35 @@ def test_scalekits_tools_through_mcp(echo, emulator):
     assert not ran.is_error, _text(ran)
     assert TOKEN not in _text(listed) + _text(ran)
     assert emulator.tool_calls()[-1]["tool_name"] == "gmail_get_profile"
+
+
+@pytest.mark.openclaw
+def test_openclaw_loads_the_server_and_sees_its_tools(echo, tmp_path):
+    """The real OpenClaw (`openclaw mcp probe`) starts the server from `mcp.servers` and lists its tools."""
+    import subprocess
+
+    cli = subprocess.run([str(ROOT / "scripts" / "openclaw-cli")], capture_output=True, text=True, timeout=1200,
+                         stdin=subprocess.DEVNULL)  # fmt: skip
+    assert cli.returncode == 0, cli.stderr
+    state = tmp_path / "openclaw-state"
+    state.mkdir()
+    (state / "openclaw.json").write_text(
+        json.dumps(
+            {
+                "mcp": {
+                    "servers": {
+                        "scalekit-auth": {"command": sys.executable, "args": [str(ROOT / "scalekit-auth"), "mcp"]}
+                    }
+                }
+            }
+        )
+    )
+    env = {**os.environ, "OPENCLAW_STATE_DIR": str(state), "HOME": str(tmp_path)}
+    argv = [*cli.stdout.split(), "mcp", "probe", "scalekit-auth", "--json"]
+    probe = subprocess.run(argv, capture_output=True, text=True, timeout=300, env=env, stdin=subprocess.DEVNULL)
+    assert probe.returncode == 0, probe.stderr
+    found = json.loads(probe.stdout[probe.stdout.index("{") :])
+    assert found["servers"]["scalekit-auth"]["tools"] == 5
+    assert {f"scalekit-auth__{t}" for t in ("status", "authorize", "request", "list_tools", "run_tool")} <= set(
+        found["tools"]
+    )
