@@ -16,18 +16,37 @@ from typing import Any, NamedTuple
 from .errors import ExitCode, ScalekitAuthError
 
 PROG = "scalekit-auth"
+VERSION_HELP = "print the version and exit"
 DEBUG_VAR = "SCALEKIT_AUTH_DEBUG"
 
-EXIT_CODES_HELP = """\
-exit codes:
-  0  success                       4  authorization needed (link on stderr)
-  1  unexpected error              5  Scalekit unreachable or timed out
-  2  bad command-line usage        6  Scalekit rejected the client credentials
-  3  configuration problem         7  rate-limited by Scalekit
-                                   8  account has no single token (use get_credentials)
-                                   9  Scalekit returned an unsafe token (control characters, or too large)
-                                  11  request: the API answered with a non-2xx status
-"""
+#: What each exit code means: the `exit codes:` section of every --help, from ExitCode plus exec's
+#: shell codes; the README's table says the same first (tests/test_help.py compares all three).
+EXIT_CODE_MEANINGS: dict[int, str] = {
+    ExitCode.OK: "success",
+    ExitCode.ERROR: "unexpected error (run again with --debug)",
+    ExitCode.USAGE: "bad command-line usage",
+    ExitCode.CONFIGURATION: "configuration problem",
+    ExitCode.AUTHORIZATION_REQUIRED: "authorization needed (the link is on stderr)",
+    ExitCode.UNAVAILABLE: "Scalekit unreachable or timed out",
+    ExitCode.CREDENTIALS_REJECTED: "Scalekit rejected the client credentials",
+    ExitCode.RATE_LIMITED: "rate-limited by Scalekit",
+    ExitCode.UNSUPPORTED_ACCOUNT: "account has no single token (use get_credentials)",
+    ExitCode.UNSAFE_CREDENTIAL: (
+        "Scalekit returned an unsafe token or field (control characters, or over 64 KiB): never printed"
+    ),
+    ExitCode.PROXY_DISABLED: "Scalekit's API proxy is not enabled for the connection",
+    ExitCode.HTTP_ERROR: "request: the API answered with a status other than 2xx",
+    126: "exec: the command cannot be run (as in a shell)",
+    127: "exec: the command was not found (as in a shell)",
+    ExitCode.INTERRUPTED: "interrupted (Ctrl-C)",
+}
+
+
+def exit_codes_help() -> str:
+    """The `exit codes:` section: every code, one per line, in numeric order."""
+    lines = [f"  {int(code):>3}  {meaning}" for code, meaning in sorted(EXIT_CODE_MEANINGS.items())]
+    return "exit codes:\n" + "\n".join(lines) + "\n"
+
 
 SHELL_EXAMPLES = """\
 examples:
@@ -38,38 +57,20 @@ examples:
   {prog} gmail --wait 120                                   # show the link, wait for the user
 """
 
-COMMANDS_HELP = """\
-commands:
-  request [METHOD] URL      call an API with the token attached; prints the answer, never the token
-  token SERVICE...          print fresh token(s) on stdout (also: get_token.py SERVICE...)
-  auth SERVICE              print an authorization link and wait until the user is done
-  header SERVICE            print 'Authorization: Bearer <token>' for curl -H @-
-  exec SERVICE... -- CMD    run CMD with tokens in $SERVICE_TOKEN variables
-  curl URL [CURL ARGS...]   curl with the right token (service from the URL)
-  which URL                 print the service a URL belongs to
-  tools [SERVICE]           list Scalekit's tools for a service (with --json: input schemas)
-  tool run NAME --input J   run one of Scalekit's tools as the account; prints its result
-  mcp                       serve MCP tools (status, authorize, request) on stdio
-  config SERVICE CONNECTION register the Scalekit connection serving SERVICE
-  remove SERVICE            forget SERVICE
-  list [--status] [--json]  configured services (and live account status)
-  status [SERVICE...]       one line per service: configured? authorized? expiry?
-  doctor                    check the whole set-up, with a fix for each problem
-  migrate                   move .env and connections.json out of the skill folder
-  verify ADDRESS            complete a custom user verification (the address after consent)
-  agent start|stop|status   a background process that keeps tokens warm (like ssh-agent)
-  demo                      walk the whole flow against a local Scalekit emulator
-
+TOP_EXAMPLES = """\
 examples:
-  scalekit-auth config gmail gmail_u3134a
-  TOKEN=$(scalekit-auth token gmail)
-  scalekit-auth header gmail | curl -H @- https://gmail.googleapis.com/gmail/v1/users/me/messages
-  scalekit-auth exec github -- gh repo list
+  {prog} config gmail gmail_u3134a
+  TOKEN=$({prog} token gmail)
+  {prog} header gmail | curl -H @- https://gmail.googleapis.com/gmail/v1/users/me/messages
+  {prog} exec github -- gh repo list
 """
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, but an argument quoted back in an error shows its control characters escaped."""
+    """argparse, but an argument quoted back in an error shows its control characters escaped; a
+    parser with commands keeps them by name (`help COMMAND` prints theirs)."""
+
+    commands: dict[str, argparse.ArgumentParser]
 
     def error(self, message: str):
         from .display import printable
@@ -141,6 +142,10 @@ class Command(NamedTuple):
     examples: str
     args: tuple[Arg, ...] = ()
     defaults: dict[str, Any] = {}
+    #: The arguments as the commands list and usage show them, when not derived from `args` well.
+    synopsis: str = ""
+    #: What follows the arguments in the usage line (exec: `-- CMD [ARG ...]`).
+    after: str = ""
 
 
 COMMANDS: tuple[Command, ...] = (
@@ -178,6 +183,7 @@ COMMANDS: tuple[Command, ...] = (
                 "leaves Scalekit (SCALEKIT_REQUEST_VIA sets the default)",
             ),
         ),
+        synopsis="[METHOD] URL",
     ),
     Command(
         "tools",
@@ -259,6 +265,7 @@ COMMANDS: tuple[Command, ...] = (
             ),
         ),
         {"cmd": []},
+        after="-- CMD [ARG ...]",
     ),
     Command(
         "curl",
@@ -392,57 +399,184 @@ COMMANDS: tuple[Command, ...] = (
                 action="store_true",
                 help="open the authorization link in your browser and wait for your click (default: simulate it)",
             ),
-            arg("--timeout", type=float, default=120.0, help="seconds to wait for your click with --browser"),
+            arg(
+                "--timeout",
+                type=float,
+                default=120.0,
+                metavar="SECONDS",
+                help="seconds to wait for your click with --browser",
+            ),
         ),
     ),
 )
 
 
+HELP = Command(
+    "help",
+    "show this help, or a command's (the same as COMMAND --help)",
+    "Show the list of commands, or one command's usage, options, examples and exit codes.",
+    "help\nhelp token",
+    (arg("topic", nargs="?", metavar="COMMAND", help="the command to explain"),),
+)
+
+
+def _width() -> int:
+    """The help's width, as argparse computes it (the terminal's, or $COLUMNS), at least 60."""
+    import shutil
+
+    return max(60, shutil.get_terminal_size().columns - 2)
+
+
+def _wrap(text: str) -> str:
+    import textwrap
+
+    return textwrap.fill(text, _width(), break_on_hyphens=False, break_long_words=False)
+
+
+def _positional_name(argument: Arg) -> str:
+    options = argument.options
+    if options.get("metavar"):
+        return str(options["metavar"])
+    if options.get("choices"):
+        return "|".join(options["choices"])
+    return str(options.get("dest", argument.flags[0])).upper()
+
+
+def synopsis(command: Command) -> str:
+    """`name ARGS`, as the commands list shows it: the positional arguments (options are in its --help)."""
+    words = [command.name]
+    if command.synopsis:
+        words.append(command.synopsis)
+    else:
+        for argument in command.args:
+            if argument.flags[0].startswith("-"):
+                continue
+            name, nargs = _positional_name(argument), argument.options.get("nargs")
+            words.append(
+                f"{name}..."
+                if nargs == "+"
+                else f"[{name}...]"
+                if nargs in ("*", argparse.REMAINDER)
+                else f"[{name}]"
+                if nargs == "?"
+                else name
+            )
+    if command.after:
+        words.append(command.after)
+    return " ".join(words)
+
+
+def commands_help(commands: Sequence[Command]) -> str:
+    """The `commands:` section: each command once, in the table's order, with its summary."""
+    import textwrap
+
+    column = min(26, max(len(synopsis(c)) for c in commands))
+    lines = ["commands:"]
+    for command in commands:
+        head = synopsis(command)
+        indent = " " * (column + 4)
+        if len(head) > column:
+            lines.append(f"  {head}")
+            first = indent
+        else:
+            first = f"  {head:<{column}}  "
+        lines += textwrap.wrap(
+            command.summary, _width(), initial_indent=first, subsequent_indent=indent, break_on_hyphens=False
+        )
+    return "\n".join(lines) + "\n"
+
+
 def _epilog(command: Command, prog: str) -> str:
     if command.name == "token":
-        return SHELL_EXAMPLES.format(prog=f"{prog} token") + "\n" + EXIT_CODES_HELP
-    return "examples:\n" + "".join(f"  {prog} {line}\n" for line in command.examples.strip().splitlines())
+        examples = SHELL_EXAMPLES.format(prog=f"{prog} token")
+    else:
+        examples = "examples:\n" + "".join(f"  {prog} {line}\n" for line in command.examples.strip().splitlines())
+    return examples + "\n" + exit_codes_help()
 
 
-def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
-    """The `scalekit-auth` parser, built from COMMANDS."""
+def _add_arguments(parser: argparse.ArgumentParser, args: Sequence[Arg]) -> None:
+    """add_argument for each; one metavar per kind of value: SECONDS for every duration, and a
+    positional's choices shown as a|b|c."""
+    for argument in args:
+        options = dict(argument.options)
+        if "metavar" not in options:
+            if options.get("type") is _seconds:
+                options["metavar"] = "SECONDS"
+            elif options.get("choices") and not argument.flags[0].startswith("-"):
+                options["metavar"] = "|".join(options["choices"])
+        parser.add_argument(*argument.flags, **options)
+
+
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    """The `scalekit-auth` parser, built from COMMANDS. `prog`: the command as usage lines and examples
+    name it (default: the way the user can run it here, invocation.runnable())."""
+    from . import __version__
+    from .invocation import runnable
+
+    prog = prog or runnable()
+    listed = (*COMMANDS, HELP)
     parser = _Parser(
         prog=prog,
-        usage=f"{prog} [--debug] COMMAND [ARGS]",
-        description="Fresh OAuth tokens from Scalekit's token vault, never written to disk.",
-        epilog=COMMANDS_HELP + "\n" + EXIT_CODES_HELP,
+        usage=f"{prog} [--debug] COMMAND [ARGS ...]\n       {prog} help [COMMAND]\n       {prog} --version",
+        description=_wrap("Fresh OAuth tokens from Scalekit's token vault, never written to disk.")
+        + "\n\n"
+        + commands_help(listed),
+        epilog=TOP_EXAMPLES.format(prog=prog) + "\n" + exit_codes_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
         parents=[_common(top=True)],
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for command in COMMANDS:
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}", help=VERSION_HELP)
+    # The commands are listed above, from the same table; argparse's own list would repeat them.
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, help=argparse.SUPPRESS)
+    parser.commands = {}
+    for command in listed:
         p = sub.add_parser(
             command.name,
+            prog=f"{prog} {command.name}",
             parents=[_common()],
-            help=command.summary,
-            description=command.description,
+            description=_wrap(command.description),
             epilog=_epilog(command, prog),
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
-        for argument in command.args:
-            p.add_argument(*argument.flags, **argument.options)
+        _add_arguments(p, command.args)
+        if command.after:  # argparse cannot show what it does not parse: the command after `--`
+            p.usage = p.format_usage().removeprefix("usage: ").rstrip("\n") + f" {command.after}"
         p.set_defaults(func=f"cmd_{command.name}", **command.defaults)
+        parser.commands[command.name] = p
+    parser.commands["help"].set_defaults(func="help")
     return parser
 
 
 def build_token_parser(prog: str) -> argparse.ArgumentParser:
     """`get_token.py SERVICE...`: the same as `scalekit-auth token SERVICE...`."""
+    from . import __version__
+
     p = _Parser(
         prog=prog,
         description="Print a fresh access token (or API key) for each SERVICE, one per line on stdout.",
-        epilog=SHELL_EXAMPLES.format(prog=f"python3 {prog}") + "\n" + EXIT_CODES_HELP,
+        epilog=SHELL_EXAMPLES.format(prog=f"python3 {prog}") + "\n" + exit_codes_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
         parents=[_common(top=True)],
     )
-    for argument in TOKEN_ARGS:
-        p.add_argument(*argument.flags, **argument.options)
+    p.add_argument("--version", action="version", version=f"{PROG} {__version__}", help=VERSION_HELP)
+    _add_arguments(p, TOKEN_ARGS)
     p.set_defaults(func="cmd_token")
     return p
+
+
+def _help(parser: argparse.ArgumentParser, topic: str | None) -> int:
+    """`help [COMMAND]`: exactly what --help prints (an unknown COMMAND: a usage error, exit 2)."""
+    commands: dict[str, argparse.ArgumentParser] = getattr(parser, "commands", {})
+    if topic is None:
+        parser.print_help()
+        return int(ExitCode.OK)
+    if topic not in commands:
+        try:
+            commands["help"].error(f"unknown command {topic!r} (choose from {', '.join(commands)})")
+        except SystemExit as exc:
+            return int(exc.code or 0)
+    commands[topic].print_help()
+    return int(ExitCode.OK)
 
 
 def _split_exec(argv: list[str]) -> tuple[list[str], list[str] | None]:
@@ -473,9 +607,14 @@ def _run(parser: argparse.ArgumentParser, argv: Sequence[str] | None, prog: str)
     argv = list(sys.argv[1:] if argv is None else argv)
     argv, command = _split_exec(argv)
     try:
-        args = parser.parse_args(argv)
+        args, extras = parser.parse_known_args(argv)
+        if extras:  # said by the command's own parser, with its usage line (argparse would use the top one)
+            by_name: dict[str, argparse.ArgumentParser] = getattr(parser, "commands", {})
+            by_name.get(getattr(args, "command", ""), parser).error(f"unrecognized arguments: {' '.join(extras)}")
     except SystemExit as exc:  # argparse: 0 for --help, 2 for usage errors
         return int(exc.code or 0)
+    if args.func == "help":
+        return _help(parser, args.topic)
     if command is not None and command:
         args.cmd = command
     elif getattr(args, "command", None) == "exec":
@@ -567,9 +706,10 @@ def _print_traceback() -> None:
     sys.stderr.write(printable(redact_text(traceback.format_exc())))
 
 
-def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
-    """Entry point of `scalekit-auth` / `python3 -m scalekit_auth`."""
-    return _run(build_parser(prog), argv, prog)
+def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    """Entry point of `scalekit-auth` / `python3 -m scalekit_auth`. Usage lines and examples name the
+    command as the user can run it here (invocation.runnable()); messages begin `scalekit-auth:`."""
+    return _run(build_parser(prog), argv, prog or PROG)
 
 
 def get_token_main(argv: Sequence[str] | None = None, prog: str = "get_token.py") -> int:
