@@ -26,6 +26,7 @@ from typing import Any
 from . import agent_client, paths, protocol, wire
 from .broker import TokenBroker
 from .errors import ConfigurationError, ScalekitAuthError
+from .invocation import command
 from .logs import get_logger
 from .wire import ACK, ACK_TIMEOUT, peer_uid
 
@@ -110,7 +111,7 @@ class AgentServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
                 running = agent_client.ping(_unforced(environ), PING_TIMEOUT, any_context=True, raise_if_stuck=True)
                 who = f" (pid {running['pid']})" if running else ""
                 raise ConfigurationError(
-                    f"an agent{who} is already serving {path}; stop it first: scalekit-auth agent stop"
+                    f"an agent{who} is already serving {path}; stop it first: {command('agent', 'stop')}"
                 )
             os.unlink(path)  # stale socket of an agent that died
         old = os.umask(0o177)
@@ -414,7 +415,7 @@ def start(
             return running, False
         raise ConfigurationError(
             "an agent with different settings (environment variables) is running for this skill folder; "
-            "stop it first: scalekit-auth agent stop"
+            f"stop it first: {command('agent', 'stop')}"
         )
     check_socket_path(paths.agent_socket(env))
     ready_to_serve(env)

@@ -16,6 +16,7 @@ from typing import Any
 
 from . import paths, protocol, wire
 from .errors import ConfigurationError, ScalekitAuthError
+from .invocation import command
 
 
 class AgentUnusable(Exception):  # noqa: N818 - a condition, not a failure to report
@@ -36,7 +37,7 @@ class AgentNotAnsweringError(ConfigurationError):
         who = f"the agent (pid {pid})" if pid else "the agent"
         super().__init__(
             f"{who} at {path} is not answering (stopped or overloaded). "
-            f"Resume or end it ({f'kill {pid}' if pid else 'kill it'}), then run: scalekit-auth agent start"
+            f"Resume or end it ({f'kill {pid}' if pid else 'kill it'}), then run: {command('agent', 'start')}"
         )
 
 

@@ -24,6 +24,7 @@ from .configview import ConfigView, Target
 from .credentials import ServiceCredentials
 from .deadlines import deadline
 from .errors import AuthorizationError, BatchError, ConfigurationError, UsageError
+from .invocation import command
 from .links import LinkIssuer
 from .logs import get_logger
 
@@ -227,7 +228,7 @@ class TokenBroker(ConfigView):
                 raise ScalekitServiceError(
                     f"Scalekit says the {target.service} account for '{target.identifier}' is not usable, though its "
                     "status is ACTIVE. Try again; if it persists, authorize it again: "
-                    f"scalekit-auth auth {target.service} --force"
+                    f"{command('auth', target.service, '--force')}"
                 )
             raise self.links.for_inactive(vault, target, snap.status if snap is not None else None)
 

@@ -618,7 +618,9 @@ def _run(parser: argparse.ArgumentParser, argv: Sequence[str] | None, prog: str)
     if command is not None and command:
         args.cmd = command
     elif getattr(args, "command", None) == "exec":
-        print(f"{prog} exec: put the command after '--', e.g. {prog} exec gmail -- python3 app.py", file=sys.stderr)
+        from .invocation import command as runs
+
+        print(f"{prog} exec: put the command after '--', e.g. {runs('exec gmail -- python3 app.py')}", file=sys.stderr)
         return int(ExitCode.USAGE)
     debug = args.debug or os.environ.get(DEBUG_VAR, "") not in ("", "0")
     if debug:

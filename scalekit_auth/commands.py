@@ -27,6 +27,7 @@ from .errors import (
     UsageError,
     most_pressing,
 )
+from .invocation import command
 from .sources import Road
 
 # -- output helpers ---------------------------------------------------------------------
@@ -311,7 +312,7 @@ def cmd_exec(args: argparse.Namespace, road: Road) -> int:
     from .execenv import env_names, exec_with
 
     if not args.cmd:
-        raise ConfigurationError("exec needs a command after '--', e.g. scalekit-auth exec gmail -- python3 app.py")
+        raise ConfigurationError(f"exec needs a command after '--', e.g. {command('exec gmail -- python3 app.py')}")
     names = env_names(list(dict.fromkeys(args.services)), args.env or [])
     services = list(names)
     if len(services) == 1:  # one service: its own error, not a batch of one
@@ -438,7 +439,7 @@ def cmd_tools(args: argparse.Namespace, road: Road) -> int:
     broker = road.broker
     services = [args.service] if args.service else sorted(broker.connections())
     if not services:
-        say(NO_SERVICES.format(broker.connections_file))
+        say(NO_SERVICES.format(broker.connections_file, command("config", "gmail", "<connection_name>")))
         return ExitCode.CONFIGURATION
     found = {s: broker.list_tools(s, args.identifier, args.query or "") for s in services}
     if args.json:
@@ -555,7 +556,7 @@ def _statuses(broker: TokenBroker, services: list[str]) -> tuple[dict[str, Accou
     return _batch(broker, services, broker.account_status)
 
 
-NO_SERVICES = "No services configured in {}. Add one: scalekit-auth config gmail <connection_name>"
+NO_SERVICES = "No services configured in {}. Add one: {}"
 
 
 def cmd_list(args: argparse.Namespace, road: Road) -> int:
@@ -564,7 +565,7 @@ def cmd_list(args: argparse.Namespace, road: Road) -> int:
     if not rows:
         if args.json:
             sys.stdout.write("[]\n")
-        say(NO_SERVICES.format(broker.connections_file))
+        say(NO_SERVICES.format(broker.connections_file, command("config", "gmail", "<connection_name>")))
         return ExitCode.OK
     errors: dict[str, BaseException] = {}
     if args.status:
@@ -605,7 +606,7 @@ def cmd_status(args: argparse.Namespace, road: Road) -> int:
     configured = broker.connections()
     services = [s.strip().lower() for s in args.services] if args.services else list(configured)
     if not services:
-        say(NO_SERVICES.format(broker.connections_file))
+        say(NO_SERVICES.format(broker.connections_file, command("config", "gmail", "<connection_name>")))
         return ExitCode.CONFIGURATION
     known = [s for s in services if s in configured]
     found, errors = _statuses(broker, known) if known else ({}, {})
@@ -614,7 +615,7 @@ def cmd_status(args: argparse.Namespace, road: Road) -> int:
     codes: set[int] = set()
     for service in services:
         if service not in configured:
-            lines.append((service, "NOT_CONFIGURED", "red", f"run: scalekit-auth config {service} <connection_name>"))
+            lines.append((service, "NOT_CONFIGURED", "red", f"run: {command('config', service, '<connection_name>')}"))
             codes.add(int(ExitCode.CONFIGURATION))
             continue
         entry = configured[service]
@@ -634,7 +635,7 @@ def cmd_status(args: argparse.Namespace, road: Road) -> int:
                     service,
                     st.status or "NOT_CONNECTED",
                     "yellow",
-                    f"{where}  needs authorization (run: scalekit-auth token {service})",
+                    f"{where}  needs authorization (run: {command('token', service)})",
                 )
             )
             codes.add(int(ExitCode.AUTHORIZATION_REQUIRED))
@@ -753,17 +754,11 @@ def cmd_agent(args: argparse.Namespace, road: Road) -> int:
         info, started = agent.start(args.idle_timeout)
         minutes = info["idle_timeout"] / 60
         verb = "started" if started else "already running"
-        say(
-            f"scalekit-auth agent {verb} (pid {info['pid']}, socket {info['socket']}, exits after {minutes:g} min idle)"
-        )
+        say(f"agent {verb} (pid {info['pid']}, socket {info['socket']}, exits after {minutes:g} min idle)")
         return ExitCode.OK
     if args.action == "stop":
         stopped = agent.stop()
-        say(
-            f"scalekit-auth agent stopped (pid {stopped['pid']}); its cache is gone."
-            if stopped
-            else "no agent is running"
-        )
+        say(f"agent stopped (pid {stopped['pid']}); its cache is gone." if stopped else "no agent is running")
         return ExitCode.OK
     from .agent_client import AgentNotAnsweringError
 
@@ -792,7 +787,7 @@ def cmd_agent(args: argparse.Namespace, road: Road) -> int:
     else:
         up = time.time() - info["started_at"]
         cache = info["cache"]
-        how = "by the first shell call" if info.get("started_by") == "auto" else "by `scalekit-auth agent start`"
+        how = "by the first shell call" if info.get("started_by") == "auto" else "by `agent start`"
         print(
             f"running  pid {info['pid']}  started {how}  up {up / 60:.0f} min  idle {info['idle_for']:.0f} s "
             f"(exits after {info['idle_timeout'] / 60:g} min idle)  cached tokens {cache['entries']}, "

@@ -29,6 +29,7 @@ from .connections import Change, ConnectionEntry
 from .display import printable
 from .errors import ConfigurationError, ServiceNotConfiguredError, URLRefusedError
 from .identity import IDENTITY_VARS, agent_name, identity_file
+from .invocation import command
 from .paths import STATE_VARS, connections_path, state_dir
 
 if TYPE_CHECKING:
@@ -207,7 +208,7 @@ class ConfigView:
         except ConfigurationError as err:
             raise ConfigurationError(
                 f"The agent name read from {source} cannot be used as the identifier: {err} Fix the name there, "
-                f"or give this service an identifier: scalekit-auth config {service} <connection> --identifier NAME"
+                f"or give this service an identifier: {command('config', service, '<connection> --identifier NAME')}"
             ) from None
 
     def url_target(self, url: str, *, as_given: bool = False) -> URL:
@@ -261,7 +262,7 @@ class ConfigView:
             except connections.MovedError:
                 continue
         raise ConfigurationError(
-            f"{self.connections_file} keeps moving (is `scalekit-auth migrate` running?). Try again."
+            f"{self.connections_file} keeps moving (is `{command('migrate')}` running?). Try again."
         )
 
 

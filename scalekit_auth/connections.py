@@ -18,6 +18,7 @@ from typing import Any
 
 from .display import printable
 from .errors import ConfigurationError
+from .invocation import command
 
 FILE_NAME = "connections.json"
 MAX_FILE_BYTES = 1 << 20
@@ -153,7 +154,7 @@ def parse_entries(raw: Mapping[str, Any], path: Path) -> dict[str, ConnectionEnt
         if "connection_name" not in value:
             raise ConfigurationError(
                 f'{where} has no "connection_name". Add the Scalekit connection name, '
-                f"or run: scalekit-auth config {service} <connection_name>"
+                f"or run: {command('config', service, '<connection_name>')}"
             )
         connection_name = check_connection_name(value["connection_name"], where=f'"connection_name" of {where}')
         identifier = value.get("identifier")

@@ -9,6 +9,7 @@ from types import MappingProxyType
 from typing import Any
 
 from .errors import UnsafeCredentialError, UnsupportedAccountError
+from .invocation import command
 
 OAUTH = "oauth"
 STATIC = "static"
@@ -42,7 +43,7 @@ def check_credential(service: str, identifier: str, what: str, value: str) -> No
     if why is not None:
         raise UnsafeCredentialError(
             f"Scalekit returned a {service} {what} for '{identifier}' that is not safe to use: {why}. It was not "
-            f"printed, sent or cached. Authorize the account again (scalekit-auth auth {service} --force), or check "
+            f"printed, sent or cached. Authorize the account again ({command('auth', service, '--force')}), or check "
             "the connection in the Scalekit dashboard."
         )
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from .display import printable
 from .errors import UsageError
+from .invocation import command
 
 #: Options that add URLs, read more options from a file, or route the request (and the
 #: header) somewhere other than the URL's host.
@@ -70,7 +71,7 @@ ALLOWED: dict[str, bool] = {
 def _refuse(option: str, why: str) -> UsageError:
     return UsageError(
         f"curl option {option} is not allowed here: {why}, and the token must go only to the URL it is for. "
-        "Run curl yourself with `scalekit-auth header SERVICE | curl -H @- ...` if you really need it."
+        f"Run curl yourself with `{command('header', 'SERVICE')} | curl -H @- ...` if you really need it."
     )
 
 
@@ -105,7 +106,7 @@ def _check_option(name: str) -> None:
         raise _refuse(name, REFUSED[name])
     if name not in ALLOWED:
         raise UsageError(
-            f"curl option {printable(name, False)} is not passed on by scalekit-auth curl (it allows common "
+            f"curl option {printable(name, False)} is not passed on by {command('curl')} (it allows common "
             "request options such as -s, -f, -L, -X, -d, -H, -o, --json, -m). For anything else: "
-            "scalekit-auth header SERVICE | curl -H @- ..."
+            f"{command('header', 'SERVICE')} | curl -H @- ..."
         )

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from . import paths
 from .errors import AuthorizationError, ConfigurationError, ExitCode
+from .invocation import command
 
 DEMO_CONNECTIONS = {"gmail": "gmail_u3134a", "slack": "slack_x7y9z", "github": "github_demo", "notion": "notion_demo"}
 AGENT_NAME = "Mess"
@@ -118,7 +119,7 @@ def run_demo(service: str = "gmail", browser: bool = False, timeout: float = 120
             _say(
                 f'[3/6] The user says "Configure {service.title()} for Scalekit. '
                 f'Connection name is {connection_name}".',
-                f"The agent runs: scalekit-auth config {service} {connection_name}\n-> {change.describe()}",
+                f"The agent runs: {command('config', service, connection_name)}\n-> {change.describe()}",
             )
 
             try:

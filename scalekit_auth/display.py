@@ -37,7 +37,7 @@ _STATUS_EXPLAINED = {
     "DISCONNECTED": "was disconnected (access revoked at the provider or in Scalekit); the user must reconnect",
     "PENDING_VERIFICATION": (
         "was authorized but is waiting for user verification. With custom user verification, the browser "
-        "ended on a page whose address holds an auth_request_id: pass that address to `scalekit-auth verify`. "
+        "ended on a page whose address holds an auth_request_id: pass that address to `{verify}`. "
         "With 'Scalekit users only', the person who authorizes must be signed in to the Scalekit dashboard: "
         "open the new link while signed in"
     ),
@@ -46,6 +46,10 @@ _STATUS_EXPLAINED = {
 
 def describe_status(status: str | None) -> str:
     """A short phrase for an account status, e.g. 'has not been authorized yet'."""
+    if status == "PENDING_VERIFICATION":
+        from .invocation import command
+
+        return _STATUS_EXPLAINED[status].format(verify=command("verify"))
     return _STATUS_EXPLAINED.get(status, f"is in status {status}, not ACTIVE")
 
 

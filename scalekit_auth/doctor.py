@@ -25,6 +25,7 @@ from .config import (
     where_to_put_credentials,
 )
 from .errors import ConfigurationError, ExitCode, ScalekitAuthError
+from .invocation import command
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,7 @@ def _folder_checks(run: _Run) -> list[Check]:
     env = run.env
     folder = run.folder
     why = paths.state_choice(env)[1]
-    exists = "" if folder.is_dir() else " (created by the first `scalekit-auth config`)"
+    exists = "" if folder.is_dir() else f" (created by the first `{command('config')}`)"
     checks = [Check("state folder", "ok", f"{folder} ({why}){exists}")]
     left = paths.legacy_files(env)
     if left:
@@ -101,7 +102,7 @@ def _folder_checks(run: _Run) -> list[Check]:
                 "warn",
                 f"{' and '.join(left)} still in the skill folder (original layout; read until moved, but "
                 "`clawhub update` replaces that folder)",
-                f"scalekit-auth migrate (moves them to {folder})",
+                f"{command('migrate')} (moves them to {folder})",
             )
         )
     moved = paths.migrated_leftovers(env)
@@ -125,7 +126,7 @@ def _folder_checks(run: _Run) -> list[Check]:
                 "state folder",
                 "warn",
                 f"{' and '.join(stale)} left by an interrupted migrate (may hold a copy of your .env)",
-                "scalekit-auth migrate (removes them)",
+                f"{command('migrate')} (removes them)",
             )
         )
     problem = _writable(folder)
@@ -134,7 +135,7 @@ def _folder_checks(run: _Run) -> list[Check]:
             Check(
                 "state folder",
                 "warn",
-                f"{problem}: `scalekit-auth config` cannot save connections there",
+                f"{problem}: `{command('config')}` cannot save connections there",
                 "in a sandbox, mount a writable folder and point SCALEKIT_AUTH_DIR at it",
             )
         )
@@ -153,7 +154,7 @@ def _openclaw_folder_checks(run: _Run) -> list[Check]:
                 "warn",
                 f"{openclaw} holds no files yet, so the ones saved in {run.folder} before OpenClaw was installed "
                 "stay in use",
-                f"scalekit-auth migrate (moves them to {openclaw})",
+                f"{command('migrate')} (moves them to {openclaw})",
             )
         ]
     config = paths.config_state_dir(env)
@@ -271,7 +272,7 @@ def _connections_check(run: _Run) -> list[Check]:
                 "connections.json",
                 "warn",
                 f"no services in {broker.connections_file}",
-                "scalekit-auth config gmail <connection_name>",
+                command("config", "gmail", "<connection_name>"),
             )
         ]
     names = ", ".join(f"{s} -> {e.connection_name}" for s, e in entries.items())
@@ -343,10 +344,10 @@ def _agent_check(run: _Run) -> list[Check]:
         if paths.agent_enabled(env):
             return [Check("agent", "ok", "not running; the next shell call starts one (SCALEKIT_AUTH_AGENT=0: never)")]
         return [Check("agent", "ok", "off (SCALEKIT_AUTH_AGENT=0): every shell call loads the SDK itself")]
-    how = "by the first shell call" if info.get("started_by") == "auto" else "by `scalekit-auth agent start`"
+    how = "by the first shell call" if info.get("started_by") == "auto" else "by `agent start`"
     note = "" if info.get("context_matches") else "; started with other settings, so this shell does not use it"
     detail = f"running (pid {info['pid']}, started {how}, exits after {info['idle_timeout'] / 60:g} min idle){note}"
-    return [Check("agent", "warn" if note else "ok", detail, "scalekit-auth agent stop" if note else "")]
+    return [Check("agent", "warn" if note else "ok", detail, command("agent", "stop") if note else "")]
 
 
 def _identity_check(run: _Run) -> list[Check]:

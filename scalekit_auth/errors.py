@@ -12,6 +12,7 @@ from enum import IntEnum
 from typing import Any
 
 from .display import describe_status, expiry_phrase, printable
+from .invocation import command
 
 
 class ExitCode(IntEnum):
@@ -91,7 +92,7 @@ class ServiceNotConfiguredError(ConfigurationError):
         super().__init__(
             f"'{service}' is not configured (configured services: {known}). "
             f"Create a {service} connection in the Scalekit dashboard (AgentKit > Connections), "
-            f"then register its name: scalekit-auth config {service} <connection_name> "
+            f"then register its name: {command('config', service, '<connection_name>')} "
             f"(this writes {connections_file})."
         )
 
@@ -130,7 +131,7 @@ class UnknownConnectionError(ConfigurationError):
         super().__init__(
             f"Scalekit has no connection named '{connection_name}' (configured for '{service}'). "
             "Check the exact name in the Scalekit dashboard (AgentKit > Connections), "
-            f"then run: scalekit-auth config {service} <connection_name>"
+            f"then run: {command('config', service, '<connection_name>')}"
         )
 
 
@@ -192,7 +193,7 @@ class AuthorizationTimeoutError(AuthorizationError):
         if latest.status == "PENDING_VERIFICATION":
             self.args = (
                 f"{latest.service} was authorized but not verified within {waited:.0f} seconds. With custom user "
-                "verification, pass the address the browser ended on to `scalekit-auth verify`; with 'Scalekit "
+                f"verification, pass the address the browser ended on to `{command('verify')}`; with 'Scalekit "
                 f"users only', sign in to the Scalekit dashboard and open the link again: {latest.link}",
             )
             return

@@ -38,6 +38,7 @@ from .errors import (
     UsageError,
     VerificationError,
 )
+from .invocation import command
 from .logs import get_logger, redact_text
 from .proxy_guard import check_headers, check_method, check_path, check_query
 
@@ -462,13 +463,13 @@ class Vault:
             except sk.ScalekitForbiddenException:
                 raise VerificationError(
                     f"Scalekit refused the verification for '{identifier}': the authorization was for another "
-                    "identifier (pass the one the link was issued for: scalekit-auth verify ADDRESS --identifier "
+                    f"identifier (pass the one the link was issued for: {command('verify', 'ADDRESS', '--identifier')} "
                     "NAME, or --service SERVICE), or these client credentials may not verify users."
                 ) from None
             except sk.ScalekitNotFoundException:
                 raise VerificationError(
                     "Scalekit has no pending verification for that auth_request_id: it was already used, it "
-                    "expired, or the address was cut. Start again with a new link (scalekit-auth auth SERVICE)."
+                    f"expired, or the address was cut. Start again with a new link ({command('auth', 'SERVICE')})."
                 ) from None
         return getattr(resp, "post_user_verify_redirect_url", None) or ""
 

@@ -363,7 +363,9 @@ def test_doctor_names_a_state_folder_config_cannot_write_to(skill):
             proc = top_level("doctor")
         finally:
             os.chmod(skill.path, 0o700)
-    assert f"warn  state folder: {expected}: `scalekit-auth config` cannot save" in proc.stdout, proc.stdout
+    from scalekit_auth.invocation import command  # as the user can run it: python3 /path/scalekit-auth here
+
+    assert f"warn  state folder: {expected}: `{command('config')}` cannot save" in proc.stdout, proc.stdout
     assert "SCALEKIT_AUTH_DIR" in proc.stdout
 
 
