@@ -1,16 +1,23 @@
 # Two commands do all the set-up on a fresh machine:
 #   make demo   - create .venv, install, and run the whole flow against a local Scalekit emulator
 #   make test   - create .venv, install, lint, and run the test suite
-# Any supported Python (3.11 or newer) works: make test PYTHON=python3.13, or PYTHON=3.13 to
-# pick that version from the interpreters scripts/pythons finds on this machine.
+# Any supported Python (3.11 or newer) works: make test PYTHON=python3.13 (or PYTHON=3.13), or a path.
 PYTHON ?= python3
 VENV   ?= .venv
 RUNS   ?= 10
 BIN    := $(VENV)/bin
 
-# PYTHON=3.13: the interpreter of that version found on this machine (pyenv, /usr/bin, PATH).
-ifneq ($(shell echo '$(PYTHON)' | grep -xE '[0-9]+\.[0-9]+'),)
-override PYTHON := $(or $(shell scripts/pythons | awk -v v='$(PYTHON)' '$$1 == v {print $$2}'),python$(PYTHON))
+# PYTHON=3.13 or PYTHON=python3.13: that version. 3.13 is the interpreter scripts/pythons finds on
+# this machine (pyenv, /usr/bin, PATH); python3.13 is the command of that name when it runs, else the
+# same (under pyenv, python3.13 on PATH is a shim that fails unless 3.13 is an active version).
+PYVER := $(shell echo '$(PYTHON)' | sed -nE 's/^(python)?([0-9]+\.[0-9]+)$$/\2/p')
+ifneq ($(PYVER),)
+FOUND = $(shell scripts/pythons | awk -v v='$(PYVER)' '$$1 == v {print $$2}')
+ifeq ($(PYTHON),$(PYVER))
+override PYTHON := $(or $(FOUND),python$(PYVER))
+else
+override PYTHON := $(or $(shell "$(PYTHON)" -c '' >/dev/null 2>&1 && echo '$(PYTHON)'),$(FOUND),$(PYTHON))
+endif
 endif
 
 # Which interpreter exactly (version and real path): the environment is rebuilt when it changes.
