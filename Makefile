@@ -1,6 +1,6 @@
 # Two commands do all the set-up on a fresh machine:
-#   make demo   - create .venv, install, and run the whole flow against a local Scalekit emulator
-#   make test   - create .venv, install, lint, and run the test suite
+#   make demo   - create .venv, install requirements.txt, and run the whole flow against a local Scalekit emulator
+#   make test   - create .venv, install requirements-dev.txt too, lint, and run the test suite
 # Any supported Python (3.11 or newer) works: make test PYTHON=python3.13 (or PYTHON=3.13), or a path.
 PYTHON ?= python3
 VENV   ?= .venv
@@ -23,22 +23,29 @@ endif
 # Which interpreter exactly (version and real path): the environment is rebuilt when it changes.
 PYID_CODE := import sys, os, hashlib; print("%d.%d-%s" % (sys.version_info[0], sys.version_info[1], hashlib.sha1(os.path.realpath(sys.executable).encode()).hexdigest()[:8]))
 PYID   := $(shell "$(PYTHON)" -c '$(PYID_CODE)' 2>/dev/null)
-STAMP  := $(VENV)/.installed-$(or $(PYID),unknown)
+# Two layers in one environment: what the skill needs (requirements.txt: all `make demo` installs)
+# and the development tools on top (requirements-dev.txt: tests, lint, benchmarks).
+RUNTIME := $(VENV)/.installed-$(or $(PYID),unknown)
+STAMP  := $(VENV)/.installed-dev-$(or $(PYID),unknown)
 HINT   := scripts/pythons lists the Pythons on this machine; pick one with e.g. make test PYTHON=3.12
 
 .PHONY: demo test lint bench stress system-deps tools clean
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(RUNTIME): requirements.txt
 	@[ -n "$(PYID)" ] || { echo "make: cannot run Python '$(PYTHON)' (not installed, or a pyenv shim for a version that is not active). Install Python 3.11 or newer. $(HINT)" >&2; exit 3; }
 	@"$(PYTHON)" -B -c "import scalekit_auth" || { echo "make: $(HINT)" >&2; exit 3; }
 	@if [ -e "$(VENV)" ] && [ "$$("$(BIN)/python" -c '$(PYID_CODE)' 2>/dev/null)" != "$(PYID)" ]; then \
 		echo "make: $(VENV) was made with another Python; recreating it with $(PYTHON)"; rm -rf "$(VENV)"; fi
 	"$(PYTHON)" -m venv "$(VENV)"
 	"$(BIN)/python" -m pip install --quiet --upgrade pip
+	"$(BIN)/python" -m pip install --quiet -r requirements.txt
+	touch "$(RUNTIME)"
+
+$(STAMP): $(RUNTIME) requirements-dev.txt
 	"$(BIN)/python" -m pip install --quiet -r requirements-dev.txt
 	touch "$(STAMP)"
 
-demo: $(STAMP)
+demo: $(RUNTIME)
 	"$(BIN)/python" -m scalekit_auth demo
 
 lint: $(STAMP)

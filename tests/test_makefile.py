@@ -4,6 +4,7 @@ installs only what the demo needs."""
 
 from __future__ import annotations
 
+import re
 import shlex
 import shutil
 import subprocess
@@ -54,3 +55,23 @@ def test_python_names_a_version_that_is_installed(tmp_path, version, form):
 def test_a_path_is_used_as_given(tmp_path):
     _, path = SUPPORTED[-1]
     assert resolved(path, tmp_path) == path
+
+
+def test_make_demo_installs_only_what_the_demo_needs(tmp_path):
+    demo = dry_run("demo", tmp_path)
+    installs = [line for line in demo if " pip install " in line and " -r " in line]
+    assert [shlex.split(line)[-1] for line in installs] == ["requirements.txt"], demo
+    assert any(line.endswith("-m scalekit_auth demo") for line in demo)
+    lint = [shlex.split(line)[-1] for line in dry_run("lint", tmp_path) if " pip install " in line and " -r " in line]
+    assert lint == ["requirements.txt", "requirements-dev.txt"]
+
+
+def test_the_readme_says_what_make_demo_and_make_test_download():
+    readme = (ROOT / "README.md").read_text()
+    said = readme[readme.index("**What they download.**") : readme.index("### Supported Pythons")]
+    for needed in ("`requirements.txt`", "`requirements-dev.txt`", "`.tools/`", "Node 24", "`openclaw` npm", "minutes"):
+        assert needed in said, needed
+    size = re.search(r"~(\d+) MB", (ROOT / "scripts" / "openclaw-cli").read_text())
+    assert size and f"about {size[1]} MB" in said  # the same figure as the script that downloads it
+    for package in re.findall(r"need\+=\((\S+)\)", (ROOT / "scripts" / "system-deps").read_text()):
+        assert f"`{package.removesuffix('-venv')}`" in said, package  # python3-venv: "`python3` with venv"
