@@ -9,16 +9,19 @@ import signal
 import sys
 import threading
 
-from .server import DEFAULT_CONNECTIONS, STATUSES, Emulator
-from .tls import CertificateAuthority
+from .state import STATUSES
 
+PROG = "python3 -m scalekit_auth.emulator"
 EPILOG = """\
 examples:
   # print export lines, then serve until Ctrl-C
   python3 -m scalekit_auth.emulator --seed gmail_u3134a:alice:ACTIVE
 
-  # in the background, for a script:
-  python3 -m scalekit_auth.emulator --env-file /tmp/emu.env & sleep 2; . /tmp/emu.env
+  # in the background, for a script (the README has the whole recipe, in a throwaway folder):
+  python3 -m scalekit_auth.emulator --env-file "$DIR/emu.env" >/dev/null &
+
+It needs the skill's packages (requirements.txt): on a Python without them the first run installs
+them privately, as `scalekit-auth demo` does (SCALEKIT_AUTH_AUTOINSTALL=0: it says how instead).
 """
 
 
@@ -34,9 +37,18 @@ def _parse_seed(spec: str) -> tuple[str, str, str]:
     return connection, identifier, status
 
 
+def _default_connections() -> str:
+    """The built-in connections, for --help; without the packages (server imports gRPC), a description."""
+    try:
+        from .server import DEFAULT_CONNECTIONS
+    except ImportError:
+        return "the built-in demo connections"
+    return ",".join(DEFAULT_CONNECTIONS)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python3 -m scalekit_auth.emulator",
+        prog=PROG,
         description="Run a local Scalekit emulator (HTTPS + gRPC over TLS on 127.0.0.1) for offline use.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -45,8 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--consent-port", type=int, default=0, help="HTTP port for consent pages (default: any free port)")
     p.add_argument(
         "--connections",
-        default=",".join(DEFAULT_CONNECTIONS),
-        help="comma-separated connection names; add ':static' for API-key connections (default: %(default)s)",
+        default=None,
+        help="comma-separated connection names; add ':static' for API-key connections "
+        f"(default: {_default_connections()})",
     )
     p.add_argument(
         "--seed",
@@ -68,12 +81,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from ..errors import ScalekitAuthError
+    from . import require_packages
+
+    try:
+        require_packages()
+    except ScalekitAuthError as err:  # one line saying how to get them, never a traceback
+        from ..display import printable
+
+        print(f"{PROG}: {printable(str(err), keep_newlines=False)}", file=sys.stderr)
+        return int(err.exit_code)
+    from .server import DEFAULT_CONNECTIONS, Emulator
+    from .tls import CertificateAuthority
+
+    connections = args.connections if args.connections is not None else ",".join(DEFAULT_CONNECTIONS)
     try:
         ca = CertificateAuthority(args.ca_dir) if args.ca_dir else CertificateAuthority.shared()
         emu = Emulator(
             port=args.port,
             consent_port=args.consent_port,
-            connections=[c for c in args.connections.split(",") if c.strip()],
+            connections=[c for c in connections.split(",") if c.strip()],
             client_id=args.client_id,
             client_secret=args.client_secret,
             link_ttl=args.link_ttl,
