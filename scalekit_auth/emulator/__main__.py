@@ -21,7 +21,7 @@ examples:
   python3 -m scalekit_auth.emulator --env-file "$DIR/emu.env" >/dev/null &
 
 It needs the skill's packages (requirements.txt): on a Python without them the first run installs
-them privately, as `scalekit-auth demo` does (SCALEKIT_AUTH_AUTOINSTALL=0: it says how instead).
+them privately, as the skill's demo does (SCALEKIT_AUTH_AUTOINSTALL=0: it says how instead).
 """
 
 
