@@ -16,7 +16,7 @@ import pytest
 
 from scalekit_auth import agent, agent_client, paths
 
-from .conftest import ROOT, run_script
+from .helpers import ROOT, run_script
 
 LOOKUP = "rpc.GetConnectedAccountAuth"
 
@@ -498,9 +498,9 @@ def test_an_agents_environment_error_makes_the_caller_do_the_work_itself():
 
 
 def _agent_pids(runtime: str) -> list[int]:
-    from .conftest import _agents
+    from .helpers import agent_processes
 
-    return [pid for pid, environ in _agents() if f"XDG_RUNTIME_DIR={runtime}" in environ.split("\n")]
+    return [pid for pid, environ in agent_processes() if f"XDG_RUNTIME_DIR={runtime}" in environ.split("\n")]
 
 
 def test_the_first_shell_call_starts_the_agent_and_later_calls_use_it(ready, emulator):

@@ -21,7 +21,7 @@ from scalekit_helper import (
     wait_for_authorization,
 )
 
-from .conftest import ROOT, popen_as_in_a_terminal, run_on_terminal
+from .helpers import ROOT, popen_as_in_a_terminal, run_on_terminal
 
 
 class Links:

@@ -18,7 +18,7 @@ import pytest
 from scalekit_auth.emulator import Emulator
 from scalekit_helper import AuthorizationTimeoutError, get_token
 
-from .conftest import ROOT
+from .helpers import ROOT
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = ROOT / "test-artifacts"

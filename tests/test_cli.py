@@ -167,7 +167,7 @@ def test_a_missing_package_is_named_with_the_install_command(skill):
     import subprocess
     import sys
 
-    from .conftest import ROOT
+    from .helpers import ROOT
 
     code = (
         "import sys; sys.modules['filelock'] = None\n"

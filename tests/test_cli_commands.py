@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from .conftest import ROOT, run_on_terminal, run_script
+from .helpers import ROOT, run_on_terminal, run_script
 from .test_cli import assert_one_clean_line
 
 

@@ -22,7 +22,7 @@ from scalekit.common.exceptions import (
 
 from scalekit_auth.emulator import ADMIN_HEADER, Emulator, EmulatorError
 
-from .conftest import ROOT
+from .helpers import ROOT
 
 
 def utc(naive: datetime) -> float:

@@ -20,7 +20,7 @@ from scalekit_auth.errors import (
     ScalekitUnavailableError,
 )
 
-from .conftest import ROOT
+from .helpers import ROOT
 
 LOOKUP = "rpc.GetConnectedAccountAuth"
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from scalekit_auth import connections
 from scalekit_auth.broker import TokenBroker
 
-from .conftest import ROOT
+from .helpers import ROOT
 
 # Every file object opened for writing writes half, flushes, says so, and stalls: whatever
 # the implementation, a kill -9 then lands in the middle of a write.
@@ -125,7 +125,7 @@ def test_a_private_env_file_from_the_shell_is_silent_and_a_readable_one_warns(sk
 
 import pytest  # noqa: E402
 
-from .conftest import run_script  # noqa: E402
+from .helpers import run_script  # noqa: E402
 
 
 def _make(kind: str, path):

@@ -27,7 +27,7 @@ from scalekit_helper import (
     get_token,
 )
 
-from .conftest import ROOT
+from .helpers import ROOT
 
 # -- the happy path --------------------------------------------------------------
 

@@ -22,7 +22,7 @@ from scalekit_auth.broker import TokenBroker
 from scalekit_auth.errors import ConfigurationError
 from scalekit_auth.http_auth import ScalekitAuth, httpx_auth
 
-from .conftest import ROOT, StandIn, run_script
+from .helpers import ROOT, StandIn, run_script
 
 
 @pytest.fixture

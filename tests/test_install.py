@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT, ship_to, shipped_files
+from .helpers import ROOT, ship_to, shipped_files
 
 SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's: externally managed (scripts/system-deps installs it)
 

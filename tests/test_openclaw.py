@@ -19,7 +19,7 @@ import yaml
 
 from scalekit_auth import identity
 
-from .conftest import ROOT, run_script, ship_to
+from .helpers import ROOT, run_script, ship_to
 
 LINE = re.compile(r"^([\w-]+):\s*(.*)$")
 OPENCLAW_INSTALL_KINDS = {"brew": "formula", "node": "package", "go": "module", "uv": "package", "download": "url"}

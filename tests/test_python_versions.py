@@ -16,7 +16,7 @@ import pytest
 
 import scalekit_auth
 
-from .conftest import ROOT
+from .helpers import ROOT
 
 MIN = scalekit_auth.MIN_PYTHON
 ENTRY_POINTS = {

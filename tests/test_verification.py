@@ -20,7 +20,7 @@ import requests
 from scalekit_auth.emulator import Emulator
 from scalekit_helper import AuthorizationError, get_token
 
-from .conftest import run_script
+from .helpers import run_script
 
 
 def confirm(address: str, origin: str | None = None) -> requests.Response:
