@@ -238,6 +238,7 @@ print("REPLY" if data else "CLOSED-WITHOUT-REPLY", data.decode()[:200])
 
 
 @pytest.mark.skipif(os.getuid() != 0, reason="needs root to run a client as another user")
+@pytest.mark.system
 def test_another_user_cannot_use_the_agent(running):
     sock = running["socket"]
     context = paths.context_fingerprint()
@@ -348,6 +349,7 @@ def _no_forged_token(log: Path, *results: subprocess.CompletedProcess) -> None:
     assert not log.exists() or log.read_bytes() == b"", f"the forged agent learnt: {log.read_bytes()[:200]!r}"
 
 
+@pytest.mark.system
 def test_a_runtime_directory_made_by_another_user_is_not_trusted(forged, emulator):
     """As in /tmp when XDG_RUNTIME_DIR is unset: the attacker made the directory first and listens in it."""
     runtime = Path(paths.runtime_dir())
@@ -364,6 +366,7 @@ def test_a_runtime_directory_made_by_another_user_is_not_trusted(forged, emulato
     _no_forged_token(log, token, via_cli, status)
 
 
+@pytest.mark.system
 def test_a_socket_of_another_user_in_our_directory_is_not_trusted(forged, emulator):
     """Our private directory, but the socket in it belongs to someone else (it was opened up for a moment)."""
     runtime = Path(paths.runtime_dir())
@@ -376,6 +379,7 @@ def test_a_socket_of_another_user_in_our_directory_is_not_trusted(forged, emulat
     _no_forged_token(log, token)
 
 
+@pytest.mark.system
 def test_the_peer_is_checked_even_when_every_file_looks_like_ours(forged, emulator):
     """Socket and directory chowned to us: only the kernel's word on the peer (SO_PEERCRED) gives it away."""
     runtime = Path(paths.runtime_dir())
@@ -395,6 +399,7 @@ def test_the_peer_is_checked_even_when_every_file_looks_like_ours(forged, emulat
     _no_forged_token(log, token, status)
 
 
+@pytest.mark.slow
 def test_a_frozen_agent_costs_callers_seconds_not_the_scalekit_timeout(ready, monkeypatch):
     """SIGSTOP: the kernel still accepts connections, nobody answers. Callers fall back quickly;
     status names the stuck process; start does not take its socket from under it."""
@@ -588,6 +593,7 @@ def test_a_relative_state_folder_still_reaches_the_agent(ready, skill):
     assert agent.status() is not None and agent.status()["started_by"] == "auto"
 
 
+@pytest.mark.slow
 def test_a_caller_does_not_wait_long_for_another_that_hangs_while_starting_the_agent(ready):
     import fcntl
 

@@ -76,6 +76,7 @@ def test_an_active_account_needs_no_waiting(gmail, emulator):
     assert links.seen == []
 
 
+@pytest.mark.slow
 def test_an_expiring_link_is_replaced_and_the_new_one_works(skill):
     with Emulator(link_ttl=8.0) as emu:
         skill.use(emu)
@@ -136,6 +137,7 @@ def test_a_deny_changes_nothing_so_the_wait_runs_to_its_timeout(gmail, emulator)
     assert get_token("gmail") == emulator.account("gmail_u3134a", "mess")["access_token"]
 
 
+@pytest.mark.slow
 def test_consent_awaiting_verification_is_reported_once_and_ends_the_link_renewal(skill):
     """PENDING_VERIFICATION: the user consented; the wait goes on for verification, not for a new link."""
     from concurrent.futures import ThreadPoolExecutor
@@ -273,6 +275,7 @@ def test_on_a_terminal_auth_shows_a_live_countdown(gmail, emulator):
     assert "gmail is connected for 'mess'" in text
 
 
+@pytest.mark.slow
 def test_auth_json_hands_each_new_link_through_a_pipe_the_moment_it_is_issued(skill):
     """OpenClaw's exec tool reads a background command's output as it comes: every link must reach it unbuffered."""
     import queue

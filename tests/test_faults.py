@@ -151,6 +151,7 @@ def test_emulator_killed_mid_run_then_back(skill, monkeypatch):
             first.kill()
 
 
+@pytest.mark.slow
 def test_scalekit_timeout_bounds_the_whole_call_including_the_sdks_retries(skill, emulator, monkeypatch):
     """The SDK retries UNAVAILABLE with backoff, each attempt with the full per-call timeout; SCALEKIT_TIMEOUT
     is still the bound for the whole get_token."""

@@ -159,6 +159,7 @@ def test_a_file_that_is_not_a_regular_file_is_named_not_read(skill, emulator, ki
     assert "not a regular file" in proc.stderr or "symbolic links" in proc.stderr, proc.stderr
 
 
+@pytest.mark.system
 def test_an_unreadable_file_says_so(skill, emulator):
     skill.use(emulator)
     skill.configure("gmail", "gmail_u3134a", "mess")

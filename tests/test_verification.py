@@ -113,6 +113,7 @@ def test_a_waiting_call_verifies_the_user_itself_on_loopback(custom, skill):
     assert custom.counters()["verifications"] == 1
 
 
+@pytest.mark.slow
 def test_the_loopback_page_verifies_only_links_it_issued(custom, skill):
     skill.monkeypatch.setenv("SCALEKIT_USER_VERIFY_URL", "loopback")
     seen: list[str] = []
