@@ -117,17 +117,20 @@ def test_giving_up_carries_the_latest_link(gmail, emulator):
     err = caught.value
     assert isinstance(err, AuthorizationError)
     assert err.link == links.seen[-1][0]
-    assert "Nobody authorized gmail within 2 seconds" in str(err) or "within 1 seconds" in str(err)
+    assert 1.5 <= err.waited < 60  # the first lookup (SDK import, login) counts: seconds on a busy machine
+    assert f"Nobody authorized gmail within {err.waited:.0f} seconds" in str(err)
     assert err.exit_code == 4
 
 
 def test_a_deny_changes_nothing_so_the_wait_runs_to_its_timeout(gmail, emulator):
     """Scalekit records no decision on a Deny (its own page shows access_denied): nothing to report early."""
     links = Links()
-    on_first_link(links, "deny")
+    clicker = on_first_link(links, "deny")
     with pytest.raises(AuthorizationTimeoutError) as caught:
         get_token("gmail", wait=True, timeout=3, on_link=links)
-    assert "Nobody authorized gmail within 3 seconds" in str(caught.value)
+    clicker.join(60)  # a busy machine may click after the 3 s are over: the outcome is the same
+    assert 3 <= caught.value.waited < 60
+    assert f"Nobody authorized gmail within {caught.value.waited:.0f} seconds" in str(caught.value)
     assert "declined" not in str(caught.value)
     assert emulator.counters()["links_denied"] == 1
     assert emulator.account("gmail_u3134a", "mess")["status"] == "PENDING_AUTH"

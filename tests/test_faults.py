@@ -55,6 +55,7 @@ def test_unavailable_on_every_call_gives_our_error_in_bounded_time(warm, emulato
 
 def test_rate_limit_says_to_slow_down(warm, emulator, monkeypatch):
     monkeypatch.setenv("SCALEKIT_TIMEOUT", "2")
+    warm.vault(warm.settings()).connect()  # another timeout is another client: logged in before the deadline
     emulator.fail_next(-1, "RESOURCE_EXHAUSTED")
     with pytest.raises(RateLimitedError, match="Slow down"):
         warm.get_token("gmail", force_refresh=True)

@@ -122,7 +122,9 @@ def test_the_loopback_page_verifies_only_links_it_issued(custom, skill):
 
     def wait() -> None:
         try:
-            get_token("gmail", wait=True, timeout=5, on_link=lambda link, _: (seen.append(link), arrived.set()))
+            # the loopback page lives as long as this wait, which also counts the first lookup (SDK import,
+            # login): 15 s leave the checks below room on a busy machine
+            get_token("gmail", wait=True, timeout=15, on_link=lambda link, _: (seen.append(link), arrived.set()))
         except AuthorizationError as err:
             result["error"] = err
 
