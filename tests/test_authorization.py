@@ -21,7 +21,7 @@ from scalekit_helper import (
     wait_for_authorization,
 )
 
-from .conftest import ROOT, popen_as_in_a_terminal, run_on_terminal
+from .helpers import ROOT, popen_as_in_a_terminal, run_on_terminal
 
 
 class Links:
@@ -76,6 +76,7 @@ def test_an_active_account_needs_no_waiting(gmail, emulator):
     assert links.seen == []
 
 
+@pytest.mark.slow
 def test_an_expiring_link_is_replaced_and_the_new_one_works(skill):
     with Emulator(link_ttl=8.0) as emu:
         skill.use(emu)
@@ -116,17 +117,20 @@ def test_giving_up_carries_the_latest_link(gmail, emulator):
     err = caught.value
     assert isinstance(err, AuthorizationError)
     assert err.link == links.seen[-1][0]
-    assert "Nobody authorized gmail within 2 seconds" in str(err) or "within 1 seconds" in str(err)
+    assert 1.5 <= err.waited < 60  # the first lookup (SDK import, login) counts: seconds on a busy machine
+    assert f"Nobody authorized gmail within {err.waited:.0f} seconds" in str(err)
     assert err.exit_code == 4
 
 
 def test_a_deny_changes_nothing_so_the_wait_runs_to_its_timeout(gmail, emulator):
     """Scalekit records no decision on a Deny (its own page shows access_denied): nothing to report early."""
     links = Links()
-    on_first_link(links, "deny")
+    clicker = on_first_link(links, "deny")
     with pytest.raises(AuthorizationTimeoutError) as caught:
         get_token("gmail", wait=True, timeout=3, on_link=links)
-    assert "Nobody authorized gmail within 3 seconds" in str(caught.value)
+    clicker.join(60)  # a busy machine may click after the 3 s are over: the outcome is the same
+    assert 3 <= caught.value.waited < 60
+    assert f"Nobody authorized gmail within {caught.value.waited:.0f} seconds" in str(caught.value)
     assert "declined" not in str(caught.value)
     assert emulator.counters()["links_denied"] == 1
     assert emulator.account("gmail_u3134a", "mess")["status"] == "PENDING_AUTH"
@@ -136,6 +140,7 @@ def test_a_deny_changes_nothing_so_the_wait_runs_to_its_timeout(gmail, emulator)
     assert get_token("gmail") == emulator.account("gmail_u3134a", "mess")["access_token"]
 
 
+@pytest.mark.slow
 def test_consent_awaiting_verification_is_reported_once_and_ends_the_link_renewal(skill):
     """PENDING_VERIFICATION: the user consented; the wait goes on for verification, not for a new link."""
     from concurrent.futures import ThreadPoolExecutor
@@ -273,6 +278,7 @@ def test_on_a_terminal_auth_shows_a_live_countdown(gmail, emulator):
     assert "gmail is connected for 'mess'" in text
 
 
+@pytest.mark.slow
 def test_auth_json_hands_each_new_link_through_a_pipe_the_moment_it_is_issued(skill):
     """OpenClaw's exec tool reads a background command's output as it comes: every link must reach it unbuffered."""
     import queue

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT, ship_to, shipped_files
+from .helpers import ROOT, ship_to, shipped_files
 
 SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's: externally managed (scripts/system-deps installs it)
 
@@ -66,6 +66,7 @@ def system_python():
     return SYSTEM_PYTHON
 
 
+@pytest.mark.system
 def test_pip_really_refuses_on_that_python(system_python, tmp_path):
     """The premise: a plain `pip install -r requirements.txt` fails there."""
     done = subprocess.run(
@@ -78,6 +79,8 @@ def test_pip_really_refuses_on_that_python(system_python, tmp_path):
     assert done.returncode != 0 and "externally-managed-environment" in done.stdout + done.stderr
 
 
+@pytest.mark.system
+@pytest.mark.slow
 def test_the_first_run_on_an_externally_managed_python_installs_privately_and_works(system_python, tmp_path, emulator):
     skill = ship_to(tmp_path / "skills" / "scalekit-auth")
     state, cache, home = tmp_path / "state", tmp_path / "cache", tmp_path / "home"
