@@ -475,6 +475,7 @@ def test_an_agent_that_could_not_answer_does_not_start(skill, emulator):
 
 
 def test_an_agent_without_the_sdk_for_its_python_does_not_start(ready, tmp_path):
+    """No SDK for this Python and the private install turned off: nothing to run the agent with."""
     venv = tmp_path / "bare"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
     proc = subprocess.run(
@@ -482,7 +483,7 @@ def test_an_agent_without_the_sdk_for_its_python_does_not_start(ready, tmp_path)
         capture_output=True,
         text=True,
         timeout=120,
-        env=dict(os.environ),
+        env={**os.environ, "SCALEKIT_AUTH_AUTOINSTALL": "0"},
     )
     assert proc.returncode == 3 and "'scalekit-sdk-python' is not installed" in proc.stderr, proc.stderr
     assert agent.status() is None
