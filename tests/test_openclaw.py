@@ -103,7 +103,7 @@ def test_every_path_in_skill_md_is_relative_to_the_skill_folder():
     for target in commands:
         assert target.startswith("{baseDir}/"), target
         assert (ROOT / target.removeprefix("{baseDir}/")).exists(), target
-    assert 'sys.path.insert(0, "{baseDir}")' in body
+    assert 'sys.path.insert(0, os.path.expanduser("{baseDir}"))' in body  # `~` in the path the model fills in
 
 
 def test_skill_md_never_asks_for_a_secret_in_chat():
