@@ -31,6 +31,17 @@ os.environ["SCALEKIT_EMULATOR_CA_DIR"] = str(_CA.directory)
 # check at the end of the session finds any agent a test left behind.
 os.environ["SCALEKIT_AUTH_AGENT"] = "0"
 os.environ.setdefault("SCALEKIT_TEST_SESSION", f"{os.getpid()}-{time.time():.0f}")
+# Every test's runtime folder (where agents put their sockets) lives in this one per session. An
+# agent inherits only an allowlist of variables (not the session marker above), but always its
+# XDG_RUNTIME_DIR: that is how the check at the end of the session finds the ones left behind.
+SESSION_RUNTIME = os.path.join("/tmp", "sks-" + os.environ["SCALEKIT_TEST_SESSION"])  # short: socket paths
+os.makedirs(SESSION_RUNTIME, mode=0o700, exist_ok=True)
+
+
+def _of_this_session(environ: str) -> bool:
+    lines = environ.split("\n")
+    marker = "SCALEKIT_TEST_SESSION=" + os.environ["SCALEKIT_TEST_SESSION"]
+    return marker in lines or any(line.startswith(f"XDG_RUNTIME_DIR={SESSION_RUNTIME}/") for line in lines)
 
 
 # Emulators the tests are done with, stopping in the background; the session waits for them at its end.
@@ -78,7 +89,7 @@ def skill(tmp_path, monkeypatch):
     folder.mkdir()
     monkeypatch.setenv("SCALEKIT_AUTH_DIR", str(folder))
     monkeypatch.setenv("SCALEKIT_IDENTITY_FILE", str(tmp_path / "IDENTITY.md"))
-    runtime = tempfile.mkdtemp(prefix="ska-", dir="/tmp")  # short: Unix socket paths are limited
+    runtime = tempfile.mkdtemp(prefix="ska-", dir=SESSION_RUNTIME)  # short: Unix socket paths are limited
     monkeypatch.setenv("XDG_RUNTIME_DIR", runtime)
     yield Skill(folder, monkeypatch)
     from scalekit_auth import agent, api
@@ -97,11 +108,11 @@ def pytest_sessionfinish(session, exitstatus):
         stopping.join(timeout=30)
     if hasattr(session.config, "workerinput"):
         return  # the controller checks once every worker is done
-    marker = "SCALEKIT_TEST_SESSION=" + os.environ["SCALEKIT_TEST_SESSION"]
     deadline = time.monotonic() + 10  # one stopped by the last test may still be shutting down
-    while time.monotonic() < deadline and any(marker in environ.split("\n") for _, environ in agent_processes()):
+    while time.monotonic() < deadline and any(_of_this_session(environ) for _, environ in agent_processes()):
         time.sleep(0.1)
-    left = stop_agents(lambda environ: marker in environ.split("\n"))
+    left = stop_agents(_of_this_session)
+    shutil.rmtree(SESSION_RUNTIME, ignore_errors=True)
     if left:
         session.config.stash_left_agents = left
         print(f"\nscalekit-auth tests: {len(left)} token agent(s) left running (pids {left}); stopped them", flush=True)

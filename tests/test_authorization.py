@@ -320,6 +320,43 @@ def test_auth_json_hands_each_new_link_through_a_pipe_the_moment_it_is_issued(sk
                 proc.wait()
 
 
+def test_auth_json_waits_for_a_new_account_while_a_warm_agent_runs(gmail, emulator, monkeypatch):
+    """Issue 22 item 5: with a token agent running and no account yet, `auth --json` (which SKILL.md runs
+    with exec `background: true`) printed its WAITING line, then died with "unexpected error
+    (AttributeError)". It keeps waiting, ends with the ACTIVE line and exits 0.
+    tests/test_openclaw_turns.py runs the same through a real OpenClaw Gateway."""
+    monkeypatch.delenv("SCALEKIT_AUTH_AGENT")  # agents on, as users have them
+    script = [sys.executable, str(ROOT / "scalekit-auth")]
+    started = subprocess.run([*script, "agent", "start"], capture_output=True, text=True, timeout=120)
+    assert started.returncode == 0, started.stderr
+    try:
+        proc = subprocess.Popen(
+            [*script, "auth", "gmail", "--json", "--timeout", "120"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            stdin=subprocess.DEVNULL,
+        )
+        try:
+            first = json.loads(proc.stdout.readline())
+            assert first["status"] == "WAITING"
+            emulator.approve(first["link"])
+            out, err = proc.communicate(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        assert proc.returncode == 0, err
+        assert [json.loads(line)["status"] for line in out.splitlines()] == ["ACTIVE"]
+        assert "unexpected error" not in err and "Traceback" not in err
+        warm = subprocess.run([*script, "agent", "status", "--json"], capture_output=True, text=True, timeout=60)
+    finally:
+        stopped = subprocess.run([*script, "agent", "stop"], capture_output=True, text=True, timeout=120)
+    status = json.loads(warm.stdout)
+    assert status["running"] and status["context_matches"]  # an agent for these settings ran all along
+    assert stopped.returncode == 0 and "agent stopped" in stopped.stderr, stopped.stderr
+
+
 def test_backoff_is_jittered_exponential_and_capped():
     from scalekit_auth.waiting import MAX_BACKOFF, backoff
 
