@@ -2,6 +2,7 @@
 #   make demo   - create .venv, install requirements.txt, and run the whole flow against a local Scalekit emulator
 #   make test   - create .venv, install requirements-dev.txt too, lint, and run the test suite
 # Any supported Python (3.11 or newer) works: make test PYTHON=python3.13 (or PYTHON=3.13), or a path.
+# While developing, make check is the fast tier: ruff check and the tests that need no apt, npm or browser.
 PYTHON ?= python3
 VENV   ?= .venv
 RUNS   ?= 10
@@ -29,7 +30,7 @@ RUNTIME := $(VENV)/.installed-$(or $(PYID),unknown)
 STAMP  := $(VENV)/.installed-dev-$(or $(PYID),unknown)
 HINT   := scripts/pythons lists the Pythons on this machine; pick one with e.g. make test PYTHON=3.12
 
-.PHONY: demo test lint bench stress system-deps tools clean
+.PHONY: demo check test lint bench stress system-deps tools clean
 
 $(RUNTIME): requirements.txt
 	@[ -n "$(PYID)" ] || { echo "make: cannot run Python '$(PYTHON)' (not installed, or a pyenv shim for a version that is not active). Install Python 3.11 or newer. $(HINT)" >&2; exit 3; }
@@ -59,6 +60,12 @@ system-deps:
 # The real OpenClaw CLI (and the Node 24 it needs) for tests/test_openclaw.py: fetched once into .tools/.
 tools: system-deps
 	@scripts/openclaw-cli >/dev/null
+
+# The fast tier, for running every few minutes: only the venv (no apt packages, no npm, no browser).
+# Skips the tests marked slow, browser, openclaw or system (pyproject.toml); make test runs them all.
+check: $(STAMP)
+	"$(BIN)/ruff" check .
+	"$(BIN)/python" -m pytest -q -n auto -m "not slow and not browser and not openclaw and not system"
 
 test: lint system-deps tools
 	"$(BIN)/python" -m pytest -q -n auto

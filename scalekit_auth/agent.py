@@ -418,7 +418,11 @@ def start(
             f"stop it first: {command('agent', 'stop')}"
         )
     check_socket_path(paths.agent_socket(env))
-    ready_to_serve(env)
+    from . import bootstrap
+
+    python = bootstrap.agent_python(env)  # this one, or the private environment's (a host without the packages)
+    if python == sys.executable:
+        ready_to_serve(env)  # else the agent checks for itself, and a failure is reported below
     ensure_private_dir(paths.runtime_dir(env))
     # The agent runs elsewhere (its own working directory): pin the IDENTITY.md this caller sees.
     env[paths.IDENTITY_FILE_VAR] = paths.identity_path(env)[0]
@@ -426,7 +430,7 @@ def start(
     idle = idle_timeout if idle_timeout is not None else idle_timeout_from(env)
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "scalekit_auth.agent", "--idle-timeout", str(idle), "--started-by", started_by],
+        [python, "-m", "scalekit_auth.agent", "--idle-timeout", str(idle), "--started-by", started_by],
         cwd=root,
         env=env,
         stdin=subprocess.DEVNULL,
@@ -464,6 +468,9 @@ def stop(environ: Mapping[str, str] | None = None) -> dict | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from . import bootstrap
+
+    bootstrap.claim_process()
     parser = argparse.ArgumentParser(prog="python3 -m scalekit_auth.agent", description=__doc__.split("\n\n")[0])
     parser.add_argument("--idle-timeout", type=float, default=None, help="seconds without a request before exiting")
     parser.add_argument("--started-by", choices=("command", "auto"), default="command", help=argparse.SUPPRESS)

@@ -40,6 +40,39 @@ STAMP = ".scalekit-auth-installed"
 INSTALL_TIMEOUT = 900.0
 
 
+#: True in processes of our own (the command line, get_token.py, the agent, the MCP server): only
+#: they may put the private environment on their own sys.path. A host that imported
+#: scalekit_helper keeps its sys.path and modules untouched; what it cannot import is done by
+#: the token agent, which runs in the private environment (see agent_python, sources.Road).
+OWN_PROCESS = False
+
+
+def claim_process() -> None:
+    """Called by our entry points: this process is ours, its sys.path may take the private packages."""
+    global OWN_PROCESS
+    OWN_PROCESS = True
+
+
+def packages_here() -> bool:
+    """True when this interpreter can import every package the skill needs, as it is."""
+    import importlib.util
+
+    return all(importlib.util.find_spec(module) is not None for module in REQUIRED_MODULES)
+
+
+def agent_python(environ: Mapping[str, str] | None = None) -> str:
+    """The interpreter the token agent runs under: this one when it has the packages, else the
+    private environment's (made now if needed; this process's sys.path is not touched)."""
+    if packages_here():
+        return sys.executable
+    if not enabled(environ):
+        raise missing_dependency("scalekit-sdk-python")
+    folder = private_env(environ)
+    if not _is_ready(folder):
+        _install(folder, os.path.dirname(folder))
+    return _python(folder)
+
+
 def enabled(environ: Mapping[str, str] | None = None) -> bool:
     env = os.environ if environ is None else environ
     return env.get(AUTOINSTALL_VAR, "").strip().lower() not in ("0", "false", "no", "off")
@@ -128,8 +161,8 @@ def provide(module: str, environ: Mapping[str, str] | None = None) -> bool:
     Raises ConfigurationError when the environment cannot be made.
     """
     top = module.split(".", 1)[0]
-    if top not in REQUIRED_MODULES or not enabled(environ) or in_foreign_venv():
-        return False
+    if not OWN_PROCESS or top not in REQUIRED_MODULES or not enabled(environ) or in_foreign_venv():
+        return False  # a host's sys.path is never ours to change: the agent does the work instead
     folder = private_env(environ)
     if not _is_ready(folder):
         try:

@@ -604,6 +604,9 @@ class _ClosedStream:
 
 
 def _run(parser: argparse.ArgumentParser, argv: Sequence[str] | None, prog: str) -> int:
+    from . import bootstrap
+
+    bootstrap.claim_process()  # our own process: the private packages may go on its sys.path
     argv = list(sys.argv[1:] if argv is None else argv)
     argv, command = _split_exec(argv)
     try:

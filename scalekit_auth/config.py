@@ -321,7 +321,10 @@ def find(sources: list[Source], setting: Setting) -> Found | None:
             continue
         name, value = named[0]
         if len({v.rstrip("/") for _, v in named}) > 1:
-            shown = " and ".join(f"{n}={v[:200]!r}" for n, v in named)
+            # URLs are shown; anything else could be a secret pasted on the wrong line, so it is not.
+            shown = " and ".join(
+                f"{n}={v[:200]!r}" if v.startswith(("https://", "http://")) else f"{n} (not a URL)" for n, v in named
+            )
             raise ConfigurationError(
                 f"{shown} in {source.where} are two different values for one setting; keep one "
                 f"({setting.name} is the documented name) and remove the other."

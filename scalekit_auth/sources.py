@@ -103,8 +103,9 @@ class Road:
     1. agents turned off (SCALEKIT_AUTH_AGENT=0), or this process found the agent unusable
        before (stuck, another protocol, other settings): in-process;
     2. else ask the agent; its answer, errors included, is the answer;
-    3. nothing listens and this is a short-lived shell call (`may_start`): start the agent once
-       (agent.autostart: under a lock, never two), then ask it;
+    3. nothing listens and this is a short-lived shell call (`may_start`), or a host process that
+       lacks the skill's packages (its sys.path is never changed): start the agent once
+       (agent.autostart: under a lock, never two; it runs in the private environment), then ask it;
     4. anything else: in-process, at once.
 
     A long-lived process (`remember`) keeps what the agent handed out in its own memory cache,
@@ -138,20 +139,37 @@ class Road:
     def credentials(
         self, services: Sequence[str], identifier: str | None = None, *, force_refresh: bool = False
     ) -> list[ServiceCredentials]:
+        from .errors import MissingDependencyError
+
         names = _unique(services)
         if not names:
             return []
         if self.remember and not force_refresh:
-            hits = [self.broker.cached_credentials(n, identifier) for n in names]
+            try:
+                hits = [self.broker.cached_credentials(n, identifier) for n in names]
+            except MissingDependencyError:
+                hits = [None]  # a host without the packages: only the agent can answer
             if all(h is not None for h in hits):
                 return hits  # type: ignore[return-value]
         found = self._from_agent(names, identifier, force_refresh)
         if found is None:
             return self.local.credentials(names, identifier, force_refresh=force_refresh)
         if self.remember:
-            for creds in found:
-                self.broker.remember(creds)
+            try:
+                for creds in found:
+                    self.broker.remember(creds)
+            except MissingDependencyError:
+                pass
         return found
+
+    @staticmethod
+    def _local_possible() -> bool:
+        """Whether this process can do the work itself: one of ours (it may load the private
+        packages), or a host that has every package. Otherwise the agent, running in the private
+        environment, is the only way, and may be started even by a long-lived process."""
+        from . import bootstrap
+
+        return bootstrap.OWN_PROCESS or bootstrap.packages_here()
 
     def _from_agent(
         self, names: list[str], identifier: str | None, force_refresh: bool
@@ -171,7 +189,7 @@ class Road:
                 return found
             except AgentUnusable as why:
                 self.last_reason = str(why)
-                if attempt or not (why.absent and self.may_start):
+                if attempt or not (why.absent and (self.may_start or not self._local_possible())):
                     return None
             from .agent import autostart
 

@@ -1,4 +1,4 @@
-"""Shared fixtures: a running emulator per test, and an isolated skill folder.
+"""Shared fixtures: a running emulator per test, and an isolated skill folder (plain helpers: helpers.py).
 
 gRPC reads its trusted roots once per process, so every emulator in the test run
 shares one CA, and the CA variables are set before any test makes a channel.
@@ -13,12 +13,11 @@ import sys
 import tempfile
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from .helpers import ROOT, Skill, StandIn, agent_processes, stop_agents, wait_for_agents_to_exit
+
 sys.path.insert(0, str(ROOT))
 
 from scalekit_auth.emulator import CertificateAuthority, Emulator  # noqa: E402
@@ -32,13 +31,36 @@ os.environ["SCALEKIT_EMULATOR_CA_DIR"] = str(_CA.directory)
 # check at the end of the session finds any agent a test left behind.
 os.environ["SCALEKIT_AUTH_AGENT"] = "0"
 os.environ.setdefault("SCALEKIT_TEST_SESSION", f"{os.getpid()}-{time.time():.0f}")
+# Every test's runtime folder (where agents put their sockets) lives in this one per session. An
+# agent inherits only an allowlist of variables (not the session marker above), but always its
+# XDG_RUNTIME_DIR: that is how the check at the end of the session finds the ones left behind.
+SESSION_RUNTIME = os.path.join("/tmp", "sks-" + os.environ["SCALEKIT_TEST_SESSION"])  # short: socket paths
+os.makedirs(SESSION_RUNTIME, mode=0o700, exist_ok=True)
+
+
+def _of_this_session(environ: str) -> bool:
+    lines = environ.split("\n")
+    marker = "SCALEKIT_TEST_SESSION=" + os.environ["SCALEKIT_TEST_SESSION"]
+    return marker in lines or any(line.startswith(f"XDG_RUNTIME_DIR={SESSION_RUNTIME}/") for line in lines)
+
+
+# Emulators the tests are done with, stopping in the background; the session waits for them at its end.
+_STOPPING: list[threading.Thread] = []
 
 
 @pytest.fixture
 def emulator():
-    """A fresh emulator with the default connections; stopped after the test."""
-    with Emulator() as emu:
+    """A fresh emulator with the default connections; stopped after the test.
+
+    In the background: its HTTP servers take a poll interval each to notice the stop (0.2 to 0.4 s), a
+    third of the suite's time when every test waited for that."""
+    emu = Emulator().start()
+    try:
         yield emu
+    finally:
+        stopping = threading.Thread(target=emu.stop, name="emulator-stop", daemon=True)
+        stopping.start()
+        _STOPPING.append(stopping)
 
 
 @pytest.fixture
@@ -49,144 +71,6 @@ def sdk(emulator):
     client = ScalekitClient(emulator.url, emulator.client_id, emulator.client_secret)
     yield client
     client.core_client.grpc_secure_channel.close()
-
-
-def run_script(
-    script: str | os.PathLike,
-    *args: str,
-    env: dict | None = None,
-    timeout: float = 60,
-    cwd: str | os.PathLike | None = None,
-    inherit: bool = True,
-):
-    """Run a top-level script of the skill folder (get_token.py, scalekit-auth) as a shell user would.
-
-    `script` is relative to this checkout, or the path of one in another copy; `env` adds to this
-    process's environment, or (inherit=False) is the whole environment."""
-    import subprocess
-
-    return subprocess.run(
-        [sys.executable, str(ROOT / script), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=cwd,
-        env={**os.environ, **(env or {})} if inherit else env,
-        stdin=subprocess.DEVNULL,
-    )
-
-
-def popen_as_in_a_terminal(argv: list[str], **kwargs):
-    """Popen for a child that must react to Ctrl-C (SIGINT) as it would in a terminal.
-
-    A program started in the background by a non-interactive shell (`make test &`, CI) inherits
-    SIGINT *ignored*, and Python then never raises KeyboardInterrupt. A handled signal is reset
-    to the default on exec, so installing Python's own handler around the spawn gives the child
-    the disposition a terminal user has.
-    """
-    import signal
-    import subprocess
-
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        return subprocess.Popen(argv, **kwargs)
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-def run_on_terminal(argv: list[str], env: dict | None = None, on_output=None, timeout: float = 120) -> tuple[int, str]:
-    """Run a command with a pseudo-terminal as its stdin, stdout and stderr; (exit code, everything it wrote).
-
-    `on_output(text_so_far)` is called after each chunk (e.g. to click a link it printed). Uses
-    subprocess rather than pty.fork(): forking a multi-threaded test process can deadlock the child.
-    """
-    import select
-    import subprocess
-    import time
-
-    master, slave = os.openpty()
-    proc = subprocess.Popen(
-        argv, stdin=slave, stdout=slave, stderr=slave, env=env, cwd=ROOT, start_new_session=True, close_fds=True
-    )
-    os.close(slave)
-    seen = b""
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([master], [], [], 1.0)
-            if not ready:
-                if proc.poll() is not None:
-                    break
-                continue
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:  # EIO: the child closed the terminal
-                break
-            if not chunk:
-                break
-            seen += chunk
-            if on_output is not None:
-                on_output(seen.decode(errors="replace"))
-        code = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        os.close(master)
-    return code, seen.decode(errors="replace")
-
-
-class Skill:
-    """A throwaway skill folder wired to the process environment for one test."""
-
-    def __init__(self, path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.path = path
-        self.monkeypatch = monkeypatch
-        self.identity_file = path.parent / "IDENTITY.md"
-        self.connections_file = path / "connections.json"
-
-    def configure(self, service: str, connection_name: str, identifier: str | None = None) -> None:
-        import json
-
-        data = json.loads(self.connections_file.read_text()) if self.connections_file.exists() else {}
-        data[service] = {"connection_name": connection_name}
-        if identifier:
-            data[service]["identifier"] = identifier
-        self.connections_file.write_text(json.dumps(data))
-
-    def set_agent_name(self, name: str) -> None:
-        self.identity_file.write_text(f"# Who am I\n\n- **Name:** {name}\n- **Role:** helper\n")
-
-    def use(self, emu: Emulator, *, via: str = "environ") -> None:
-        """Point the skill at an emulator through the process environment or the .env file."""
-        creds = {
-            "SCALEKIT_ENV_URL": emu.url,
-            "SCALEKIT_CLIENT_ID": emu.client_id,
-            "SCALEKIT_CLIENT_SECRET": emu.client_secret,
-        }
-        if via == "environ":
-            for key, value in creds.items():
-                self.monkeypatch.setenv(key, value)
-        else:
-            (self.path / ".env").write_text("".join(f"{k}={v}\n" for k, v in creds.items()))
-
-    def run(self, *args: str, script: str = "get_token.py", env: dict | None = None, timeout: float = 60):
-        """Run a top-level script (get_token.py) as a shell user would; returns CompletedProcess."""
-        return run_script(script, *args, env=env, timeout=timeout)
-
-    def cli(self, *args: str, env: dict | None = None, timeout: float = 60):
-        """Run `python3 -m scalekit_auth ARGS`."""
-        import subprocess
-
-        return subprocess.run(
-            [sys.executable, "-m", "scalekit_auth", *args],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            cwd=ROOT,
-            env={**os.environ, **(env or {})},
-            stdin=subprocess.DEVNULL,
-        )
 
 
 @pytest.fixture
@@ -205,7 +89,7 @@ def skill(tmp_path, monkeypatch):
     folder.mkdir()
     monkeypatch.setenv("SCALEKIT_AUTH_DIR", str(folder))
     monkeypatch.setenv("SCALEKIT_IDENTITY_FILE", str(tmp_path / "IDENTITY.md"))
-    runtime = tempfile.mkdtemp(prefix="ska-", dir="/tmp")  # short: Unix socket paths are limited
+    runtime = tempfile.mkdtemp(prefix="ska-", dir=SESSION_RUNTIME)  # short: Unix socket paths are limited
     monkeypatch.setenv("XDG_RUNTIME_DIR", runtime)
     yield Skill(folder, monkeypatch)
     from scalekit_auth import agent, api
@@ -218,69 +102,17 @@ def skill(tmp_path, monkeypatch):
     shutil.rmtree(runtime, ignore_errors=True)
 
 
-def wait_for_agents_to_exit(match, within: float = 60.0) -> None:
-    """A stopped agent takes a moment to exit (gRPC shutdown): wait, and kill what is left."""
-    import signal
-
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if not [pid for pid, environ in _agents() if match(environ)]:
-            return
-        time.sleep(0.05)
-    for pid, environ in _agents():
-        if match(environ):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
-
-
-def _agents() -> list[tuple[int, str]]:
-    """(pid, environment) of every scalekit-auth agent process of this user (Linux /proc)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as fh:
-                if fh.read().rsplit(b")", 1)[-1].split()[0] == b"Z":
-                    continue  # exited, waiting to be reaped: not running
-            with open(f"/proc/{entry}/cmdline", "rb") as fh:
-                cmdline = fh.read().split(b"\0")
-            if b"scalekit_auth.agent" not in cmdline:
-                continue
-            with open(f"/proc/{entry}/environ", "rb") as fh:
-                environ = fh.read().decode(errors="replace").split("\0")
-        except OSError:
-            continue
-        found.append((int(entry), "\n".join(environ)))
-    return found
-
-
-def stop_agents(match) -> list[int]:
-    """SIGTERM every agent whose environment `match`es; their pids."""
-    import signal
-
-    stopped = []
-    for pid, environ in _agents():
-        if match(environ):
-            try:
-                os.kill(pid, signal.SIGTERM)
-                stopped.append(pid)
-            except OSError:
-                pass
-    return stopped
-
-
 def pytest_sessionfinish(session, exitstatus):
     """No test may leave an agent behind: find them (by the session marker), stop them, and fail."""
+    for stopping in _STOPPING:
+        stopping.join(timeout=30)
     if hasattr(session.config, "workerinput"):
         return  # the controller checks once every worker is done
-    marker = "SCALEKIT_TEST_SESSION=" + os.environ["SCALEKIT_TEST_SESSION"]
     deadline = time.monotonic() + 10  # one stopped by the last test may still be shutting down
-    while time.monotonic() < deadline and any(marker in environ.split("\n") for _, environ in _agents()):
+    while time.monotonic() < deadline and any(_of_this_session(environ) for _, environ in agent_processes()):
         time.sleep(0.1)
-    left = stop_agents(lambda environ: marker in environ.split("\n"))
+    left = stop_agents(_of_this_session)
+    shutil.rmtree(SESSION_RUNTIME, ignore_errors=True)
     if left:
         session.config.stash_left_agents = left
         print(f"\nscalekit-auth tests: {len(left)} token agent(s) left running (pids {left}); stopped them", flush=True)
@@ -295,68 +127,6 @@ def pytest_runtest_makereport(item, call):
     setattr(item, f"rep_{report.when}", report)
 
 
-# -- a third-party API stand-in (tests of requests/httpx/curl auth) -------------------------------
-
-
-class StandIn:
-    """An HTTP API that answers 200 only to `Bearer <current token>`; records what it saw."""
-
-    def __init__(self, current_token) -> None:
-        self.current_token = current_token
-        self.seen: list[dict] = []
-        stand_in = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args) -> None:
-                pass
-
-            def _answer(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                if self.headers.get("Transfer-Encoding") == "chunked":
-                    body = b""
-                    while True:
-                        size = int(self.rfile.readline().strip(), 16)
-                        if size == 0:
-                            self.rfile.readline()
-                            break
-                        body += self.rfile.read(size)
-                        self.rfile.readline()
-                else:
-                    body = self.rfile.read(length) if length else b""
-                auth = self.headers.get("Authorization", "")
-                stand_in.seen.append({"path": self.path, "auth": auth, "body": body})
-                if self.path.startswith("/gmail/redirect?to="):  # an API that sends the client elsewhere
-                    self.send_response(302)
-                    self.send_header("Location", self.path.split("?to=", 1)[1])
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                ok = auth == f"Bearer {stand_in.current_token()}"
-                if ok and self.path.startswith("/gmail/v1/users/me/messages"):
-                    payload = {"messages": [{"id": "m1", "threadId": "t1"}, {"id": "m2", "threadId": "t2"}]}
-                else:
-                    payload = {"ok": True, "path": self.path} if ok else {"error": "invalid_token"}
-                data = json.dumps(payload).encode()
-                self.send_response(200 if ok else 401)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            do_GET = do_POST = do_PUT = _answer  # noqa: N815 - stdlib naming
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
 def api(skill, emulator):
     """gmail configured (identifier mess, the stand-in's host listed), an ACTIVE account, the stand-in."""
@@ -369,35 +139,3 @@ def api(skill, emulator):
     )
     yield stand_in
     stand_in.stop()
-
-
-# -- the skill as it ships ----------------------------------------------------------------------
-
-
-def shipped_files() -> list[str]:
-    """The files `clawhub publish` uploads: no dot-paths, no symlinks, minus .gitignore and .clawhubignore."""
-    import pathspec
-
-    rules = []
-    for name in (".gitignore", ".clawhubignore"):
-        rules += (ROOT / name).read_text().splitlines()
-    ignored = pathspec.GitIgnoreSpec.from_lines(rules)
-    found = []
-    for folder, dirs, files in os.walk(ROOT):
-        rel_dir = Path(folder).relative_to(ROOT)
-        dirs[:] = [d for d in dirs if not d.startswith(".") and d != "node_modules"]
-        dirs[:] = [d for d in dirs if not ignored.match_file(str(rel_dir / d) + "/")]
-        for name in files:
-            rel = str(rel_dir / name) if str(rel_dir) != "." else name
-            if name.startswith(".") or os.path.islink(ROOT / rel) or ignored.match_file(rel):
-                continue
-            found.append(rel)
-    return sorted(found)
-
-
-def ship_to(dest: Path) -> Path:
-    """A copy of what ships, as `clawhub install` puts it in <workspace>/skills/<slug>."""
-    for rel in shipped_files():
-        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / rel, dest / rel)
-    return dest

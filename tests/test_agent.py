@@ -16,7 +16,7 @@ import pytest
 
 from scalekit_auth import agent, agent_client, paths
 
-from .conftest import ROOT, run_script
+from .helpers import ROOT, run_script
 
 LOOKUP = "rpc.GetConnectedAccountAuth"
 
@@ -238,6 +238,7 @@ print("REPLY" if data else "CLOSED-WITHOUT-REPLY", data.decode()[:200])
 
 
 @pytest.mark.skipif(os.getuid() != 0, reason="needs root to run a client as another user")
+@pytest.mark.system
 def test_another_user_cannot_use_the_agent(running):
     sock = running["socket"]
     context = paths.context_fingerprint()
@@ -348,6 +349,7 @@ def _no_forged_token(log: Path, *results: subprocess.CompletedProcess) -> None:
     assert not log.exists() or log.read_bytes() == b"", f"the forged agent learnt: {log.read_bytes()[:200]!r}"
 
 
+@pytest.mark.system
 def test_a_runtime_directory_made_by_another_user_is_not_trusted(forged, emulator):
     """As in /tmp when XDG_RUNTIME_DIR is unset: the attacker made the directory first and listens in it."""
     runtime = Path(paths.runtime_dir())
@@ -364,6 +366,7 @@ def test_a_runtime_directory_made_by_another_user_is_not_trusted(forged, emulato
     _no_forged_token(log, token, via_cli, status)
 
 
+@pytest.mark.system
 def test_a_socket_of_another_user_in_our_directory_is_not_trusted(forged, emulator):
     """Our private directory, but the socket in it belongs to someone else (it was opened up for a moment)."""
     runtime = Path(paths.runtime_dir())
@@ -376,6 +379,7 @@ def test_a_socket_of_another_user_in_our_directory_is_not_trusted(forged, emulat
     _no_forged_token(log, token)
 
 
+@pytest.mark.system
 def test_the_peer_is_checked_even_when_every_file_looks_like_ours(forged, emulator):
     """Socket and directory chowned to us: only the kernel's word on the peer (SO_PEERCRED) gives it away."""
     runtime = Path(paths.runtime_dir())
@@ -395,6 +399,7 @@ def test_the_peer_is_checked_even_when_every_file_looks_like_ours(forged, emulat
     _no_forged_token(log, token, status)
 
 
+@pytest.mark.slow
 def test_a_frozen_agent_costs_callers_seconds_not_the_scalekit_timeout(ready, monkeypatch):
     """SIGSTOP: the kernel still accepts connections, nobody answers. Callers fall back quickly;
     status names the stuck process; start does not take its socket from under it."""
@@ -470,6 +475,7 @@ def test_an_agent_that_could_not_answer_does_not_start(skill, emulator):
 
 
 def test_an_agent_without_the_sdk_for_its_python_does_not_start(ready, tmp_path):
+    """No SDK for this Python and the private install turned off: nothing to run the agent with."""
     venv = tmp_path / "bare"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
     proc = subprocess.run(
@@ -477,7 +483,7 @@ def test_an_agent_without_the_sdk_for_its_python_does_not_start(ready, tmp_path)
         capture_output=True,
         text=True,
         timeout=120,
-        env=dict(os.environ),
+        env={**os.environ, "SCALEKIT_AUTH_AUTOINSTALL": "0"},
     )
     assert proc.returncode == 3 and "'scalekit-sdk-python' is not installed" in proc.stderr, proc.stderr
     assert agent.status() is None
@@ -488,9 +494,9 @@ def test_an_agent_without_the_sdk_for_its_python_does_not_start(ready, tmp_path)
 
 
 def _agent_pids(runtime: str) -> list[int]:
-    from .conftest import _agents
+    from .helpers import agent_processes
 
-    return [pid for pid, environ in _agents() if f"XDG_RUNTIME_DIR={runtime}" in environ.split("\n")]
+    return [pid for pid, environ in agent_processes() if f"XDG_RUNTIME_DIR={runtime}" in environ.split("\n")]
 
 
 def test_the_first_shell_call_starts_the_agent_and_later_calls_use_it(ready, emulator):
@@ -578,6 +584,7 @@ def test_a_relative_state_folder_still_reaches_the_agent(ready, skill):
     assert agent.status() is not None and agent.status()["started_by"] == "auto"
 
 
+@pytest.mark.slow
 def test_a_caller_does_not_wait_long_for_another_that_hangs_while_starting_the_agent(ready):
     import fcntl
 

@@ -21,7 +21,7 @@ from scalekit_helper import (
     wait_for_authorization,
 )
 
-from .conftest import ROOT, popen_as_in_a_terminal, run_on_terminal
+from .helpers import ROOT, popen_as_in_a_terminal, run_on_terminal
 
 
 class Links:
@@ -76,6 +76,7 @@ def test_an_active_account_needs_no_waiting(gmail, emulator):
     assert links.seen == []
 
 
+@pytest.mark.slow
 def test_an_expiring_link_is_replaced_and_the_new_one_works(skill):
     with Emulator(link_ttl=8.0) as emu:
         skill.use(emu)
@@ -116,17 +117,20 @@ def test_giving_up_carries_the_latest_link(gmail, emulator):
     err = caught.value
     assert isinstance(err, AuthorizationError)
     assert err.link == links.seen[-1][0]
-    assert "Nobody authorized gmail within 2 seconds" in str(err) or "within 1 seconds" in str(err)
+    assert 1.5 <= err.waited < 60  # the first lookup (SDK import, login) counts: seconds on a busy machine
+    assert f"Nobody authorized gmail within {err.waited:.0f} seconds" in str(err)
     assert err.exit_code == 4
 
 
 def test_a_deny_changes_nothing_so_the_wait_runs_to_its_timeout(gmail, emulator):
     """Scalekit records no decision on a Deny (its own page shows access_denied): nothing to report early."""
     links = Links()
-    on_first_link(links, "deny")
+    clicker = on_first_link(links, "deny")
     with pytest.raises(AuthorizationTimeoutError) as caught:
         get_token("gmail", wait=True, timeout=3, on_link=links)
-    assert "Nobody authorized gmail within 3 seconds" in str(caught.value)
+    clicker.join(60)  # a busy machine may click after the 3 s are over: the outcome is the same
+    assert 3 <= caught.value.waited < 60
+    assert f"Nobody authorized gmail within {caught.value.waited:.0f} seconds" in str(caught.value)
     assert "declined" not in str(caught.value)
     assert emulator.counters()["links_denied"] == 1
     assert emulator.account("gmail_u3134a", "mess")["status"] == "PENDING_AUTH"
@@ -136,6 +140,7 @@ def test_a_deny_changes_nothing_so_the_wait_runs_to_its_timeout(gmail, emulator)
     assert get_token("gmail") == emulator.account("gmail_u3134a", "mess")["access_token"]
 
 
+@pytest.mark.slow
 def test_consent_awaiting_verification_is_reported_once_and_ends_the_link_renewal(skill):
     """PENDING_VERIFICATION: the user consented; the wait goes on for verification, not for a new link."""
     from concurrent.futures import ThreadPoolExecutor
@@ -273,6 +278,7 @@ def test_on_a_terminal_auth_shows_a_live_countdown(gmail, emulator):
     assert "gmail is connected for 'mess'" in text
 
 
+@pytest.mark.slow
 def test_auth_json_hands_each_new_link_through_a_pipe_the_moment_it_is_issued(skill):
     """OpenClaw's exec tool reads a background command's output as it comes: every link must reach it unbuffered."""
     import queue
@@ -312,6 +318,43 @@ def test_auth_json_hands_each_new_link_through_a_pipe_the_moment_it_is_issued(sk
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+def test_auth_json_waits_for_a_new_account_while_a_warm_agent_runs(gmail, emulator, monkeypatch):
+    """Issue 22 item 5: with a token agent running and no account yet, `auth --json` (which SKILL.md runs
+    with exec `background: true`) printed its WAITING line, then died with "unexpected error
+    (AttributeError)". It keeps waiting, ends with the ACTIVE line and exits 0.
+    tests/test_openclaw_turns.py runs the same through a real OpenClaw Gateway."""
+    monkeypatch.delenv("SCALEKIT_AUTH_AGENT")  # agents on, as users have them
+    script = [sys.executable, str(ROOT / "scalekit-auth")]
+    started = subprocess.run([*script, "agent", "start"], capture_output=True, text=True, timeout=120)
+    assert started.returncode == 0, started.stderr
+    try:
+        proc = subprocess.Popen(
+            [*script, "auth", "gmail", "--json", "--timeout", "120"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            stdin=subprocess.DEVNULL,
+        )
+        try:
+            first = json.loads(proc.stdout.readline())
+            assert first["status"] == "WAITING"
+            emulator.approve(first["link"])
+            out, err = proc.communicate(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        assert proc.returncode == 0, err
+        assert [json.loads(line)["status"] for line in out.splitlines()] == ["ACTIVE"]
+        assert "unexpected error" not in err and "Traceback" not in err
+        warm = subprocess.run([*script, "agent", "status", "--json"], capture_output=True, text=True, timeout=60)
+    finally:
+        stopped = subprocess.run([*script, "agent", "stop"], capture_output=True, text=True, timeout=120)
+    status = json.loads(warm.stdout)
+    assert status["running"] and status["context_matches"]  # an agent for these settings ran all along
+    assert stopped.returncode == 0 and "agent stopped" in stopped.stderr, stopped.stderr
 
 
 def test_backoff_is_jittered_exponential_and_capped():

@@ -18,7 +18,9 @@ import pytest
 from scalekit_auth.emulator import Emulator
 from scalekit_helper import AuthorizationTimeoutError, get_token
 
-from .conftest import ROOT
+from .helpers import ROOT
+
+pytestmark = pytest.mark.browser  # Debian's chromium and Playwright: make check skips these
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = ROOT / "test-artifacts"
@@ -113,6 +115,7 @@ def test_user_clicks_allow_and_the_waiting_call_gets_the_token(skill, emulator, 
     assert result.get("token") == emulator.account("gmail_u3134a", "mess")["access_token"], result
 
 
+@pytest.mark.slow
 def test_link_expired_before_the_click_then_the_new_link_works(skill, page):
     with Emulator(link_ttl=8.0) as emu:
         skill.use(emu)
@@ -132,6 +135,7 @@ def test_link_expired_before_the_click_then_the_new_link_works(skill, page):
         assert result.get("token") == emu.account("gmail_u3134a", "mess")["access_token"], result
 
 
+@pytest.mark.slow
 def test_user_clicks_deny_and_nothing_changes_on_the_account(skill, emulator, page):
     """Scalekit's page says access denied; its API shows nothing, so the wait runs on to its timeout."""
     skill.use(emulator)

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from .conftest import ROOT, run_on_terminal, run_script
+from .helpers import ROOT, run_on_terminal, run_script
 from .test_cli import assert_one_clean_line
 
 
@@ -270,7 +270,7 @@ def test_status_when_scalekit_is_down(ready, emulator):
 
 
 def test_doctor_all_good(ready):
-    (ready.path / ".env").write_text("SCALEKIT_TIMEOUT=5\n")
+    (ready.path / ".env").write_text("SCALEKIT_TIMEOUT=60\n")  # bounds the SDK import and login too
     os.chmod(ready.path / ".env", 0o600)
     proc = top_level("doctor")
     assert proc.returncode == 0, proc.stdout
@@ -287,7 +287,7 @@ def test_doctor_all_good(ready):
 
 def test_doctor_warns_about_a_readable_env_file(ready):
     env_file = ready.path / ".env"
-    env_file.write_text("SCALEKIT_TIMEOUT=5\n")
+    env_file.write_text("SCALEKIT_TIMEOUT=60\n")  # bounds the SDK import and login too
     os.chmod(env_file, 0o644)
     proc = top_level("doctor")
     assert proc.returncode == 0

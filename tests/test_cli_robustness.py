@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from .conftest import ROOT, popen_as_in_a_terminal
+from .helpers import ROOT, popen_as_in_a_terminal
 
 LOOKUP = "rpc.GetConnectedAccountAuth"
 

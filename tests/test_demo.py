@@ -26,10 +26,10 @@ def test_demo_for_another_service(skill):
 
 def test_the_demo_leaves_no_agent_behind(skill):
     """Its temp folder and emulator are gone when it ends: an agent serving them would be a zombie."""
-    from .conftest import _agents
+    from .helpers import agent_processes
 
     def demo_agents() -> set[int]:
-        return {pid for pid, environ in _agents() if "scalekit-auth-demo-" in environ}
+        return {pid for pid, environ in agent_processes() if "scalekit-auth-demo-" in environ}
 
     before = demo_agents()  # another run's, if any
     skill.monkeypatch.delenv("SCALEKIT_AUTH_AGENT")  # as a user runs it: shell calls may start agents

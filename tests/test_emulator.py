@@ -22,7 +22,7 @@ from scalekit.common.exceptions import (
 
 from scalekit_auth.emulator import ADMIN_HEADER, Emulator, EmulatorError
 
-from .conftest import ROOT
+from .helpers import ROOT
 
 
 def utc(naive: datetime) -> float:
@@ -399,7 +399,12 @@ def test_command_line_prints_exports_serves_and_stops(tmp_path):
         client.core_client.grpc_secure_channel.close()
     finally:
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
+        try:
+            out, err = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()  # not left running after the test
+            _, err = proc.communicate(timeout=60)
+            pytest.fail(f"the emulator did not stop within 60 s of Ctrl-C:\n{err}")
     assert proc.returncode == 0
     assert "Ctrl-C" in err
 

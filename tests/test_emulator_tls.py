@@ -40,6 +40,7 @@ def authority(request, tmp_path):
     return CertificateAuthority(tmp_path / "ca") if request.param == "fresh" else CertificateAuthority.shared()
 
 
+@pytest.mark.system
 def test_openssl_verifies_ca_and_leaf_in_strict_mode(authority, tmp_path):
     leaf = authority.issue_server_certificate(tmp_path / "leaf")
     leaf_only = tmp_path / "leaf.pem"
@@ -90,6 +91,7 @@ def _openssl_verify(ca: Path, cert: Path, *flags: str) -> subprocess.CompletedPr
     )
 
 
+@pytest.mark.system
 def test_strict_mode_is_really_checked(tmp_path):
     """The checks above can fail: a leaf without an authority key identifier passes lax mode only."""
     _, ca, leaf = _lax_ca_and_leaf()
@@ -101,6 +103,7 @@ def test_strict_mode_is_really_checked(tmp_path):
     assert strict.returncode != 0 and "Authority Key Identifier" in strict.stdout + strict.stderr
 
 
+@pytest.mark.system
 def test_a_ca_directory_from_an_older_version_is_renewed(tmp_path):
     """A reused --ca-dir holding a CA without key identifiers gets a strict one in its place."""
     ca_key, ca, _ = _lax_ca_and_leaf()

@@ -20,7 +20,7 @@ from scalekit_auth.errors import (
     ScalekitUnavailableError,
 )
 
-from .conftest import ROOT
+from .helpers import ROOT
 
 LOOKUP = "rpc.GetConnectedAccountAuth"
 
@@ -55,6 +55,7 @@ def test_unavailable_on_every_call_gives_our_error_in_bounded_time(warm, emulato
 
 def test_rate_limit_says_to_slow_down(warm, emulator, monkeypatch):
     monkeypatch.setenv("SCALEKIT_TIMEOUT", "2")
+    warm.vault(warm.settings()).connect()  # another timeout is another client: logged in before the deadline
     emulator.fail_next(-1, "RESOURCE_EXHAUSTED")
     with pytest.raises(RateLimitedError, match="Slow down"):
         warm.get_token("gmail", force_refresh=True)
@@ -151,6 +152,7 @@ def test_emulator_killed_mid_run_then_back(skill, monkeypatch):
             first.kill()
 
 
+@pytest.mark.slow
 def test_scalekit_timeout_bounds_the_whole_call_including_the_sdks_retries(skill, emulator, monkeypatch):
     """The SDK retries UNAVAILABLE with backoff, each attempt with the full per-call timeout; SCALEKIT_TIMEOUT
     is still the bound for the whole get_token."""

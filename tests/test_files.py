@@ -14,7 +14,7 @@ from pathlib import Path
 from scalekit_auth import connections
 from scalekit_auth.broker import TokenBroker
 
-from .conftest import ROOT
+from .helpers import ROOT
 
 # Every file object opened for writing writes half, flushes, says so, and stalls: whatever
 # the implementation, a kill -9 then lands in the middle of a write.
@@ -125,7 +125,7 @@ def test_a_private_env_file_from_the_shell_is_silent_and_a_readable_one_warns(sk
 
 import pytest  # noqa: E402
 
-from .conftest import run_script  # noqa: E402
+from .helpers import run_script  # noqa: E402
 
 
 def _make(kind: str, path):
@@ -159,6 +159,7 @@ def test_a_file_that_is_not_a_regular_file_is_named_not_read(skill, emulator, ki
     assert "not a regular file" in proc.stderr or "symbolic links" in proc.stderr, proc.stderr
 
 
+@pytest.mark.system
 def test_an_unreadable_file_says_so(skill, emulator):
     skill.use(emulator)
     skill.configure("gmail", "gmail_u3134a", "mess")

@@ -27,7 +27,7 @@ from scalekit_helper import (
     get_token,
 )
 
-from .conftest import ROOT
+from .helpers import ROOT
 
 # -- the happy path --------------------------------------------------------------
 
@@ -275,6 +275,10 @@ def test_rate_limit_says_slow_down(skill, emulator):
     skill.configure("gmail", "gmail_u3134a")
     emulator.seed("gmail_u3134a", "agent")
     skill.monkeypatch.setenv("SCALEKIT_TIMEOUT", "2")
+    from scalekit_auth.api import default_broker
+
+    broker = default_broker()
+    broker.vault(broker.settings()).connect()  # SDK loaded, logged in: the 2 s are the lookups' alone
     emulator.fail_next(-1, "RESOURCE_EXHAUSTED")  # longer than the retries inside the 2-second deadline
     with pytest.raises(RateLimitedError, match="Slow down"):
         get_token("gmail")

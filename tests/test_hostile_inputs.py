@@ -23,7 +23,7 @@ from scalekit_auth.broker import TokenBroker
 from scalekit_auth.errors import ConfigurationError, ExitCode
 from scalekit_auth.http_auth import ScalekitAuth
 
-from .conftest import StandIn
+from .helpers import StandIn
 
 FIXTURES = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
 EXIT_CODES = {int(c) for c in ExitCode} | {126, 127}

@@ -17,7 +17,7 @@ from scalekit_auth import agent
 from scalekit_auth.display import printable, raw_controls
 from scalekit_auth.errors import ExitCode, UnsafeCredentialError
 
-from .conftest import ROOT
+from .helpers import ROOT
 
 CANARY_ADMIN = "canary-emulator-admin-key"
 

@@ -22,7 +22,7 @@ from scalekit_auth.broker import TokenBroker
 from scalekit_auth.errors import ConfigurationError
 from scalekit_auth.http_auth import ScalekitAuth, httpx_auth
 
-from .conftest import ROOT, StandIn, run_script
+from .helpers import ROOT, StandIn, run_script
 
 
 @pytest.fixture
@@ -150,8 +150,10 @@ def test_httpx_does_not_resend_a_stream(api, broker, emulator):
 
 
 run_cli = functools.partial(run_script, "scalekit-auth")
+# The curl command needs a curl on PATH (apt): those tests are marked system, unless they put a fake one first.
 
 
+@pytest.mark.system
 def test_curl_with_detected_service(api):
     proc = run_cli("curl", f"{api.url}/gmail/v1/users/me/messages?q=is:unread", "-s", "--fail")
     assert proc.returncode == 0, proc.stderr
@@ -159,6 +161,7 @@ def test_curl_with_detected_service(api):
     assert api.seen[-1]["auth"] == "Bearer token-1"
 
 
+@pytest.mark.system
 def test_curl_exit_code_is_curls(api):
     api.current_token = lambda: "nothing"
     proc = run_cli("curl", f"{api.url}/gmail/x", "-s", "--fail")
@@ -180,6 +183,7 @@ def test_curl_never_puts_the_token_in_argv(api, tmp_path):
     assert not list(Path(tmp_path).glob("*token*"))
 
 
+@pytest.mark.system
 def test_curl_unknown_url(api):
     proc = run_cli("curl", "https://unknown.example.org/x")
     assert proc.returncode == 3
@@ -285,6 +289,7 @@ def test_httpx_does_not_retry_a_401_from_another_host(api, broker, emulator, for
         (["--location-t"], "--location-t"),
     ],
 )
+@pytest.mark.system
 def test_curl_refuses_arguments_that_could_send_the_token_elsewhere(api, emulator, extra, phrase):
     before = len(api.seen)
     proc = run_cli("curl", f"{api.url}/gmail/x", *extra)
@@ -300,12 +305,14 @@ def test_curl_refuses_arguments_that_could_send_the_token_elsewhere(api, emulato
     [["-s", "--fail"], ["-sS", "-o", "/dev/null"], ["-H", "Accept: application/json", "-s"], ["-L", "-s"],
      ["-d", "x=1", "-s"], ["-so/dev/null"], ["--max-time", "60", "-s"], ["-sSf", "-X", "GET"]],
 )  # fmt: skip
+@pytest.mark.system
 def test_curl_accepts_ordinary_options(api, extra):
     proc = run_cli("curl", f"{api.url}/gmail/x", *extra)
     assert proc.returncode == 0, proc.stderr
     assert api.seen[-1]["auth"] == "Bearer token-1"
 
 
+@pytest.mark.system
 def test_curl_ignores_the_users_curlrc(api, tmp_path):
     """~/.curlrc could add URLs or --location-trusted: curl runs with -q (no config file)."""
     (tmp_path / ".curlrc").write_text(f'url = "{api.url}/curlrc-leak"\n')
@@ -314,6 +321,7 @@ def test_curl_ignores_the_users_curlrc(api, tmp_path):
     assert [hit["path"] for hit in api.seen] == ["/gmail/x"]
 
 
+@pytest.mark.system
 def test_curl_does_not_expand_globs_in_the_url(api):
     """curl would turn {a,b} or [1-2] into several URLs (hosts) sharing the header: globbing is off."""
     port = api.url.rsplit(":", 1)[1]
@@ -322,6 +330,7 @@ def test_curl_does_not_expand_globs_in_the_url(api):
     assert not api.seen  # no request at all: neither host got the token
 
 
+@pytest.mark.system
 def test_curl_with_service_still_needs_a_host_of_that_service(api):
     before = len(api.seen)
     proc = run_cli("curl", "--service", "gmail", "https://other.example/x", "-s")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT, ship_to, shipped_files
+from .helpers import ROOT, ship_to, shipped_files
 
 SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's: externally managed (scripts/system-deps installs it)
 
@@ -66,6 +66,7 @@ def system_python():
     return SYSTEM_PYTHON
 
 
+@pytest.mark.system
 def test_pip_really_refuses_on_that_python(system_python, tmp_path):
     """The premise: a plain `pip install -r requirements.txt` fails there."""
     done = subprocess.run(
@@ -78,6 +79,8 @@ def test_pip_really_refuses_on_that_python(system_python, tmp_path):
     assert done.returncode != 0 and "externally-managed-environment" in done.stdout + done.stderr
 
 
+@pytest.mark.system
+@pytest.mark.slow
 def test_the_first_run_on_an_externally_managed_python_installs_privately_and_works(system_python, tmp_path, emulator):
     skill = ship_to(tmp_path / "skills" / "scalekit-auth")
     state, cache, home = tmp_path / "state", tmp_path / "cache", tmp_path / "home"
@@ -126,10 +129,23 @@ def test_the_first_run_on_an_externally_managed_python_installs_privately_and_wo
     assert (second.returncode, second.stdout) == (0, "first-run-token\n"), second.stderr
     assert "installing" not in second.stderr
 
-    # the Python API SKILL.md shows finds the same private packages (requests for session())
-    code = f"import sys; sys.path.insert(0, {str(skill)!r}); from scalekit_helper import session; print(session())"
-    api = subprocess.run([system_python, "-c", code], capture_output=True, text=True, env=env, timeout=300)
-    assert api.returncode == 0 and "Session" in api.stdout, api.stderr
+    # Another skill's code on that Python (no packages of its own): get_token() is served by the
+    # token agent, which runs in the private environment; the host's sys.path is left as it was.
+    host = {k: v for k, v in env.items() if k != "SCALEKIT_AUTH_AGENT"}
+    host["XDG_RUNTIME_DIR"] = str(tmp_path / "run")
+    (tmp_path / "run").mkdir(mode=0o700)
+    code = (
+        f"import sys; sys.path.insert(0, {str(skill)!r}); before = list(sys.path); "
+        "from scalekit_helper import get_token; print(get_token('gmail')); "
+        "print('unchanged' if sys.path == before else 'CHANGED'); "
+        "print('no-sdk-here' if 'scalekit' not in sys.modules else 'SDK-IMPORTED')"
+    )
+    try:
+        api = subprocess.run([system_python, "-c", code], capture_output=True, text=True, env=host, timeout=300)
+    finally:
+        subprocess.run([system_python, str(skill / "scalekit-auth"), "agent", "stop"], env=host, timeout=300,
+                       capture_output=True)  # fmt: skip
+    assert api.stdout.splitlines() == ["first-run-token", "unchanged", "no-sdk-here"], api.stderr
 
 
 def test_a_private_environment_others_can_write_to_is_refused(tmp_path):
@@ -149,11 +165,14 @@ def test_a_private_environment_others_can_write_to_is_refused(tmp_path):
         bootstrap.private_env({"XDG_CACHE_HOME": str(cache)})
 
 
-def test_inside_someone_elses_virtual_environment_it_explains_instead_of_installing(tmp_path):
+def test_inside_someone_elses_virtual_environment_it_never_installs_into_it(tmp_path):
+    """Someone else's venv is theirs: nothing is installed into it. With the private install
+    turned off too, the message says how to install the packages there."""
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
     (tmp_path / "connections.json").write_text('{"gmail": {"connection_name": "gmail_u3134a"}}')
     env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "SCALEKIT_AUTH_DIR": str(tmp_path)}
+    env["SCALEKIT_AUTH_AUTOINSTALL"] = "0"
     env.update(SCALEKIT_ENVIRONMENT_URL="https://x.scalekit.com", SCALEKIT_CLIENT_ID="id", SCALEKIT_CLIENT_SECRET="s")
     done = subprocess.run(
         [str(venv / "bin" / "python"), str(ROOT / "get_token.py"), "gmail"],
@@ -168,6 +187,7 @@ def test_inside_someone_elses_virtual_environment_it_explains_instead_of_install
     )
     assert "Traceback" not in done.stderr
     assert not (tmp_path / ".cache" / "scalekit-auth").exists()
+    assert not list(venv.rglob("scalekit")), "nothing was installed into someone else's venv"
 
 
 def test_the_auto_install_can_be_turned_off(tmp_path):
@@ -228,3 +248,36 @@ def test_the_package_ships_its_types():
     """PEP 561: `scalekit_auth/py.typed` marks the package as typed, and the wheel carries it."""
     assert (ROOT / "scalekit_auth" / "py.typed").is_file()
     assert "py.typed" in _pyproject()["tool"]["setuptools"]["package-data"]["scalekit_auth"]
+
+
+@pytest.mark.slow
+def test_another_skills_venv_without_the_sdk_is_served_by_the_agent(tmp_path, emulator):
+    """skills/other-skill with its own venv (no SDK), agent stopped: one documented line works
+    from any working directory, and the host's sys.path and modules are never changed."""
+    skills = tmp_path / "skills"
+    skill = ship_to(skills / "scalekit-auth")
+    other = skills / "other-skill"
+    other.mkdir()
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(other / ".venv")], check=True, timeout=300)
+    state, run = tmp_path / "state", tmp_path / "run"
+    state.mkdir()
+    run.mkdir(mode=0o700)
+    (state / "connections.json").write_text('{"gmail": {"connection_name": "gmail_u3134a", "identifier": "mess"}}')
+    emulator.seed("gmail_u3134a", "mess", access_token="sibling-token")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SCALEKIT_", "PYTHON", "VIRTUAL_ENV"))}
+    env.update(
+        emulator.env, SCALEKIT_AUTH_DIR=str(state), XDG_RUNTIME_DIR=str(run), XDG_CACHE_HOME=str(Path.home() / ".cache")
+    )
+    code = (
+        "import os, sys; before = list(sys.path); "
+        "sys.path.insert(0, os.path.expanduser('../scalekit-auth')); mine = list(sys.path); "
+        "from scalekit_helper import get_token; print(get_token('gmail')); "
+        "print('unchanged' if sys.path == mine else 'CHANGED'); print('scalekit' in sys.modules)"
+    )
+    try:
+        done = subprocess.run([str(other / ".venv" / "bin" / "python"), "-c", code], cwd=other, env=env,
+                              capture_output=True, text=True, timeout=900)  # fmt: skip
+    finally:
+        subprocess.run([sys.executable, str(skill / "scalekit-auth"), "agent", "stop"], env=env, timeout=300,
+                       capture_output=True)  # fmt: skip
+    assert done.stdout.splitlines() == ["sibling-token", "unchanged", "False"], done.stderr

@@ -11,7 +11,7 @@ import anyio
 import pytest
 from mcp import Client, StdioServerParameters
 
-from .conftest import ROOT
+from .helpers import ROOT
 from .test_request import TOKEN, EchoApi
 
 

@@ -11,7 +11,7 @@ import pytest
 from scalekit_auth.broker import TokenBroker
 from scalekit_auth.errors import ConfigurationError, ExitCode
 
-from .conftest import run_script
+from .helpers import run_script
 
 cli = functools.partial(run_script, "scalekit-auth")
 

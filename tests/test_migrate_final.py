@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import run_script, ship_to
+from .helpers import run_script, ship_to
 
 
 def run(skill: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess:

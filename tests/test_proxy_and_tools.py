@@ -12,7 +12,7 @@ import pytest
 
 from scalekit_auth.errors import ExitCode
 
-from .conftest import ROOT
+from .helpers import ROOT
 
 TOKEN = "ya29.proxy-canary-token-0123456789"
 

@@ -16,7 +16,7 @@ import pytest
 
 import scalekit_auth
 
-from .conftest import ROOT
+from .helpers import ROOT
 
 MIN = scalekit_auth.MIN_PYTHON
 ENTRY_POINTS = {
@@ -53,6 +53,7 @@ def assert_refused(proc: subprocess.CompletedProcess, version: str, label: str) 
     assert "pyenv install" in line and "python.org" in line, line  # how to get one
 
 
+@pytest.mark.system
 def test_every_older_cpython_on_the_machine_is_refused_cleanly():
     found = installed_pythons()
     assert sys.version_info[:2] in [v for v, _ in found], f"scripts/pythons missed this interpreter: {found}"
@@ -96,6 +97,7 @@ def test_this_python_pretending_to_be_older_is_refused(target):
     assert_refused(proc, "3.10.13", target)
 
 
+@pytest.mark.system
 def test_the_guard_parses_on_every_python_it_must_refuse():
     """The files that run before the check use no syntax newer than Python 2.7 understands:
     compiled by the oldest interpreter on the machine, and checked for the usual suspects."""

@@ -13,7 +13,7 @@ import pytest
 
 from scalekit_auth.errors import ExitCode
 
-from .conftest import ROOT
+from .helpers import ROOT
 
 TOKEN = "ya29.request-token-canary-0123456789"
 

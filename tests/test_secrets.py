@@ -19,7 +19,7 @@ from scalekit_auth.emulator import Emulator
 from scalekit_auth.errors import ScalekitAuthError
 from scalekit_auth.logs import RedactingFilter, get_logger, redact_text
 
-from .conftest import run_script
+from .helpers import run_script
 
 CANARY_AT = "cnryAT4f7a1c9e3b5d2f8a6c0e4b7d1f3a9c5"
 CANARY_RT = "cnryRT8b2d6f0a4c7e1b9d3f5a8c2e6b0d4f7"

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from .conftest import ROOT
+from .helpers import ROOT
 from .test_request import EchoApi
 
 TOKEN = "ya29.skill-md-canary-token-0123456789"

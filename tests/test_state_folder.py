@@ -18,7 +18,7 @@ import pytest
 
 from scalekit_auth import paths
 
-from .conftest import ROOT, run_script, ship_to
+from .helpers import ROOT, run_script, ship_to
 
 
 def run(skill_dir: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess:

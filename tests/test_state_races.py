@@ -25,7 +25,7 @@ from scalekit_auth import bootstrap, migrate, paths
 from scalekit_auth.broker import TokenBroker
 from scalekit_auth.errors import ConfigurationError
 
-from .conftest import ROOT, run_script
+from .helpers import ROOT, run_script
 
 
 def _run(args, env, cwd):

@@ -33,7 +33,7 @@ from scalekit_auth.errors import (
 )
 from scalekit_auth.sources import AgentSource, LocalSource, Road
 
-from .conftest import ROOT, ship_to
+from .helpers import ROOT, ship_to
 
 
 def run(*argv: str, env: dict | None = None, cwd: Path = ROOT) -> subprocess.CompletedProcess:
@@ -322,6 +322,7 @@ def _old_layout_copy(dest: Path, secret: str, connection: str) -> Path:
     return copy
 
 
+@pytest.mark.slow
 def test_two_skill_copies_never_get_each_others_tokens(ready, emulator, tmp_path):
     """Old layout: .env and connections.json in each skill folder, one (empty) state folder."""
     emulator.seed("gmail_b", "mess", access_token="token-of-b")
@@ -374,6 +375,7 @@ def test_an_edit_both_sides_see_still_reaches_the_agent(ready, emulator):
 # -- a stuck agent ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_frozen_agent_with_a_full_queue_is_named_never_replaced(ready):
     _start_agent()
     pid = agent.status()["pid"]
@@ -420,12 +422,13 @@ def _status_within(seconds: float) -> dict:
 
 
 def _our_agents() -> list[int]:
-    from .conftest import _agents
+    from .helpers import agent_processes as _agents
 
     runtime = os.environ["XDG_RUNTIME_DIR"]
     return [pid for pid, environ in _agents() if f"XDG_RUNTIME_DIR={runtime}" in environ.split("\n")]
 
 
+@pytest.mark.slow
 def test_a_stuck_agent_is_asked_once_per_process(ready):
     """Acknowledges nothing: the fast path waits once, the full path never asks it again."""
     fake = FakeAgent(ack=False)
@@ -502,6 +505,7 @@ def test_the_agent_gets_an_allowlisted_environment_only(ready):
     assert b"SCALEKIT_CLIENT_SECRET=" in environ and b"GRPC_DEFAULT_SSL_ROOTS_FILE_PATH=" in environ
 
 
+@pytest.mark.slow
 def test_a_runtime_folder_too_long_for_a_socket_falls_back_to_a_short_one(ready, tmp_path):
     deep = tmp_path / ("x" * 60) / ("y" * 60)
     deep.mkdir(parents=True, mode=0o700)

@@ -31,7 +31,7 @@ from scalekit_auth.errors import URLRefusedError
 from scalekit_auth.http_auth import ScalekitAuth, httpx_auth, origin
 from scalekit_auth.services import BUILTIN, DEFAULT_PORTS, check_url, service_for_url
 
-from .conftest import run_script
+from .helpers import run_script
 
 run_cli = functools.partial(run_script, "scalekit-auth")
 
@@ -96,6 +96,7 @@ def curl_parts(url: str) -> dict[str, str | None] | None:
         lib.curl_url_cleanup(handle)
 
 
+@pytest.mark.system
 def test_the_libcurl_binding_reads_parts_as_curl_does():
     """The enum values above, checked against URLs whose parts are known."""
     assert curl_parts("https://Example.COM:8443/x?y#z") == {
@@ -228,6 +229,7 @@ def _accepted(url: str, as_given: bool = False):
 @example(url=REPORTED[7])
 @example(url=REPORTED[8])
 @example(url=REPORTED[9])
+@pytest.mark.system
 def test_curl_connects_where_the_project_checked(url):
     """Whenever the project would attach a token, libcurl, parsing the URL the project hands to curl
     the way curl does, agrees on scheme, host and port, and sees no IPv6 zone."""
@@ -278,6 +280,7 @@ def _host_key(host: str | None) -> str:
         return bare
 
 
+@pytest.mark.system
 @pytest.mark.parametrize(("pattern", "service"), BUILTIN)
 def test_every_built_in_host_passes_the_rule_and_curl_agrees(pattern, service):
     """The differential is not vacuous: an ordinary URL of every built-in pattern gets a token, and curl
@@ -474,6 +477,7 @@ def _configure(skill, services: list[str]) -> None:
     skill.connections_file.write_text(json.dumps(entries))
 
 
+@pytest.mark.system
 @pytest.mark.parametrize(("service", "template"), WILDCARD_ZONES)
 def test_curl_never_sends_a_token_to_an_ipv6_zone_dressed_as_a_host(skill, api, emulator, service, template):
     _configure(skill, [service])

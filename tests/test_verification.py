@@ -20,7 +20,7 @@ import requests
 from scalekit_auth.emulator import Emulator
 from scalekit_helper import AuthorizationError, get_token
 
-from .conftest import run_script
+from .helpers import run_script
 
 
 def confirm(address: str, origin: str | None = None) -> requests.Response:
@@ -113,6 +113,7 @@ def test_a_waiting_call_verifies_the_user_itself_on_loopback(custom, skill):
     assert custom.counters()["verifications"] == 1
 
 
+@pytest.mark.slow
 def test_the_loopback_page_verifies_only_links_it_issued(custom, skill):
     skill.monkeypatch.setenv("SCALEKIT_USER_VERIFY_URL", "loopback")
     seen: list[str] = []
@@ -121,7 +122,9 @@ def test_the_loopback_page_verifies_only_links_it_issued(custom, skill):
 
     def wait() -> None:
         try:
-            get_token("gmail", wait=True, timeout=5, on_link=lambda link, _: (seen.append(link), arrived.set()))
+            # the loopback page lives as long as this wait, which also counts the first lookup (SDK import,
+            # login): 15 s leave the checks below room on a busy machine
+            get_token("gmail", wait=True, timeout=15, on_link=lambda link, _: (seen.append(link), arrived.set()))
         except AuthorizationError as err:
             result["error"] = err
 

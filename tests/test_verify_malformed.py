@@ -21,7 +21,7 @@ from scalekit_auth import cli
 from scalekit_auth.errors import ExitCode, UsageError
 from scalekit_auth.verify_server import PATH, LoopbackVerifier, auth_request_id_of
 
-from .conftest import run_script
+from .helpers import run_script
 
 # -- verify ADDRESS -----------------------------------------------------------------------------
 

@@ -111,6 +111,10 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as err:
         print(f"emulator: cannot start: {err}", file=sys.stderr)
         return 1
+    # Handlers first (a TERM right after the ready lines must still stop the servers), and ones that
+    # take no lock: raising here ends the wait below wherever the main thread is inside it.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _stop_now)
     try:
         for connection, identifier, status in args.seed:
             emu.seed(connection, identifier, status)
@@ -127,13 +131,20 @@ def main(argv: list[str] | None = None) -> int:
             f"Scalekit emulator on {emu.url} (consent pages and admin API on {emu.pages_url}); Ctrl-C stops it.",
             file=sys.stderr,
         )
-        stop = threading.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: stop.set())
-        stop.wait()
+        threading.Event().wait()  # until a signal raises _Stopped
+    except _Stopped:
+        pass
     finally:
         emu.stop()
     return 0
+
+
+class _Stopped(BaseException):
+    """Raised by the SIGINT/SIGTERM handler in the main thread: the emulator stops."""
+
+
+def _stop_now(signum: int, frame: object) -> None:
+    raise _Stopped
 
 
 if __name__ == "__main__":
