@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT, ship_to
+from .helpers import ROOT, ship_to
 
 
 def readme_recipe() -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from scalekit_auth import config, paths
 
-from .conftest import ROOT, shipped_files
+from .helpers import ROOT, shipped_files
 
 TEMPLATES = (ROOT / ".env.example", ROOT / "env.example")
 

@@ -12,7 +12,7 @@ import scalekit_auth
 from scalekit_auth import cli, invocation
 from scalekit_auth.errors import ExitCode
 
-from .conftest import ROOT
+from .helpers import ROOT
 
 NAMES = [c.name for c in cli.COMMANDS]
 

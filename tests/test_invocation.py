@@ -10,7 +10,7 @@ import sys
 
 from scalekit_auth import cli, invocation
 
-from .conftest import ROOT, ship_to
+from .helpers import ROOT, ship_to
 
 NAMES = [c.name for c in cli.COMMANDS]
 

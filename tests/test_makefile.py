@@ -13,7 +13,7 @@ import pytest
 
 from scalekit_auth import MIN_PYTHON
 
-from .conftest import ROOT
+from .helpers import ROOT
 from .test_python_versions import installed_pythons
 
 pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
@@ -45,6 +45,7 @@ def version_of(python: str) -> tuple[int, int] | None:
     return int(major), int(minor)
 
 
+@pytest.mark.system  # the other Pythons of scripts/pythons
 @pytest.mark.parametrize("version", [v for v, _ in SUPPORTED], ids=lambda v: f"{v[0]}.{v[1]}")
 @pytest.mark.parametrize("form", ["python{}", "{}"])
 def test_python_names_a_version_that_is_installed(tmp_path, version, form):
