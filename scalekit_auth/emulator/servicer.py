@@ -40,6 +40,10 @@ _AUTH_TYPES = {
 }
 
 
+#: The TrustedIDPAuth fields Scalekit returns (secret_access_key and session_token stay server-side).
+TRUSTED_IDP_RETURNED = ("db_user", "access_key_id")
+
+
 def _status_enum(name: str) -> int:
     return pb.ConnectorStatus.Value(name)
 
@@ -66,7 +70,9 @@ def account_message(acc: Account, *, with_credentials: bool) -> pb.ConnectedAcco
             dwd.token_expires_at.CopyFrom(_ts(acc.token_expires_at))
         msg.authorization_details.google_dwd.CopyFrom(dwd)
     elif with_credentials and acc.connection.kind == "trusted_idp" and acc.static_details:
-        idp = pb.TrustedIDPAuth(**acc.static_details)
+        # Scalekit keeps the federated secret key and session token to itself: "never returned in
+        # public API responses" (the API reference); only the key id, db user and expiry come back.
+        idp = pb.TrustedIDPAuth(**{k: v for k, v in acc.static_details.items() if k in TRUSTED_IDP_RETURNED})
         if acc.token_expires_at:
             idp.expiry.CopyFrom(_ts(acc.token_expires_at))
         msg.authorization_details.trusted_idp.CopyFrom(idp)

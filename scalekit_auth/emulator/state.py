@@ -388,6 +388,7 @@ class World:
             acc.scopes = acc.scopes or ["https://www.googleapis.com/auth/gmail.readonly"]
             acc.token_expires_at = self.now() + (self.token_ttl if ttl is None else ttl)
         elif acc.connection.kind == "trusted_idp":
+            # all four are held here; the API returns only db_user and access_key_id (servicer)
             acc.token_expires_at = self.now() + (ttl if ttl is not None else self.token_ttl)
             acc.static_details = {
                 "db_user": "analytics_reader",
