@@ -134,10 +134,12 @@ class ServiceCredentials:
             )
         if not self.fields:
             raise UnsupportedAccountError(
-                f"The {self.service} account for '{self.identifier}' is ACTIVE but holds no credential of its own. "
-                "On an ORG_WIDE connection the per-user accounts only record consent and the organization's one "
-                "shared credential is not readable through the Scalekit SDK; switch the connection to per-user "
-                "authorization in the Scalekit dashboard (AgentKit > Connections), or use Scalekit's tool calls."
+                f"The {self.service} account for '{self.identifier}' is ACTIVE but holds no credential of its own, "
+                "as a user's account on an ORG_WIDE connection does: it records the user's consent, and the "
+                "organization's one shared credential is on the connection's org-wide account. This skill hands "
+                "out only a user's own credential: let Scalekit act for the user with the shared one "
+                f"(scalekit-auth request --via scalekit URL, or scalekit-auth tools {self.service}), or switch the "
+                "connection to per-user (USER) authorization in the Scalekit dashboard (AgentKit > Connections)."
             )
         values = {k: v for k, v in self.fields.items() if isinstance(v, str) and v}
         if len(values) == 1:

@@ -73,8 +73,59 @@ def test_a_trusted_identity_provider_account_gives_only_what_scalekit_returns(sh
 
 
 def test_a_per_user_account_of_an_org_wide_connection_says_why_there_is_no_token(shapes):
+    shapes.seed("jira_org", "org-admin", org_wide_credential=True, access_token="shared-jira-token")
     shapes.seed("jira_org", "mess")
     creds = get_credentials("jira")
     assert creds.fields == {} and creds.access_token == ""
-    with pytest.raises(UnsupportedAccountError, match="ORG_WIDE"):
+    with pytest.raises(UnsupportedAccountError, match="ORG_WIDE") as caught:
         get_token("jira")
+    said = str(caught.value)
+    assert "org-wide account" in said and "request --via scalekit" in said and "tools jira" in said
+    assert "not readable" not in said and "shared-jira-token" not in said
+
+
+def test_the_org_wide_credential_is_readable_through_the_sdks_low_level_client(shapes, sdk_for):
+    """SDK 2.21.0: the actions layer's models drop is_org_wide_credential, but the low-level
+    client.connected_accounts returns the proto with it, and ListConnectedAccountsRequest filters
+    on it ("consent-only records" for the per-user accounts, the descriptors say)."""
+    from scalekit.v1.connected_accounts.connected_accounts_pb2 import ListConnectedAccountsRequest
+
+    shapes.seed("jira_org", "org-admin", org_wide_credential=True, access_token="shared-jira-token")
+    shapes.seed("jira_org", "mess")
+    client = sdk_for(shapes)
+    model = client.actions.get_connected_account(connection_name="jira_org", identifier="org-admin")
+    assert "is_org_wide_credential" not in model.connected_account.model_dump()
+
+    low = client.connected_accounts
+    shared = low.get_connected_account_by_identifier(connector="jira_org", identifier="org-admin")[0].connected_account
+    assert shared.is_org_wide_credential
+    assert shared.authorization_details.oauth_token.access_token == "shared-jira-token"
+    consent = low.get_connected_account_by_identifier(connector="jira_org", identifier="mess")[0].connected_account
+    assert not consent.is_org_wide_credential and not consent.HasField("authorization_details")
+
+    def listed(**flag):
+        request = ListConnectedAccountsRequest(connector="jira_org", **flag)
+        answer = low.core_client.grpc_exec(low.connected_accounts_service.ListConnectedAccounts.with_call, request)
+        return [(a.identifier, a.is_org_wide_credential) for a in answer[0].connected_accounts]
+
+    assert listed(is_org_wide_credential=True) == [("org-admin", True)]
+    assert listed(is_org_wide_credential=False) == [("mess", False)]
+    assert sorted(listed()) == [("mess", False), ("org-admin", True)]
+
+
+def test_scalekit_acts_for_a_consenting_user_with_the_shared_credential(shapes):
+    from scalekit_auth.config import ScalekitSettings
+    from scalekit_auth.vault import Vault
+
+    shapes.seed("jira_org", "org-admin", org_wide_credential=True, access_token="shared-jira-token")
+    shapes.seed("jira_org", "mess")
+    vault = Vault(ScalekitSettings(shapes.url, shapes.client_id, shapes.client_secret, timeout=10))
+    try:
+        answer = vault.proxy_request("jira_org", "mess", "/rest/api/3/myself")
+        assert answer is not None and answer.status == 200
+        assert b"shared-jira-token" not in answer.body
+        seen = shapes.proxy_requests()[-1]
+        assert seen["identifier"] == "mess" and seen["upstream_account"] == ["jira_org", "org-admin"]
+        assert vault.proxy_request("jira_org", "nobody", "/rest/api/3/myself") is None  # no consent, no call
+    finally:
+        vault.close()

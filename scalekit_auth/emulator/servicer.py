@@ -59,6 +59,7 @@ def account_message(acc: Account, *, with_credentials: bool) -> pb.ConnectedAcco
         status=_status_enum(acc.status),
         authorization_type=_AUTH_TYPES[acc.connection.kind],
         updated_at=_ts(acc.updated_at),
+        is_org_wide_credential=acc.org_wide_credential,
     )
     if acc.token_expires_at:
         msg.token_expires_at.CopyFrom(_ts(acc.token_expires_at))
@@ -77,7 +78,7 @@ def account_message(acc: Account, *, with_credentials: bool) -> pb.ConnectedAcco
             idp.expiry.CopyFrom(_ts(acc.token_expires_at))
         msg.authorization_details.trusted_idp.CopyFrom(idp)
     elif with_credentials:
-        if acc.connection.kind == "oauth" and acc.access_token:
+        if (acc.connection.kind == "oauth" or acc.org_wide_credential) and acc.access_token:
             msg.authorization_details.oauth_token.CopyFrom(
                 pb.OauthToken(access_token=acc.access_token, refresh_token=acc.refresh_token, scopes=acc.scopes)
             )
@@ -98,6 +99,7 @@ def _list_item(acc: Account) -> pb.ConnectedAccountForList:
         status=_status_enum(acc.status),
         authorization_type=_AUTH_TYPES[acc.connection.kind],
         updated_at=_ts(acc.updated_at),
+        is_org_wide_credential=acc.org_wide_credential,
     )
     if acc.token_expires_at:
         item.token_expires_at.CopyFrom(_ts(acc.token_expires_at))
@@ -263,6 +265,9 @@ class ConnectedAccountService(ConnectedAccountServiceServicer):
             identifier=request.identifier,
             provider=request.provider,
             connection_names=list(request.connection_names),
+            org_wide_credential=(
+                request.is_org_wide_credential if request.HasField("is_org_wide_credential") else None
+            ),
         )
         start = 0
         if request.page_token:

@@ -16,8 +16,9 @@ from typing import Any
 
 STATUSES = ("ACTIVE", "EXPIRED", "PENDING_AUTH", "PENDING_VERIFICATION", "DISCONNECTED")
 #: Connection kinds: OAuth, static (API key), Google domain-wide delegation, a trusted identity
-#: provider's federated AWS-style keys, and ORG_WIDE (one shared credential for the organization;
-#: the per-user accounts only record consent and hold no credential of their own).
+#: provider's federated AWS-style keys, and ORG_WIDE: "one admin-authorized credential is shared
+#: across all users" on the connection's one account with is_org_wide_credential; the per-user
+#: accounts are "consent-only records with no real credential" (the SDK 2.21.0 descriptors).
 KINDS = ("oauth", "static", "google_dwd", "trusted_idp", "org_wide")
 
 # Scopes a real connector of that provider would typically carry; purely cosmetic.
@@ -81,6 +82,8 @@ class Account:
     static_details: dict[str, Any] = field(default_factory=dict)
     updated_at: float = field(default_factory=time.time)
     last_used_at: float = 0.0
+    #: The one account of an ORG_WIDE connection that holds the shared credential.
+    org_wide_credential: bool = False
 
     @property
     def key(self) -> tuple[str, str]:
@@ -99,6 +102,7 @@ class Account:
             "scopes": list(self.scopes),
             "token_expires_at": self.token_expires_at,
             "static_details": dict(self.static_details),
+            "org_wide_credential": self.org_wide_credential,
         }
 
 
@@ -378,7 +382,7 @@ class World:
 
     def _grant(self, acc: Account, access_token: str | None = None, ttl: float | None = None) -> None:
         """Give an account fresh credentials, as a completed authorization would."""
-        if acc.connection.kind == "oauth":
+        if acc.connection.kind == "oauth" or acc.org_wide_credential:
             self._set_access_token(acc, access_token or new_access_token())
             acc.refresh_token = acc.refresh_token or new_refresh_token()
             acc.scopes = acc.scopes or list(_PROVIDER_SCOPES.get(acc.connection.provider, ["read"]))
@@ -397,7 +401,7 @@ class World:
                 "session_token": "emu_st_" + secrets.token_urlsafe(24),
             }
         elif acc.connection.kind == "org_wide":
-            pass  # consent only: the credential belongs to the organization's one shared account
+            pass  # a consent-only record: the credential is on the connection's org-wide account
         elif not acc.static_details:
             acc.static_details = {"api_key": access_token or "emu_key_" + secrets.token_urlsafe(24)}
         acc.updated_at = self.now()
@@ -462,18 +466,27 @@ class World:
         static: dict | None = None,
         scopes: list[str] | None = None,
         kind: str | None = None,
+        org_wide_credential: bool = False,
     ) -> Account:
-        """Put an account into any state directly; creates the connection if it is unknown."""
+        """Put an account into any state directly; creates the connection if it is unknown.
+        `org_wide_credential`: the ORG_WIDE connection's one account holding the shared credential."""
         if status not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}, not {status!r}")
         with self._lock:
             conn = self.connections.get(connection)
             if conn is None:
                 conn = self.add_connection(connection, kind or ("static" if static else "oauth"))
+            if org_wide_credential:
+                if conn.kind != "org_wide":
+                    raise ValueError(f"only an org_wide connection has an org-wide credential, not {conn.kind!r}")
+                holder = self.org_wide_holder(connection)
+                if holder is not None and holder.identifier != identifier:
+                    raise ValueError(f"{connection} already has its org-wide credential on {holder.identifier!r}")
             acc = self.accounts.get((connection, identifier))
             if acc is None:
                 acc = self._new_account(conn, identifier)
                 self.accounts[acc.key] = acc
+            acc.org_wide_credential = org_wide_credential
             acc.status = status
             if refresh_token is not None:
                 acc.refresh_token = refresh_token
@@ -501,13 +514,20 @@ class World:
             self._grant(acc, access_token or new_access_token())
             return acc.access_token if acc.connection.kind == "oauth" else ""
 
+    def org_wide_holder(self, connection: str) -> Account | None:
+        """The account holding an ORG_WIDE connection's shared credential (at most one), if any."""
+        with self._lock:
+            return next(
+                (a for a in self.accounts.values() if a.connection.name == connection and a.org_wide_credential), None
+            )
+
     def lookup_with_refresh(self, connection: str, identifier: str, account_id: str = "") -> Account:
         """What GetConnectedAccountAuth sees: an ACTIVE account past its expiry gets a new token."""
         with self._lock:
             acc = self.find(connection, identifier, account_id)
             if (
                 acc.status == "ACTIVE"
-                and acc.connection.kind == "oauth"
+                and (acc.connection.kind == "oauth" or acc.org_wide_credential)
                 and acc.token_expires_at
                 and acc.token_expires_at <= self.now()
             ):
@@ -525,6 +545,7 @@ class World:
         identifier: str = "",
         provider: str = "",
         connection_names: list[str] | None = None,
+        org_wide_credential: bool | None = None,
     ) -> list[Account]:
         with self._lock:
             out = []
@@ -536,6 +557,8 @@ class World:
                 if provider and acc.connection.provider != provider:
                     continue
                 if connection_names and acc.connection.name not in connection_names:
+                    continue
+                if org_wide_credential is not None and acc.org_wide_credential != org_wide_credential:
                     continue
                 out.append(acc)
             return out
@@ -682,6 +705,12 @@ class World:
                 raise EmulatorError("NOT_FOUND", "connected account not found")
             if acc.status != "ACTIVE":
                 raise EmulatorError("NOT_FOUND", f"connected account is not active (status {acc.status})")
+            if acc.connection.kind == "org_wide" and not acc.org_wide_credential:
+                # the user consented; Scalekit acts with the connection's shared credential
+                holder = self.org_wide_holder(connection)
+                if holder is None or holder.status != "ACTIVE":
+                    raise EmulatorError("NOT_FOUND", "the org-wide credential of this connection is not authorized")
+                return self.lookup_with_refresh(connection, holder.identifier)
             return self.lookup_with_refresh(connection, identifier)
 
     def account_by_credential(self, credential: str) -> Account | None:
