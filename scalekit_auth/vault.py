@@ -104,6 +104,17 @@ class _NotFoundError(Exception):
     """Scalekit answered NOT_FOUND (unknown account, or unknown connection)."""
 
 
+class ConnectionNameRefused(Exception):  # noqa: N818 - an answer of Scalekit, not a failure here
+    """Scalekit refused the connection name when asked for a link: NOT_FOUND (its documented answer
+    for a name that is no connection; `said` is then "") or a bad request (`said`: its words; older
+    docs gave this answer for an "invalid connector"). Names and identifiers are checked before they
+    are sent, so a bad request here is about the connection."""
+
+    def __init__(self, said: str = "") -> None:
+        super().__init__(said)
+        self.said = said
+
+
 def _aware(value: _dt.datetime | None) -> _dt.datetime | None:
     """The SDK gives naive UTC datetimes, and the epoch for 'unset'."""
     if value is None:
@@ -269,7 +280,7 @@ class Vault:
     def _calling(self, what: str) -> Iterator[None]:
         try:
             yield
-        except (ScalekitAuthError, _NotFoundError):
+        except (ScalekitAuthError, _NotFoundError, ConnectionNameRefused):
             raise
         except Exception as exc:  # noqa: BLE001 - every SDK/transport failure is translated
             translated = self._translate(exc)
@@ -473,30 +484,45 @@ class Vault:
         return getattr(resp, "post_user_verify_redirect_url", None) or ""
 
     def ensure_account(self, connection_name: str, identifier: str) -> bool:
-        """Create the account if Scalekit has none yet (its documented first step); False when the
-        connection does not exist."""
-        resp = self._rpc(
-            "get_or_create_connected_account",
-            lambda a: a.get_or_create_connected_account(connection_name=connection_name, identifier=identifier),
-        )
-        return resp is not None
+        """Create the account if Scalekit has none yet (the docs' first step; Scalekit also creates it
+        when the user authorizes). False when Scalekit refused: NOT_FOUND, or the bad request that
+        CreateConnectedAccount answers for a connection it does not know (its documented answers are
+        400, 401 and 409); the link call then says whether the connection exists."""
+        from scalekit.common import exceptions as sk
+
+        def create(actions: Any) -> Any:
+            try:
+                return actions.get_or_create_connected_account(connection_name=connection_name, identifier=identifier)
+            except sk.ScalekitBadRequestException:
+                log.debug("get_or_create_connected_account: bad request; the link call will say why")
+                return None
+
+        return self._rpc("get_or_create_connected_account", create) is not None
 
     def authorization_link(
         self, connection_name: str, identifier: str, user_verify_url: str = "", state: str = ""
     ) -> tuple[str, _dt.datetime | None] | None:
-        """(link, expiry) for the user to authorize; None when the connection (or account) does not exist.
+        """(link, expiry) for the user to authorize. Raises ConnectionNameRefused when Scalekit has no
+        such connection (NOT_FOUND, error code RESOURCE_NOT_FOUND) or refuses it as a bad request.
 
         With custom user verification, Scalekit sends the browser to `user_verify_url` after
         consent, with `auth_request_id` and `state` in the query."""
-        resp = self._rpc(
-            "get_authorization_link",
-            lambda a: a.get_authorization_link(
-                connection_name=connection_name,
-                identifier=identifier,
-                user_verify_url=user_verify_url or None,
-                state=state or None,
-            ),
-        )
+        from scalekit.common import exceptions as sk
+
+        def link(actions: Any) -> Any:
+            try:
+                return actions.get_authorization_link(
+                    connection_name=connection_name,
+                    identifier=identifier,
+                    user_verify_url=user_verify_url or None,
+                    state=state or None,
+                )
+            except sk.ScalekitNotFoundException as exc:
+                raise ConnectionNameRefused() from exc
+            except sk.ScalekitBadRequestException as exc:
+                raise ConnectionNameRefused(_detail(exc) or "invalid argument") from exc
+
+        resp = self._rpc("get_authorization_link", link)
         if resp is None:
             return None
         if not resp.link:

@@ -346,9 +346,10 @@ class Emulator:
             raise ValueError(f"verification must be one of {VERIFICATION_MODES}, not {mode!r}")
         self.world.verification = mode
 
-    def deny(self, link: str) -> dict[str, Any]:
-        """Act as the user clicking Deny on `link`."""
-        return self.world.deny(self._link_token(link)).snapshot()
+    def deny(self, link: str) -> dict[str, Any] | None:
+        """Act as the user clicking Deny on `link`: the account (unchanged), None when there is none."""
+        acc = self.world.deny(self._link_token(link))
+        return acc.snapshot() if acc is not None else None
 
     def counters(self) -> dict[str, int]:
         """Every call seen: `oauth_token`, `rpc.<Name>`, `rpc_calls`, `links_issued`, `tls_connections`, ..."""

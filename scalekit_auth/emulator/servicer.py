@@ -175,6 +175,20 @@ def check_request(message: Any, prefix: str = "") -> None:
             raise EmulatorError("INVALID_ARGUMENT", f"validation error: {name}: {problem}")
 
 
+def _abort_with_error_code(context: grpc.ServicerContext, code: str, message: str, error_code: str) -> None:
+    """Abort with an ErrorInfo{error_code} detail, as Scalekit does where its docs name a code
+    (the SDK reads it into the exception's error_code)."""
+    from google.protobuf import any_pb2
+    from google.rpc import status_pb2
+    from grpc_status import rpc_status
+    from scalekit.v1.errdetails.errdetails_pb2 import ErrorInfo
+
+    detail = any_pb2.Any()
+    detail.Pack(ErrorInfo(error_code=error_code))
+    status = status_pb2.Status(code=getattr(grpc.StatusCode, code).value[0], message=message, details=[detail])
+    context.abort_with_status(rpc_status.to_status(status))
+
+
 def rpc(func: Callable) -> Callable:
     """Count the call, apply latency, check the bearer token and injected faults, map errors."""
 
@@ -195,6 +209,8 @@ def rpc(func: Callable) -> Callable:
             check_request(request)
             return func(self, request, context)
         except EmulatorError as err:
+            if err.error_code:
+                _abort_with_error_code(context, err.code, err.message, err.error_code)
             context.abort(getattr(grpc.StatusCode, err.code), err.message)
 
     return wrapper

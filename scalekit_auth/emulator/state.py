@@ -34,12 +34,14 @@ _PROVIDER_SCOPES = {
 
 
 class EmulatorError(Exception):
-    """A request the emulated service refuses; `code` is a gRPC status name."""
+    """A request the emulated service refuses; `code` is a gRPC status name, `error_code` the
+    ErrorInfo detail Scalekit attaches to some answers (e.g. RESOURCE_NOT_FOUND), if any."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, error_code: str = "") -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.error_code = error_code
 
 
 def provider_of(connection_name: str) -> str:
@@ -409,8 +411,12 @@ class World:
     def create(
         self, connection: str, identifier: str, *, oauth: dict | None = None, static: dict | None = None
     ) -> Account:
+        """CreateConnectedAccount: a connection name Scalekit does not know is a bad request (its
+        documented answers are 400, 401 and 409; no 404)."""
         with self._lock:
-            conn = self.connection(connection)
+            conn = self.connections.get(connection)
+            if conn is None:
+                raise EmulatorError("INVALID_ARGUMENT", f"invalid connector: no connection named '{connection}'")
             if not identifier:
                 raise EmulatorError("INVALID_ARGUMENT", "identifier is required")
             if (connection, identifier) in self.accounts:
@@ -575,14 +581,17 @@ class World:
 
     # -- authorization links -------------------------------------------------
     def create_link(self, connection: str, identifier: str, user_verify_url: str = "", state: str = "") -> Link:
-        """A single-use consent link for an existing account (Scalekit's docs create the account
-        first, with get_or_create_connected_account); NOT_FOUND when there is none."""
+        """A single-use consent link. An unknown connection is NOT_FOUND with error code
+        RESOURCE_NOT_FOUND (the SDK 2.21.0 descriptors; older docs said 400 "invalid connector").
+        An identifier without an account gets a link too: Scalekit creates the account when the
+        user authorizes (approve)."""
         with self._lock:
-            self.connection(connection)
+            if connection not in self.connections:
+                raise EmulatorError(
+                    "NOT_FOUND", f"connection '{connection}' not found in this environment", "RESOURCE_NOT_FOUND"
+                )
             if not identifier:
                 raise EmulatorError("INVALID_ARGUMENT", "identifier is required")
-            if (connection, identifier) not in self.accounts:
-                raise EmulatorError("NOT_FOUND", f"connected account not found for identifier '{identifier}'")
             link = Link(
                 token=secrets.token_urlsafe(18),
                 account_key=(connection, identifier),
@@ -607,8 +616,8 @@ class World:
             raise EmulatorError("FAILED_PRECONDITION", "this authorization link has already been used")
         if link.expires_at <= self.now():
             raise EmulatorError("DEADLINE_EXCEEDED", "this authorization link has expired")
-        if link.account_key not in self.accounts:
-            raise EmulatorError("NOT_FOUND", "the account this link was for no longer exists")
+        if link.account_key[0] not in self.connections:
+            raise EmulatorError("NOT_FOUND", "the connection this link was for no longer exists")
         return link
 
     def approve(self, token: str, signed_in_as: str = "") -> tuple[Account, str]:
@@ -621,7 +630,7 @@ class World:
         without one fails (failed_to_exchange) and nothing changes."""
         with self._lock:
             link = self._usable_link(token)
-            acc = self.accounts[link.account_key]
+            acc = self.accounts.get(link.account_key)
             if self.verification == "scalekit_users" and not signed_in_as:
                 raise EmulatorError(
                     "PERMISSION_DENIED",
@@ -634,6 +643,9 @@ class World:
                 )
             link.used = True
             link.outcome = "allowed"
+            if acc is None:  # "When a user authorizes, Scalekit creates a connected account"
+                acc = self._new_account(self.connections[link.account_key[0]], link.account_key[1])
+                self.accounts[acc.key] = acc
             self._grant(acc, new_access_token())
             self.counters["links_approved"] += 1
             if self.verification != "custom":
@@ -667,15 +679,16 @@ class World:
             self.counters["verifications"] += 1
             return acc
 
-    def deny(self, token: str) -> Account:
+    def deny(self, token: str) -> Account | None:
         """What clicking Deny does: the link is spent; nothing on the account changes (Scalekit
-        shows access_denied on its own page and records no decision the API could read)."""
+        shows access_denied on its own page and records no decision the API could read), and
+        none is created. The account, or None when there is none."""
         with self._lock:
             link = self._usable_link(token)
             link.used = True
             link.outcome = "denied"
             self.counters["links_denied"] += 1
-            return self.accounts[link.account_key]
+            return self.accounts.get(link.account_key)
 
     # -- the proxy and tools ---------------------------------------------------
     def set_proxy_enabled(self, enabled: bool, connection: str | None = None) -> None:
