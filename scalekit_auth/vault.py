@@ -260,6 +260,9 @@ class Vault:
                 "SCALEKIT_CLIENT_SECRET under Developers > Settings > API credentials, and that the URL is that "
                 "environment's."
             )
+        # The SDK raises, by HTTP status: 429 TooManyRequests, 500 InternalServer, 502 Unknown (no gRPC
+        # equivalent in its table), 503 ServiceUnavailable, 504 GatewayTimeout. 500, 502 and 503 are an
+        # outage at the login; 401/403, 429 and 504 read as they do for any call (_translate).
         if isinstance(exc, sk.ScalekitServerException) and not isinstance(
             exc,
             (
