@@ -180,6 +180,38 @@ def test_list_filters_and_pages(emulator, sdk):
     assert by_names.total_count == 2
 
 
+def test_the_list_refuses_what_its_rules_refuse(emulator, sdk):
+    """ListConnectedAccountsRequest (SDK 2.21.0 descriptors): page_size `lt: 100`, connection_names
+    at most 20 names matching the connection-name pattern, and not combined with connector."""
+    ask = sdk.actions.list_connected_accounts
+    assert ask(page_size=99).connected_accounts == []
+    with pytest.raises(ScalekitBadRequestException, match="page_size: value must be less than 100"):
+        ask(page_size=100)
+    names = [f"conn_{i}" for i in range(20)]
+    assert ask(connection_names=names).connected_accounts == []
+    with pytest.raises(ScalekitBadRequestException, match="no more than 20"):
+        ask(connection_names=[*names, "conn_20"])
+    with pytest.raises(ScalekitBadRequestException, match=r"connection_names\[1\]"):
+        ask(connection_names=["gmail_u3134a", "gmail.u3134a"])
+    with pytest.raises(ScalekitBadRequestException, match="cannot be combined"):
+        ask(connection_name="gmail_u3134a", connection_names=["slack_x7y9z"])
+
+
+def test_the_list_pages_by_ten_unless_asked_and_its_tokens_fit_their_rule(emulator, sdk):
+    for i in range(23):
+        emulator.seed("gmail_u3134a", f"user{i:02d}")
+    seen, token, sizes = [], None, []
+    while True:
+        page = sdk.actions.list_connected_accounts(identifier=None, connection_names=["gmail_u3134a"], page_token=token)
+        sizes.append(len(page.connected_accounts))
+        seen += [a.identifier for a in page.connected_accounts]
+        token = page.next_page_token
+        assert token is None or len(token) <= 32  # ListConnectedAccountsResponse.next_page_token max_len
+        if not token:
+            break
+    assert sizes == [10, 10, 3] and seen == [f"user{i:02d}" for i in range(23)]
+
+
 # -- expiry, refresh, rotation --------------------------------------------------
 
 

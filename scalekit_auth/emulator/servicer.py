@@ -21,8 +21,11 @@ from scalekit.v1.tools.tools_pb2_grpc import ToolServiceServicer
 from . import tools as catalog
 from .state import Account, EmulatorError, World
 
+#: ListTools: no documented default or limit (ours).
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 100
+#: ListConnectedAccounts: "Default is typically 10"; the limit (below 100) is its buf.validate rule.
+ACCOUNTS_DEFAULT_PAGE_SIZE = 10
 
 
 def _ts(epoch: float) -> timestamp_pb2.Timestamp:
@@ -133,18 +136,64 @@ def _repeated(field: Any) -> bool:
     return label == 3  # LABEL_REPEATED
 
 
+_NUMBER_RULES = ("int32", "int64", "uint32", "uint64", "sint32", "sint64", "fixed32", "fixed64", "sfixed32", "sfixed64")
+
+
+def _string_problem(rule: Any, text: str) -> str | None:
+    """What is wrong with `text` under buf.validate StringRules (length, pattern, prefix), or None."""
+    if rule.HasField("min_len") and len(text) < rule.min_len:
+        return f"value length must be at least {rule.min_len} characters"
+    if rule.HasField("max_len") and len(text) > rule.max_len:
+        return f"value length must be at most {rule.max_len} characters"
+    if rule.HasField("pattern") and not re.search(rule.pattern, text):
+        return f"value does not match regex pattern `{rule.pattern}`"
+    if rule.HasField("prefix") and text and not text.startswith(rule.prefix):
+        return f"value does not have prefix `{rule.prefix}`"
+    return None
+
+
+def _number_problem(rule: Any, value: int) -> str | None:
+    """What is wrong with `value` under buf.validate number rules (lt, lte, gt, gte), or None."""
+    if rule.HasField("lt") and not value < rule.lt:
+        return f"value must be less than {rule.lt}"
+    if rule.HasField("lte") and not value <= rule.lte:
+        return f"value must be less than or equal to {rule.lte}"
+    if rule.HasField("gt") and not value > rule.gt:
+        return f"value must be greater than {rule.gt}"
+    if rule.HasField("gte") and not value >= rule.gte:
+        return f"value must be greater than or equal to {rule.gte}"
+    return None
+
+
 def check_request(message: Any, prefix: str = "") -> None:
     """Refuse a request the way Scalekit does: INVALID_ARGUMENT for any field that breaks the
-    buf.validate rules in the SDK's own descriptors: `required`, and string length, pattern and
-    prefix. As protovalidate does, a field with presence that is not set is not checked; set
-    message fields (a ListTools filter) are checked in turn."""
+    buf.validate rules in the SDK's own descriptors: `required`; string length, pattern and
+    prefix; number bounds (ListConnectedAccounts' page_size `lt: 100`); repeated fields' item
+    counts and each item's string rules (its connection_names: at most 20). As protovalidate
+    does, a field with presence that is not set is not checked; set message fields (a ListTools
+    filter) are checked in turn."""
     from buf.validate import validate_pb2
 
     for field in message.DESCRIPTOR.fields:
-        if getattr(field, "is_repeated", False) or _repeated(field):
-            continue
         rules = field.GetOptions().Extensions[validate_pb2.field]
         name = prefix + field.name
+        problem = None
+        if getattr(field, "is_repeated", False) or _repeated(field):
+            items = getattr(message, field.name)
+            if rules.HasField("repeated"):
+                rule = rules.repeated
+                if rule.HasField("max_items") and len(items) > rule.max_items:
+                    problem = f"value must contain no more than {rule.max_items} item(s)"
+                elif rule.HasField("min_items") and len(items) < rule.min_items:
+                    problem = f"value must contain at least {rule.min_items} item(s)"
+                elif rule.items.HasField("string"):
+                    found = ((i, _string_problem(rule.items.string, t)) for i, t in enumerate(items))
+                    first = next(((i, p) for i, p in found if p), None)
+                    if first is not None:
+                        name, problem = f"{name}[{first[0]}]", first[1]
+            if problem:
+                raise EmulatorError("INVALID_ARGUMENT", f"validation error: {name}: {problem}")
+            continue
         if field.type == field.TYPE_MESSAGE:
             if message.HasField(field.name):
                 if field.message_type.full_name.startswith("scalekit."):
@@ -152,25 +201,16 @@ def check_request(message: Any, prefix: str = "") -> None:
             elif rules.required:
                 raise EmulatorError("INVALID_ARGUMENT", f"validation error: {name}: value is required")
             continue
-        if field.type != field.TYPE_STRING:
-            continue
         if field.has_presence and not message.HasField(field.name) and not rules.required:
             continue
-        text = getattr(message, field.name)
-        if rules.required and not text:
+        value = getattr(message, field.name)
+        if rules.required and not value:
             raise EmulatorError("INVALID_ARGUMENT", f"validation error: {name}: value is required")
-        if not rules.HasField("string"):
-            continue
-        rule = rules.string
-        problem = None
-        if rule.HasField("min_len") and len(text) < rule.min_len:
-            problem = f"value length must be at least {rule.min_len} characters"
-        elif rule.HasField("max_len") and len(text) > rule.max_len:
-            problem = f"value length must be at most {rule.max_len} characters"
-        elif rule.HasField("pattern") and not re.search(rule.pattern, text):
-            problem = f"value does not match regex pattern `{rule.pattern}`"
-        elif rule.HasField("prefix") and text and not text.startswith(rule.prefix):
-            problem = f"value does not have prefix `{rule.prefix}`"
+        kind = rules.WhichOneof("type")
+        if field.type == field.TYPE_STRING and kind == "string":
+            problem = _string_problem(rules.string, value)
+        elif kind in _NUMBER_RULES:
+            problem = _number_problem(getattr(rules, kind), value)
         if problem:
             raise EmulatorError("INVALID_ARGUMENT", f"validation error: {name}: {problem}")
 
@@ -273,9 +313,11 @@ class ConnectedAccountService(ConnectedAccountServiceServicer):
 
     @rpc
     def ListConnectedAccounts(self, request, context):
-        if request.page_size < 0:
-            raise EmulatorError("INVALID_ARGUMENT", "page_size must not be negative")
-        size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+        """Filters as documented (connection_names: exact names, at most 20, not with connector);
+        page_size below 100 (check_request), 10 when unset ("Default is typically 10")."""
+        if request.connector and request.connection_names:
+            raise EmulatorError("INVALID_ARGUMENT", "connection_names cannot be combined with connector")
+        size = request.page_size or ACCOUNTS_DEFAULT_PAGE_SIZE
         matches = self.world.list(
             connector=request.connector,
             identifier=request.identifier,
