@@ -14,7 +14,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from types import MappingProxyType
 from typing import Any, NamedTuple
@@ -49,6 +49,13 @@ TOOLS_PAGE_SIZE = 100
 TOOLS_MAX_PAGES = 50
 #: A proxied response body larger than this is refused (proxy_request's max_bytes default).
 PROXY_MAX_BYTES = 16 * 1024 * 1024
+#: ListConnectedAccountsRequest's rules: at most 20 connection_names, page_size below 100.
+LIST_NAMES_MAX = 20
+LIST_PAGE_SIZE = 99
+#: list_accounts follows at most this many pages.
+LIST_MAX_PAGES = 100
+#: What a listing call answers when Scalekit refused it as a bad request.
+_REFUSED = object()
 
 
 class ProxyResponse(NamedTuple):
@@ -459,6 +466,59 @@ class Vault:
             lambda a: a.get_connected_account_details(connection_name=connection_name, identifier=identifier),
         )
         return None if resp is None else self._snapshot(resp.connected_account)
+
+    def list_accounts(
+        self, connection_names: Sequence[str], identifier: str | None = None
+    ) -> dict[tuple[str, str], AccountSnapshot] | None:
+        """The accounts of up to 20 connections, of one identifier (or of every one), without
+        credentials: {(connection name, identifier): status, expiry, last change}. One
+        ListConnectedAccounts call per page of 99 (one deadline for all); an account Scalekit does
+        not have is absent, as is a connection it does not know.
+
+        None when the listing cannot answer for these names: Scalekit refused it as a bad request,
+        or answered accounts of other connections (its `connector` is not the connection name):
+        the caller then looks the accounts up one by one."""
+        from scalekit.common import exceptions as sk
+
+        names = list(dict.fromkeys(_name(n, "connection name") for n in connection_names))
+        if len(names) > LIST_NAMES_MAX:
+            raise UsageError(f"Scalekit lists the accounts of at most {LIST_NAMES_MAX} connections at a time.")
+        if identifier is not None:
+            _name(identifier, "identifier")
+        found: dict[tuple[str, str], AccountSnapshot] = {}
+        if not names:
+            return found
+        token: str | None = None
+        for _ in range(LIST_MAX_PAGES):
+
+            def page(actions: Any, t: str | None = token) -> Any:
+                try:
+                    return actions.list_connected_accounts(
+                        connection_names=names, identifier=identifier, page_size=LIST_PAGE_SIZE, page_token=t
+                    )
+                except sk.ScalekitBadRequestException as exc:
+                    log.debug("list_connected_accounts refused: %s", _detail(exc))
+                    return _REFUSED
+
+            resp = self._rpc("list_connected_accounts", page)
+            if resp is None or resp is _REFUSED:
+                return None
+            for item in resp.connected_accounts:
+                if item.connector not in names:
+                    log.debug("list_connected_accounts answered an account of another connection")
+                    return None
+                if identifier is not None and item.identifier != identifier:
+                    continue
+                found[(item.connector, item.identifier)] = AccountSnapshot(
+                    status=item.status, expires_at=_aware(item.token_expires_at), updated_at=_aware(item.updated_at)
+                )
+            token = resp.next_page_token
+            if not token:
+                return found
+        raise ScalekitServiceError(
+            f"Scalekit's list of connected accounts did not end after {LIST_MAX_PAGES} pages. Try again; if it "
+            "persists, check status.scalekit.com."
+        )
 
     def verify_user(self, auth_request_id: str, identifier: str) -> str:
         """Complete a custom user verification; the page Scalekit wants the browser to end on ("" if none)."""
