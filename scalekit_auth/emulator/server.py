@@ -260,7 +260,8 @@ class Emulator:
         return {"name": conn.name, "kind": conn.kind, "provider": conn.provider}
 
     def seed(self, connection: str, identifier: str, status: str = "ACTIVE", **kwargs: Any) -> dict[str, Any]:
-        """Create or overwrite an account: status, `access_token`, `refresh_token`, `ttl` (s), `static`, `scopes`."""
+        """Create or overwrite an account: status, `access_token`, `refresh_token`, `ttl` (s), `static`, `scopes`,
+        `org_wide_credential` (the one account of an org_wide connection that holds the shared credential)."""
         return self.world.seed(connection, identifier, status, **kwargs).snapshot()
 
     def account(self, connection: str, identifier: str) -> dict[str, Any]:
