@@ -196,6 +196,77 @@ class TokenBroker(ConfigView):
             return AccountStatus(target, None)
         return AccountStatus(target, snap.status, snap.expires_at, snap.updated_at)
 
+    def account_statuses(self, services: Iterable[str], identifier: str | None = None) -> dict[str, AccountStatus]:
+        """account_status of several services, in the order given, in as few calls as Scalekit
+        allows: the services are grouped by identifier, and each group asks for the accounts of up
+        to 20 connections at once (Vault.list_accounts), so N services of one identifier cost
+        ceil(N/20) calls instead of N. Where the listing cannot answer, the accounts are looked up
+        one by one. Raises BatchError (`.results`, `.errors`) if any service fails, like many()."""
+        if isinstance(services, (str, bytes)):
+            raise TypeError(f"expected a list of services, e.g. [{services!r}], not a single string")
+        names = list(dict.fromkeys(services))
+        results: dict[str, AccountStatus] = {}
+        errors: dict[str, BaseException] = {}
+        targets: dict[str, Target] = {}
+        for name in names:
+            try:
+                targets[name] = self.resolve(name, identifier)
+            except Exception as err:  # noqa: BLE001 - reported per service below
+                errors[name] = err
+        if targets:
+            try:
+                settings = self.settings()
+                vault = self.vault(settings)
+            except Exception as err:  # noqa: BLE001 - the same failure for every service
+                errors.update(dict.fromkeys(targets, err))
+                targets = {}
+        chunks: list[list[tuple[str, Target]]] = []
+        by_identifier: dict[str, list[tuple[str, Target]]] = {}
+        for name, target in targets.items():
+            by_identifier.setdefault(target.identifier, []).append((name, target))
+        from .vault import LIST_NAMES_MAX
+
+        for group in by_identifier.values():
+            connections_of_group = list(dict.fromkeys(t.connection_name for _, t in group))
+            for start in range(0, len(connections_of_group), LIST_NAMES_MAX):
+                part = set(connections_of_group[start : start + LIST_NAMES_MAX])
+                chunks.append([(n, t) for n, t in group if t.connection_name in part])
+
+        def one_chunk(chunk: list[tuple[str, Target]]) -> dict[str, AccountStatus]:
+            ident = chunk[0][1].identifier
+            with deadline(settings.timeout):
+                found = vault.list_accounts([t.connection_name for _, t in chunk], ident)
+                if found is None:  # the listing cannot answer: one lookup per account
+                    found = {}
+                    for _, t in chunk:
+                        snap = vault.account_status(t.connection_name, t.identifier)
+                        if snap is not None:
+                            found[(t.connection_name, t.identifier)] = snap
+            out = {}
+            for name, t in chunk:
+                snap = found.get((t.connection_name, t.identifier))
+                out[name] = (
+                    AccountStatus(t, None)
+                    if snap is None
+                    else AccountStatus(t, snap.status, snap.expires_at, snap.updated_at)
+                )
+            return out
+
+        if chunks:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(max_workers=min(MAX_BATCH_WORKERS, len(chunks))) as pool:
+                futures = [(chunk, pool.submit(one_chunk, chunk)) for chunk in chunks]
+                for chunk, future in futures:
+                    try:
+                        results.update(future.result())
+                    except Exception as err:  # noqa: BLE001 - reported per service below
+                        errors.update({name: err for name, _ in chunk})
+        if errors:
+            ok = {n: results[n] for n in names if n in results}
+            raise BatchError(ok, {n: errors[n] for n in names if n in errors})
+        return {n: results[n] for n in names}
+
     def authorization_link(
         self, service: str, identifier: str | None = None, user_verify_url: str | None = None
     ) -> AuthorizationError:

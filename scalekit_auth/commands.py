@@ -552,7 +552,11 @@ def _rows(broker: TokenBroker) -> list[dict[str, Any]]:
 
 
 def _statuses(broker: TokenBroker, services: list[str]) -> tuple[dict[str, AccountStatus], dict[str, BaseException]]:
-    return _batch(broker, services, broker.account_status)
+    """(statuses, errors): one account listing per identifier and 20 connections, not one lookup each."""
+    try:
+        return broker.account_statuses(services), {}
+    except BatchError as err:
+        return err.results, err.errors
 
 
 NO_SERVICES = "No services configured in {}. Add one: scalekit-auth config gmail <connection_name>"

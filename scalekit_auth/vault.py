@@ -14,7 +14,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from types import MappingProxyType
 from typing import Any, NamedTuple
@@ -49,6 +49,13 @@ TOOLS_PAGE_SIZE = 100
 TOOLS_MAX_PAGES = 50
 #: A proxied response body larger than this is refused (proxy_request's max_bytes default).
 PROXY_MAX_BYTES = 16 * 1024 * 1024
+#: ListConnectedAccountsRequest's rules: at most 20 connection_names, page_size below 100.
+LIST_NAMES_MAX = 20
+LIST_PAGE_SIZE = 99
+#: list_accounts follows at most this many pages.
+LIST_MAX_PAGES = 100
+#: What a listing call answers when Scalekit refused it as a bad request.
+_REFUSED = object()
 
 
 class ProxyResponse(NamedTuple):
@@ -102,6 +109,17 @@ def _detail(exc: BaseException) -> str:
 
 class _NotFoundError(Exception):
     """Scalekit answered NOT_FOUND (unknown account, or unknown connection)."""
+
+
+class ConnectionNameRefused(Exception):  # noqa: N818 - an answer of Scalekit, not a failure here
+    """Scalekit refused the connection name when asked for a link: NOT_FOUND (its documented answer
+    for a name that is no connection; `said` is then "") or a bad request (`said`: its words; older
+    docs gave this answer for an "invalid connector"). Names and identifiers are checked before they
+    are sent, so a bad request here is about the connection."""
+
+    def __init__(self, said: str = "") -> None:
+        super().__init__(said)
+        self.said = said
 
 
 def _aware(value: _dt.datetime | None) -> _dt.datetime | None:
@@ -249,6 +267,9 @@ class Vault:
                 "SCALEKIT_CLIENT_SECRET under Developers > Settings > API credentials, and that the URL is that "
                 "environment's."
             )
+        # The SDK raises, by HTTP status: 429 TooManyRequests, 500 InternalServer, 502 Unknown (no gRPC
+        # equivalent in its table), 503 ServiceUnavailable, 504 GatewayTimeout. 500, 502 and 503 are an
+        # outage at the login; 401/403, 429 and 504 read as they do for any call (_translate).
         if isinstance(exc, sk.ScalekitServerException) and not isinstance(
             exc,
             (
@@ -269,7 +290,7 @@ class Vault:
     def _calling(self, what: str) -> Iterator[None]:
         try:
             yield
-        except (ScalekitAuthError, _NotFoundError):
+        except (ScalekitAuthError, _NotFoundError, ConnectionNameRefused):
             raise
         except Exception as exc:  # noqa: BLE001 - every SDK/transport failure is translated
             translated = self._translate(exc)
@@ -446,6 +467,59 @@ class Vault:
         )
         return None if resp is None else self._snapshot(resp.connected_account)
 
+    def list_accounts(
+        self, connection_names: Sequence[str], identifier: str | None = None
+    ) -> dict[tuple[str, str], AccountSnapshot] | None:
+        """The accounts of up to 20 connections, of one identifier (or of every one), without
+        credentials: {(connection name, identifier): status, expiry, last change}. One
+        ListConnectedAccounts call per page of 99 (one deadline for all); an account Scalekit does
+        not have is absent, as is a connection it does not know.
+
+        None when the listing cannot answer for these names: Scalekit refused it as a bad request,
+        or answered accounts of other connections (its `connector` is not the connection name):
+        the caller then looks the accounts up one by one."""
+        from scalekit.common import exceptions as sk
+
+        names = list(dict.fromkeys(_name(n, "connection name") for n in connection_names))
+        if len(names) > LIST_NAMES_MAX:
+            raise UsageError(f"Scalekit lists the accounts of at most {LIST_NAMES_MAX} connections at a time.")
+        if identifier is not None:
+            _name(identifier, "identifier")
+        found: dict[tuple[str, str], AccountSnapshot] = {}
+        if not names:
+            return found
+        token: str | None = None
+        for _ in range(LIST_MAX_PAGES):
+
+            def page(actions: Any, t: str | None = token) -> Any:
+                try:
+                    return actions.list_connected_accounts(
+                        connection_names=names, identifier=identifier, page_size=LIST_PAGE_SIZE, page_token=t
+                    )
+                except sk.ScalekitBadRequestException as exc:
+                    log.debug("list_connected_accounts refused: %s", _detail(exc))
+                    return _REFUSED
+
+            resp = self._rpc("list_connected_accounts", page)
+            if resp is None or resp is _REFUSED:
+                return None
+            for item in resp.connected_accounts:
+                if item.connector not in names:
+                    log.debug("list_connected_accounts answered an account of another connection")
+                    return None
+                if identifier is not None and item.identifier != identifier:
+                    continue
+                found[(item.connector, item.identifier)] = AccountSnapshot(
+                    status=item.status, expires_at=_aware(item.token_expires_at), updated_at=_aware(item.updated_at)
+                )
+            token = resp.next_page_token
+            if not token:
+                return found
+        raise ScalekitServiceError(
+            f"Scalekit's list of connected accounts did not end after {LIST_MAX_PAGES} pages. Try again; if it "
+            "persists, check status.scalekit.com."
+        )
+
     def verify_user(self, auth_request_id: str, identifier: str) -> str:
         """Complete a custom user verification; the page Scalekit wants the browser to end on ("" if none)."""
         from scalekit.common import exceptions as sk
@@ -473,30 +547,45 @@ class Vault:
         return getattr(resp, "post_user_verify_redirect_url", None) or ""
 
     def ensure_account(self, connection_name: str, identifier: str) -> bool:
-        """Create the account if Scalekit has none yet (its documented first step); False when the
-        connection does not exist."""
-        resp = self._rpc(
-            "get_or_create_connected_account",
-            lambda a: a.get_or_create_connected_account(connection_name=connection_name, identifier=identifier),
-        )
-        return resp is not None
+        """Create the account if Scalekit has none yet (the docs' first step; Scalekit also creates it
+        when the user authorizes). False when Scalekit refused: NOT_FOUND, or the bad request that
+        CreateConnectedAccount answers for a connection it does not know (its documented answers are
+        400, 401 and 409); the link call then says whether the connection exists."""
+        from scalekit.common import exceptions as sk
+
+        def create(actions: Any) -> Any:
+            try:
+                return actions.get_or_create_connected_account(connection_name=connection_name, identifier=identifier)
+            except sk.ScalekitBadRequestException:
+                log.debug("get_or_create_connected_account: bad request; the link call will say why")
+                return None
+
+        return self._rpc("get_or_create_connected_account", create) is not None
 
     def authorization_link(
         self, connection_name: str, identifier: str, user_verify_url: str = "", state: str = ""
     ) -> tuple[str, _dt.datetime | None] | None:
-        """(link, expiry) for the user to authorize; None when the connection (or account) does not exist.
+        """(link, expiry) for the user to authorize. Raises ConnectionNameRefused when Scalekit has no
+        such connection (NOT_FOUND, error code RESOURCE_NOT_FOUND) or refuses it as a bad request.
 
         With custom user verification, Scalekit sends the browser to `user_verify_url` after
         consent, with `auth_request_id` and `state` in the query."""
-        resp = self._rpc(
-            "get_authorization_link",
-            lambda a: a.get_authorization_link(
-                connection_name=connection_name,
-                identifier=identifier,
-                user_verify_url=user_verify_url or None,
-                state=state or None,
-            ),
-        )
+        from scalekit.common import exceptions as sk
+
+        def link(actions: Any) -> Any:
+            try:
+                return actions.get_authorization_link(
+                    connection_name=connection_name,
+                    identifier=identifier,
+                    user_verify_url=user_verify_url or None,
+                    state=state or None,
+                )
+            except sk.ScalekitNotFoundException as exc:
+                raise ConnectionNameRefused() from exc
+            except sk.ScalekitBadRequestException as exc:
+                raise ConnectionNameRefused(_detail(exc) or "invalid argument") from exc
+
+        resp = self._rpc("get_authorization_link", link)
         if resp is None:
             return None
         if not resp.link:

@@ -145,7 +145,7 @@ def test_list_table_and_json(ready):
     }
 
 
-def test_list_status_asks_scalekit_once_per_service_without_credentials(ready, emulator):
+def test_list_status_asks_scalekit_once_per_identifier_without_credentials(ready, emulator):
     proc = top_level("list", "--status", "--json")
     assert proc.returncode == 0, proc.stderr
     data = {r["service"]: r for r in json.loads(proc.stdout)}
@@ -154,8 +154,8 @@ def test_list_status_asks_scalekit_once_per_service_without_credentials(ready, e
     assert data["notion"]["status"] == "NOT_CONNECTED"
     assert "gmail-token-xyz" not in proc.stdout + proc.stderr
     counters = emulator.counters()
-    assert counters["rpc.GetConnectedAccountDetails"] == 3
-    assert "rpc.GetConnectedAccountAuth" not in counters
+    assert counters["rpc.ListConnectedAccounts"] == 2  # mess (gmail, slack) and bob (notion)
+    assert "rpc.GetConnectedAccountDetails" not in counters and "rpc.GetConnectedAccountAuth" not in counters
     table = top_level("list", "--status")
     assert "ACTIVE" in table.stdout and "in 60 min" in table.stdout
 

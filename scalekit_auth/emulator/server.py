@@ -260,7 +260,8 @@ class Emulator:
         return {"name": conn.name, "kind": conn.kind, "provider": conn.provider}
 
     def seed(self, connection: str, identifier: str, status: str = "ACTIVE", **kwargs: Any) -> dict[str, Any]:
-        """Create or overwrite an account: status, `access_token`, `refresh_token`, `ttl` (s), `static`, `scopes`."""
+        """Create or overwrite an account: status, `access_token`, `refresh_token`, `ttl` (s), `static`, `scopes`,
+        `org_wide_credential` (the one account of an org_wide connection that holds the shared credential)."""
         return self.world.seed(connection, identifier, status, **kwargs).snapshot()
 
     def account(self, connection: str, identifier: str) -> dict[str, Any]:
@@ -346,9 +347,10 @@ class Emulator:
             raise ValueError(f"verification must be one of {VERIFICATION_MODES}, not {mode!r}")
         self.world.verification = mode
 
-    def deny(self, link: str) -> dict[str, Any]:
-        """Act as the user clicking Deny on `link`."""
-        return self.world.deny(self._link_token(link)).snapshot()
+    def deny(self, link: str) -> dict[str, Any] | None:
+        """Act as the user clicking Deny on `link`: the account (unchanged), None when there is none."""
+        acc = self.world.deny(self._link_token(link))
+        return acc.snapshot() if acc is not None else None
 
     def counters(self) -> dict[str, int]:
         """Every call seen: `oauth_token`, `rpc.<Name>`, `rpc_calls`, `links_issued`, `tls_connections`, ..."""
