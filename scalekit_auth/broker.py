@@ -225,7 +225,7 @@ class TokenBroker(ConfigView):
             snap = vault.account_status(target.connection_name, target.identifier)
             return self.links.issue(vault, target, snap.status if snap is not None else None, user_verify_url)
 
-    # -- the environment's connections -----------------------------------------------------------
+    # -- the environment's connections, and revoking an account ----------------------------------
     def app_connections(self, provider: str | None = None, query: str | None = None) -> list[AppConnection]:
         """The environment's connections at Scalekit (name, provider, status, auth mode), every page;
         `provider` keeps one connector's (`GMAIL`), `query` (3 to 100 characters) searches names and providers."""
@@ -279,6 +279,17 @@ class TokenBroker(ConfigView):
                     return hits[0], []
             listed: list[AppConnection] = vault.list_connections()
         return next((c for c in listed if c.name == name), None), listed
+
+    def disconnect(self, service: str, identifier: str | None = None) -> bool:
+        """Revoke the service's connected account at Scalekit (delete_connected_account) and forget
+        its cached credentials and link here; False when Scalekit had no such account. The entry in
+        connections.json stays (remove_connection forgets it)."""
+        target = self.resolve(service, identifier)
+        settings = self.settings()
+        revoked = bool(self.vault(settings).delete_account(target.connection_name, target.identifier))
+        self.invalidate(target.service, target.identifier)
+        self.links.forget(target.connection_name, target.identifier)
+        return revoked
 
     # -- calls made by Scalekit for the account (the token never comes here) -------------------
     def _as_account(self, service: str, identifier: str | None, call: Callable[[Any, Target], V | None]) -> V:

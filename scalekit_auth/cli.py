@@ -335,10 +335,25 @@ COMMANDS: tuple[Command, ...] = (
     ),
     Command(
         "remove",
-        "forget SERVICE",
-        "Remove SERVICE from connections.json.",
+        "forget SERVICE (the account stays connected at Scalekit)",
+        "Remove SERVICE from connections.json. The account stays connected at Scalekit: `disconnect SERVICE` "
+        "revokes it.",
         "remove slack",
         (arg("service", metavar="SERVICE"),),
+    ),
+    Command(
+        "disconnect",
+        "revoke SERVICE's connected account at Scalekit",
+        "Revoke SERVICE's connected account at Scalekit (its tokens stop working; the user must authorize "
+        "again), and forget its cached token here and in a running agent. connections.json keeps the entry "
+        "(`remove` forgets it). Asks first on a terminal; without a terminal it needs --yes (else exit 2). "
+        "An account Scalekit does not have is reported, exit 0.",
+        "disconnect gmail\ndisconnect gmail --identifier alice --yes",
+        (
+            arg("service", metavar="SERVICE"),
+            IDENTIFIER,
+            arg("--yes", "-y", action="store_true", help="do not ask (needed when stdin is not a terminal)"),
+        ),
     ),
     Command(
         "list",

@@ -721,6 +721,44 @@ def cmd_remove(args: argparse.Namespace, road: Road) -> int:
     broker = road.broker
     change = broker.remove_connection(args.service)
     say(f"{change.describe()} in {broker.connections_file}")
+    if change.before is not None:
+        back = f"{change.service} {change.before.connection_name}"
+        if change.before.identifier:
+            back += f" -i {change.before.identifier}"
+        say(
+            "remove only forgets the name here: a connected account stays connected at Scalekit. To revoke it, put "
+            f"the entry back (scalekit-auth config {back} --offline) and run: scalekit-auth disconnect "
+            f"{change.service}"
+        )
+    return ExitCode.OK
+
+
+def cmd_disconnect(args: argparse.Namespace, road: Road) -> int:
+    """Revoke SERVICE's connected account at Scalekit (asking first on a terminal), and forget its
+    token here and in a running agent. connections.json keeps the entry."""
+    broker = road.broker
+    target = broker.resolve(args.service, args.identifier)
+    who = f"the {target.service} account of '{target.identifier}' (connection {target.connection_name})"
+    if not args.yes:
+        if not _stdin_is_a_terminal():
+            raise UsageError(f"disconnect revokes {who} at Scalekit: add --yes to confirm (no terminal to ask on).")
+        sys.stderr.write(safe(f"Revoke {who} at Scalekit? The user must authorize it again to use it. [y/N]: "))
+        sys.stderr.flush()
+        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+            say("Nothing changed.")
+            return ExitCode.ERROR
+    revoked = broker.disconnect(target.service, target.identifier)
+    road.invalidate(target.service, target.identifier)
+    if revoked:
+        say(
+            f"revoked {who} at Scalekit. connections.json still maps {target.service} -> {target.connection_name} "
+            f"(scalekit-auth remove {target.service} forgets it); to connect again: scalekit-auth auth {target.service}"
+        )
+    else:
+        say(
+            f"Scalekit has no {target.service} account for '{target.identifier}' on connection "
+            f"{target.connection_name}: nothing to revoke (already disconnected, or never connected)."
+        )
     return ExitCode.OK
 
 

@@ -54,7 +54,7 @@ def test_unknown_command_is_a_usage_error(skill):
     assert "invalid choice: 'fly'" in proc.stderr
 
 
-@pytest.mark.parametrize("args", [["config"], ["remove"], ["header"], ["token"], []])
+@pytest.mark.parametrize("args", [["config"], ["remove"], ["header"], ["token"], ["disconnect"], []])
 def test_missing_arguments_are_usage_errors(skill, args):
     proc = top_level(*args)
     assert proc.returncode == 2
@@ -123,6 +123,8 @@ def test_remove(skill):
     top_level("config", "slack", "slack_a", "--offline")
     proc = top_level("remove", "gmail")
     assert proc.returncode == 0 and "removed gmail" in proc.stderr
+    assert "a connected account stays connected at Scalekit" in proc.stderr
+    assert "scalekit-auth config gmail gmail_a --offline" in proc.stderr and "disconnect gmail" in proc.stderr
     assert list(json.loads(skill.connections_file.read_text())) == ["slack"]
     again = top_level("remove", "gmail")
     assert again.returncode == 3

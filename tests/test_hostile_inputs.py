@@ -52,7 +52,7 @@ def configured(skill):
 
 
 COMMANDS = [
-    "token", "header", "which", "config", "connections", "remove", "list", "status", "exec", "curl",
+    "token", "header", "which", "config", "connections", "remove", "disconnect", "list", "status", "exec", "curl",
     "auth", "agent",
 ]  # fmt: skip
 
