@@ -542,10 +542,10 @@ def _some(conns: list[AppConnection], limit: int = 12) -> str:
 
 
 def _note_if_unusable(conn: AppConnection) -> None:
-    if conn.status not in ("COMPLETED", "") or not conn.enabled:
-        state = " and ".join(([conn.status] if conn.status not in ("COMPLETED", "") else []) + (
-            [] if conn.enabled else ["disabled"]
-        ))  # fmt: skip
+    """A connection whose set-up is not finished (DRAFT, IN_PROGRESS) or that is switched off."""
+    unfinished = [conn.status] if conn.status not in ("COMPLETED", "") else []
+    state = " and ".join(unfinished + ([] if conn.enabled else ["disabled"]))
+    if state:
         say(
             f"note: {conn.name} is {state} in the Scalekit dashboard: finish its set-up there (AgentKit > "
             "Connections) before connecting an account."

@@ -132,6 +132,13 @@ def test_a_connection_of_another_provider_is_saved_with_a_note(env):
     assert saved(env)["gmail"] == {"connection_name": "slack_x7y9z"}
 
 
+def test_a_connection_not_set_up_is_saved_with_what_to_finish(env, emulator):
+    emulator.add_connection("notion_draft", status="DRAFT", enabled=False)
+    proc = cli("config", "notion", "notion_draft")
+    assert proc.returncode == 0
+    assert "note: notion_draft is DRAFT and disabled in the Scalekit dashboard" in proc.stderr
+
+
 def test_offline_saves_without_asking_scalekit(env, emulator):
     proc = cli("config", "notion", "notion_typo9", "--offline")
     assert proc.returncode == 0, proc.stderr
