@@ -15,7 +15,7 @@ import os
 import threading
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar, cast
 
 from . import connections
 from .cache import TokenCache
@@ -27,7 +27,10 @@ from .errors import AuthorizationError, BatchError, ConfigurationError, UsageErr
 from .links import LinkIssuer
 from .logs import get_logger
 
-__all__ = ["AccountStatus", "Target", "TokenBroker"]
+if TYPE_CHECKING:
+    from .vault import AppConnection
+
+__all__ = ["AccountStatus", "ConnectionMatches", "Target", "TokenBroker"]
 
 log = get_logger("scalekit_auth")
 
@@ -47,6 +50,19 @@ class AccountStatus:
     status: str | None  # None: Scalekit has no account for this identifier yet
     expires_at: _dt.datetime | None = None  # the access token's expiry, when known
     updated_at: _dt.datetime | None = None  # when Scalekit last changed the account
+
+
+class ConnectionMatches(NamedTuple):
+    """The connections at Scalekit that may serve a service (TokenBroker.find_connections)."""
+
+    provider: str  # the connector key the service name stands for (GMAIL)
+    matches: list[AppConnection]  # of that provider, or named like the service; else the near matches
+    near: bool  # True: nothing matched exactly, `matches` are near matches (offer them, never pick one)
+    listed: list[AppConnection]  # every connection of the environment, when they were all listed (else [])
+
+
+def _alnum(text: str) -> str:
+    return "".join(ch for ch in text.lower() if ch.isascii() and ch.isalnum())
 
 
 class TokenBroker(ConfigView):
@@ -279,6 +295,72 @@ class TokenBroker(ConfigView):
         with deadline(settings.timeout):
             snap = vault.account_status(target.connection_name, target.identifier)
             return self.links.issue(vault, target, snap.status if snap is not None else None, user_verify_url)
+
+    # -- the environment's connections, and revoking an account ----------------------------------
+    def app_connections(self, provider: str | None = None, query: str | None = None) -> list[AppConnection]:
+        """The environment's connections at Scalekit (name, provider, status, auth mode), every page;
+        `provider` keeps one connector's (`GMAIL`), `query` (3 to 100 characters) searches names and providers."""
+        settings = self.settings()
+        return cast("list[AppConnection]", self.vault(settings).list_connections(provider, query))
+
+    def find_connections(self, service: str) -> ConnectionMatches:
+        """The connections that may serve `service`, under one deadline: first those of the connector
+        the name stands for (`gmail` -> GMAIL, Scalekit filters), else, from the whole listing, those
+        named like the service, else near matches (a provider or name that starts with it)."""
+        from .services import provider_key
+
+        name = connections.normalize_service(service)
+        key = provider_key(name)
+        settings = self.settings()
+        vault = self.vault(settings)
+        with deadline(settings.timeout):
+            if key:
+                try:
+                    exact = vault.list_connections(provider=key)
+                except UsageError:  # a Scalekit that refuses this filter: look through them all
+                    exact = []
+                if exact:
+                    return ConnectionMatches(key, exact, False, [])
+            listed: list[AppConnection] = vault.list_connections()
+        wanted = _alnum(name)
+        named = [c for c in listed if _alnum(c.name) == wanted]
+        if named:
+            return ConnectionMatches(key, named, False, listed)
+        near = [
+            c
+            for c in listed
+            if len(wanted) >= 3 and (_alnum(c.provider).startswith(wanted) or _alnum(c.name).startswith(wanted))
+        ]
+        return ConnectionMatches(key, near, True, listed)
+
+    def check_connection(self, connection_name: str) -> tuple[AppConnection | None, list[AppConnection]]:
+        """(the connection named exactly so, or None; every connection when they had to be listed):
+        a search by the name first, then the whole listing, so the answer never hangs on how
+        Scalekit's search matches."""
+        name = connections.check_connection_name(connection_name)
+        settings = self.settings()
+        vault = self.vault(settings)
+        with deadline(settings.timeout):
+            if 3 <= len(name) <= 100:
+                try:
+                    hits = [c for c in vault.list_connections(query=name) if c.name == name]
+                except UsageError:
+                    hits = []
+                if hits:
+                    return hits[0], []
+            listed: list[AppConnection] = vault.list_connections()
+        return next((c for c in listed if c.name == name), None), listed
+
+    def disconnect(self, service: str, identifier: str | None = None) -> bool:
+        """Revoke the service's connected account at Scalekit (delete_connected_account) and forget
+        its cached credentials and link here; False when Scalekit had no such account. The entry in
+        connections.json stays (remove_connection forgets it)."""
+        target = self.resolve(service, identifier)
+        settings = self.settings()
+        revoked = bool(self.vault(settings).delete_account(target.connection_name, target.identifier))
+        self.invalidate(target.service, target.identifier)
+        self.links.forget(target.connection_name, target.identifier)
+        return revoked
 
     # -- calls made by Scalekit for the account (the token never comes here) -------------------
     def _as_account(self, service: str, identifier: str | None, call: Callable[[Any, Target], V | None]) -> V:

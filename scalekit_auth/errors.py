@@ -29,6 +29,7 @@ class ExitCode(IntEnum):
     UNSAFE_CREDENTIAL = 9  # Scalekit returned a credential with control characters, or an oversized one
     PROXY_DISABLED = 10  # Scalekit's API proxy is not enabled for the connection
     HTTP_ERROR = 11  # `request`: the API answered, but not with a 2xx status
+    CHOICE_NEEDED = 12  # `config SERVICE`: several connections match; the user must choose one
     INTERRUPTED = 130
 
 

@@ -58,6 +58,58 @@ LIST_MAX_PAGES = 100
 _REFUSED = object()
 
 
+#: list_connections asks for this many connections per page (the most Scalekit allows), and
+#: follows at most CONNECTIONS_MAX_PAGES pages.
+CONNECTIONS_PAGE_SIZE = 30
+CONNECTIONS_MAX_PAGES = 100
+
+
+@dataclasses.dataclass(frozen=True)
+class AppConnection:
+    """One connection of the environment, as Scalekit lists it (never a credential)."""
+
+    name: str  # the connection name every other call takes (the listing's key_id)
+    provider: str  # the connector's key, upper case: GMAIL, GOOGLECALENDAR, ...
+    status: str  # how far its set-up has come: DRAFT, IN_PROGRESS, COMPLETED ("" when not said)
+    auth_mode: str  # USER (each user connects their own account) or ORG_WIDE ("" when not said)
+    type: str  # OAUTH, API_KEY, ...
+    enabled: bool
+    id: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        """What `connections --json` and `config --json` print for it."""
+        return {
+            "name": self.name,
+            "provider": self.provider,
+            "status": self.status,
+            "auth_mode": self.auth_mode,
+            "type": self.type,
+            "enabled": self.enabled,
+        }
+
+
+def _enum_name(message: Any, field: str) -> str:
+    """The name of an enum field's value (`COMPLETED`); "" for unset/unspecified, the number for one
+    this SDK does not know."""
+    number = getattr(message, field)
+    value = message.DESCRIPTOR.fields_by_name[field].enum_type.values_by_number.get(number)
+    if value is None:
+        return str(number)
+    return "" if number == 0 else value.name
+
+
+def _app_connection(conn: Any) -> AppConnection:
+    return AppConnection(
+        name=conn.key_id,
+        provider=conn.provider_key,
+        status=_enum_name(conn, "status"),
+        auth_mode=_enum_name(conn, "auth_mode"),
+        type=_enum_name(conn, "type"),
+        enabled=bool(conn.enabled),
+        id=conn.id,
+    )
+
+
 class ProxyResponse(NamedTuple):
     """What the provider answered through Scalekit's proxy (also unpacks as a tuple)."""
 
@@ -410,10 +462,10 @@ class Vault:
             raise box["error"]
         return box["value"]
 
-    def _rpc(self, what: str, call: Any) -> Any:
-        """One SDK call; None for NOT_FOUND. RESOURCE_EXHAUSTED is retried with jittered exponential
-        backoff while the deadline allows. After an outage the client is dropped, so the next call
-        starts a fresh connection instead of waiting out gRPC's reconnect backoff."""
+    def _rpc(self, what: str, call: Any, on: str = "actions") -> Any:
+        """One SDK call, `call(client.<on>)`; None for NOT_FOUND. RESOURCE_EXHAUSTED is retried with
+        jittered exponential backoff while the deadline allows. After an outage the client is dropped,
+        so the next call starts a fresh connection instead of waiting out gRPC's reconnect backoff."""
         import random
         import time
 
@@ -423,7 +475,7 @@ class Vault:
             try:
                 client = self._sdk()  # a login answered 429 is retried like any call
                 with self._calling(what):
-                    return self._within(what, lambda c=client: call(c.actions))
+                    return self._within(what, lambda c=client: call(getattr(c, on)))
             except _NotFoundError:
                 return None
             except ScalekitTimeoutError as exc:
@@ -591,6 +643,80 @@ class Vault:
         if not resp.link:
             raise ScalekitServiceError("Scalekit returned an empty authorization link. Try again in a moment.")
         return resp.link, _aware(resp.expiry)
+
+    def delete_account(self, connection_name: str, identifier: str) -> bool:
+        """Revoke the connected account at Scalekit (delete_connected_account: its tokens are
+        invalidated and the user must authorize again). False when Scalekit has no such account
+        (or connection) to delete, as a second delete answers."""
+        _name(connection_name, "connection name")
+        _name(identifier, "identifier")
+        with deadline(self.settings.timeout):
+            resp = self._rpc(
+                "delete_connected_account",
+                lambda a: self._permitted(
+                    "revoke connected accounts",
+                    lambda: a.delete_connected_account(connection_name=connection_name, identifier=identifier),
+                ),
+            )
+        return resp is not None
+
+    # -- the environment's connections -------------------------------------------------------
+    def _permitted(self, doing: str, call: Any) -> Any:
+        """Run an RPC whose PERMISSION_DENIED means these credentials may not do this one thing
+        (not that they are wrong)."""
+        from scalekit.common import exceptions as sk
+
+        try:
+            return call()
+        except sk.ScalekitForbiddenException as exc:
+            said = _detail(exc)
+            raise CredentialsRejectedError(
+                f"Scalekit at {self.settings.env_url} does not let these client credentials {doing} "
+                f"(PERMISSION_DENIED{': ' + said if said else ''}). Check the API client's permissions under "
+                "Developers > Settings > API credentials in the Scalekit dashboard."
+            ) from exc
+
+    def list_connections(self, provider: str | None = None, query: str | None = None) -> list[AppConnection]:
+        """The environment's connections (list_app_connections), every page under one deadline.
+        `provider` keeps those of one connector, exactly as Scalekit writes its key (`GMAIL`);
+        `query` (3 to 100 characters) those whose name or provider contains it."""
+        if provider is not None and not (0 < len(provider) <= 50 and printable(provider, False) == provider):
+            raise UsageError("A provider is 1 to 50 characters of plain text, e.g. GMAIL.")
+        if query is not None and not (3 <= len(query) <= 100 and printable(query, False) == query):
+            raise UsageError("A connection search needs 3 to 100 characters of plain text.")
+        from scalekit.common import exceptions as sk
+
+        def page(connection: Any, token: str | None) -> Any:
+            try:
+                return connection.list_app_connections(
+                    page_size=CONNECTIONS_PAGE_SIZE, page_token=token, provider=provider, query=query
+                )
+            except sk.ScalekitBadRequestException as exc:
+                said = _detail(exc) or "invalid argument"
+                raise UsageError(f"Scalekit refused the connection listing: {said}.") from exc
+
+        found: list[AppConnection] = []
+        with deadline(self.settings.timeout):
+            token: str | None = None
+            for _ in range(CONNECTIONS_MAX_PAGES):
+                resp = self._rpc(
+                    "list_app_connections",
+                    lambda c, t=token: self._permitted("list connections", lambda: page(c, t)),
+                    on="connection",
+                )
+                if resp is None:
+                    raise ScalekitServiceError(
+                        f"Scalekit at {self.settings.env_url} answered NOT_FOUND to the connection listing. Try "
+                        "again; if it persists, check status.scalekit.com."
+                    )
+                listing = resp[0]
+                found += [_app_connection(c) for c in listing.connections if c.key_id]
+                token = listing.next_page_token or None
+                if token is None:
+                    break
+            else:
+                log.debug("list_app_connections: stopped after %d pages", CONNECTIONS_MAX_PAGES)
+        return found
 
     # -- the proxy and tools: the token stays with Scalekit ------------------------------
     def proxy_request(

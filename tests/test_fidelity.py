@@ -6,7 +6,7 @@ from __future__ import annotations
 import inspect
 import re
 
-from .conftest import ROOT
+from .helpers import ROOT
 
 
 def _rows(mentioning: str) -> list[str]:

@@ -14,7 +14,7 @@ from scalekit_auth.config import ScalekitSettings
 from scalekit_auth.errors import BatchError
 from scalekit_auth.vault import LIST_PAGE_SIZE, Vault
 
-from .conftest import run_script
+from .helpers import run_script
 
 STATUSES = ("ACTIVE", "EXPIRED", "PENDING_AUTH", "DISCONNECTED", "PENDING_VERIFICATION", None)
 

@@ -57,7 +57,7 @@ def test_fidelity_md_names_the_sdk_exception_each_token_endpoint_status_raises(e
     ServiceUnavailable, 504 GatewayTimeout, ...)."""
     from scalekit.client import ScalekitClient
 
-    from .conftest import ROOT
+    from .helpers import ROOT
 
     row = next(line for line in (ROOT / "FIDELITY.md").read_text().splitlines() if line.startswith("| `/oauth/token`"))
     for status in (400, 401, 403, 404, 429, 500, 502, 503, 504):

@@ -59,16 +59,34 @@ def new_refresh_token() -> str:
     return "emu_rt_" + secrets.token_urlsafe(24)
 
 
+#: How far a connection's set-up has come (ConnectionStatus in the SDK's descriptors).
+CONNECTION_STATUSES = ("DRAFT", "IN_PROGRESS", "COMPLETED")
+
+
 @dataclass
 class Connection:
     name: str
     kind: str = "oauth"
     provider: str = ""
+    #: What ListAppConnections reports: set-up status and the enabled switch.
+    status: str = "COMPLETED"
+    enabled: bool = True
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"connection kind must be one of {KINDS}, not {self.kind!r}")
+        if self.status not in CONNECTION_STATUSES:
+            raise ValueError(f"connection status must be one of {CONNECTION_STATUSES}, not {self.status!r}")
         self.provider = self.provider or provider_of(self.name)
+
+    @property
+    def provider_key(self) -> str:
+        """The connector's key as Scalekit writes it (`GMAIL`, `GOOGLECALENDAR`)."""
+        return self.provider.upper()
+
+    @property
+    def auth_mode(self) -> str:
+        return "ORG_WIDE" if self.kind == "org_wide" else "USER"
 
 
 @dataclass
@@ -346,11 +364,25 @@ class World:
             self.client_tokens.clear()
 
     # -- connections and accounts --------------------------------------------
-    def add_connection(self, name: str, kind: str = "oauth", provider: str = "") -> Connection:
+    def add_connection(
+        self, name: str, kind: str = "oauth", provider: str = "", status: str = "COMPLETED", enabled: bool = True
+    ) -> Connection:
         with self._lock:
-            conn = Connection(name=name, kind=kind, provider=provider)
+            conn = Connection(name=name, kind=kind, provider=provider, status=status, enabled=bool(enabled))
             self.connections[name] = conn
             return conn
+
+    def list_connections(self, provider: str | None = None, query: str | None = None) -> builtins.list[Connection]:
+        """What ListAppConnections finds, by name: `provider` must equal the connector's key exactly
+        (case-sensitive, `GMAIL`); `query` is found in the name or the key, in any case."""
+        with self._lock:
+            found = sorted(self.connections.values(), key=lambda c: c.name)
+        if provider is not None:
+            found = [c for c in found if c.provider_key == provider]
+        if query is not None:
+            needle = query.lower()
+            found = [c for c in found if needle in c.name.lower() or needle in c.provider_key.lower()]
+        return found
 
     def connection(self, name: str) -> Connection:
         conn = self.connections.get(name)
