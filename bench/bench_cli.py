@@ -79,7 +79,10 @@ def main() -> int:
         cases = [
             ("scalekit-auth --help", [*cli, "--help"]),
             ("scalekit-auth list", [*cli, "list"]),
-            ("scalekit-auth config gmail gmail_u3134a", [*cli, "config", "gmail", "gmail_u3134a", "-i", "bench"]),
+            (
+                "scalekit-auth config gmail gmail_u3134a --offline",
+                [*cli, "config", "gmail", "gmail_u3134a", "-i", "bench", "--offline"],
+            ),
             ("scalekit-auth token gmail", [*cli, "token", "gmail"]),
             ("python3 get_token.py gmail", [sys.executable, str(ROOT / "get_token.py"), "gmail"]),
         ]

@@ -86,6 +86,9 @@ class _Handler(socketserver.StreamRequestHandler):
             self.wfile.flush()
             self.wfile.write(self.server.answer(line) + b"\n")
             self.wfile.flush()
+            if self.server.stop_requested.is_set():
+                self.server.retire()  # after the reply is out: a stopping agent still answers "stop"
+                return
 
 
 class AgentServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
@@ -104,6 +107,7 @@ class AgentServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
         self._active = 0
         self._lock = threading.Lock()
         self._retiring = False
+        self.stop_requested = threading.Event()
         check_socket_path(path)
         ensure_private_dir(os.path.dirname(path))
         if os.path.lexists(path):
@@ -226,7 +230,7 @@ class AgentServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
             }
         if op == "stop":
             broker.cache.clear()
-            self.retire()
+            self.stop_requested.set()  # the handler retires the agent once this answer is written
             return {"pid": os.getpid()}
         raise ConfigurationError(f"unknown agent request {op!r}")
 

@@ -15,7 +15,7 @@ import os
 import threading
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar, cast
 
 from . import connections
 from .cache import TokenCache
@@ -28,7 +28,10 @@ from .invocation import command
 from .links import LinkIssuer
 from .logs import get_logger
 
-__all__ = ["AccountStatus", "Target", "TokenBroker"]
+if TYPE_CHECKING:
+    from .vault import AppConnection
+
+__all__ = ["AccountStatus", "ConnectionMatches", "Target", "TokenBroker"]
 
 log = get_logger("scalekit_auth")
 
@@ -48,6 +51,19 @@ class AccountStatus:
     status: str | None  # None: Scalekit has no account for this identifier yet
     expires_at: _dt.datetime | None = None  # the access token's expiry, when known
     updated_at: _dt.datetime | None = None  # when Scalekit last changed the account
+
+
+class ConnectionMatches(NamedTuple):
+    """The connections at Scalekit that may serve a service (TokenBroker.find_connections)."""
+
+    provider: str  # the connector key the service name stands for (GMAIL)
+    matches: list[AppConnection]  # of that provider, or named like the service; else the near matches
+    near: bool  # True: nothing matched exactly, `matches` are near matches (offer them, never pick one)
+    listed: list[AppConnection]  # every connection of the environment, when they were all listed (else [])
+
+
+def _alnum(text: str) -> str:
+    return "".join(ch for ch in text.lower() if ch.isascii() and ch.isalnum())
 
 
 class TokenBroker(ConfigView):
@@ -197,6 +213,77 @@ class TokenBroker(ConfigView):
             return AccountStatus(target, None)
         return AccountStatus(target, snap.status, snap.expires_at, snap.updated_at)
 
+    def account_statuses(self, services: Iterable[str], identifier: str | None = None) -> dict[str, AccountStatus]:
+        """account_status of several services, in the order given, in as few calls as Scalekit
+        allows: the services are grouped by identifier, and each group asks for the accounts of up
+        to 20 connections at once (Vault.list_accounts), so N services of one identifier cost
+        ceil(N/20) calls instead of N. Where the listing cannot answer, the accounts are looked up
+        one by one. Raises BatchError (`.results`, `.errors`) if any service fails, like many()."""
+        if isinstance(services, (str, bytes)):
+            raise TypeError(f"expected a list of services, e.g. [{services!r}], not a single string")
+        names = list(dict.fromkeys(services))
+        results: dict[str, AccountStatus] = {}
+        errors: dict[str, BaseException] = {}
+        targets: dict[str, Target] = {}
+        for name in names:
+            try:
+                targets[name] = self.resolve(name, identifier)
+            except Exception as err:  # noqa: BLE001 - reported per service below
+                errors[name] = err
+        if targets:
+            try:
+                settings = self.settings()
+                vault = self.vault(settings)
+            except Exception as err:  # noqa: BLE001 - the same failure for every service
+                errors.update(dict.fromkeys(targets, err))
+                targets = {}
+        chunks: list[list[tuple[str, Target]]] = []
+        by_identifier: dict[str, list[tuple[str, Target]]] = {}
+        for name, target in targets.items():
+            by_identifier.setdefault(target.identifier, []).append((name, target))
+        from .vault import LIST_NAMES_MAX
+
+        for group in by_identifier.values():
+            connections_of_group = list(dict.fromkeys(t.connection_name for _, t in group))
+            for start in range(0, len(connections_of_group), LIST_NAMES_MAX):
+                part = set(connections_of_group[start : start + LIST_NAMES_MAX])
+                chunks.append([(n, t) for n, t in group if t.connection_name in part])
+
+        def one_chunk(chunk: list[tuple[str, Target]]) -> dict[str, AccountStatus]:
+            ident = chunk[0][1].identifier
+            with deadline(settings.timeout):
+                found = vault.list_accounts([t.connection_name for _, t in chunk], ident)
+                if found is None:  # the listing cannot answer: one lookup per account
+                    found = {}
+                    for _, t in chunk:
+                        snap = vault.account_status(t.connection_name, t.identifier)
+                        if snap is not None:
+                            found[(t.connection_name, t.identifier)] = snap
+            out = {}
+            for name, t in chunk:
+                snap = found.get((t.connection_name, t.identifier))
+                out[name] = (
+                    AccountStatus(t, None)
+                    if snap is None
+                    else AccountStatus(t, snap.status, snap.expires_at, snap.updated_at)
+                )
+            return out
+
+        if chunks:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(max_workers=min(MAX_BATCH_WORKERS, len(chunks))) as pool:
+                futures = [(chunk, pool.submit(one_chunk, chunk)) for chunk in chunks]
+                for chunk, future in futures:
+                    try:
+                        results.update(future.result())
+                    except Exception as err:  # noqa: BLE001 - reported per service below
+                        errors.update({name: err for name, _ in chunk})
+        if errors:
+            ok = {n: results[n] for n in names if n in results}
+            raise BatchError(ok, {n: errors[n] for n in names if n in errors})
+        return {n: results[n] for n in names}
+
     def authorization_link(
         self, service: str, identifier: str | None = None, user_verify_url: str | None = None
     ) -> AuthorizationError:
@@ -209,6 +296,72 @@ class TokenBroker(ConfigView):
         with deadline(settings.timeout):
             snap = vault.account_status(target.connection_name, target.identifier)
             return self.links.issue(vault, target, snap.status if snap is not None else None, user_verify_url)
+
+    # -- the environment's connections, and revoking an account ----------------------------------
+    def app_connections(self, provider: str | None = None, query: str | None = None) -> list[AppConnection]:
+        """The environment's connections at Scalekit (name, provider, status, auth mode), every page;
+        `provider` keeps one connector's (`GMAIL`), `query` (3 to 100 characters) searches names and providers."""
+        settings = self.settings()
+        return cast("list[AppConnection]", self.vault(settings).list_connections(provider, query))
+
+    def find_connections(self, service: str) -> ConnectionMatches:
+        """The connections that may serve `service`, under one deadline: first those of the connector
+        the name stands for (`gmail` -> GMAIL, Scalekit filters), else, from the whole listing, those
+        named like the service, else near matches (a provider or name that starts with it)."""
+        from .services import provider_key
+
+        name = connections.normalize_service(service)
+        key = provider_key(name)
+        settings = self.settings()
+        vault = self.vault(settings)
+        with deadline(settings.timeout):
+            if key:
+                try:
+                    exact = vault.list_connections(provider=key)
+                except UsageError:  # a Scalekit that refuses this filter: look through them all
+                    exact = []
+                if exact:
+                    return ConnectionMatches(key, exact, False, [])
+            listed: list[AppConnection] = vault.list_connections()
+        wanted = _alnum(name)
+        named = [c for c in listed if _alnum(c.name) == wanted]
+        if named:
+            return ConnectionMatches(key, named, False, listed)
+        near = [
+            c
+            for c in listed
+            if len(wanted) >= 3 and (_alnum(c.provider).startswith(wanted) or _alnum(c.name).startswith(wanted))
+        ]
+        return ConnectionMatches(key, near, True, listed)
+
+    def check_connection(self, connection_name: str) -> tuple[AppConnection | None, list[AppConnection]]:
+        """(the connection named exactly so, or None; every connection when they had to be listed):
+        a search by the name first, then the whole listing, so the answer never hangs on how
+        Scalekit's search matches."""
+        name = connections.check_connection_name(connection_name)
+        settings = self.settings()
+        vault = self.vault(settings)
+        with deadline(settings.timeout):
+            if 3 <= len(name) <= 100:
+                try:
+                    hits = [c for c in vault.list_connections(query=name) if c.name == name]
+                except UsageError:
+                    hits = []
+                if hits:
+                    return hits[0], []
+            listed: list[AppConnection] = vault.list_connections()
+        return next((c for c in listed if c.name == name), None), listed
+
+    def disconnect(self, service: str, identifier: str | None = None) -> bool:
+        """Revoke the service's connected account at Scalekit (delete_connected_account) and forget
+        its cached credentials and link here; False when Scalekit had no such account. The entry in
+        connections.json stays (remove_connection forgets it)."""
+        target = self.resolve(service, identifier)
+        settings = self.settings()
+        revoked = bool(self.vault(settings).delete_account(target.connection_name, target.identifier))
+        self.invalidate(target.service, target.identifier)
+        self.links.forget(target.connection_name, target.identifier)
+        return revoked
 
     # -- calls made by Scalekit for the account (the token never comes here) -------------------
     def _as_account(self, service: str, identifier: str | None, call: Callable[[Any, Target], V | None]) -> V:

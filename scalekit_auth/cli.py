@@ -36,6 +36,7 @@ EXIT_CODE_MEANINGS: dict[int, str] = {
     ),
     ExitCode.PROXY_DISABLED: "Scalekit's API proxy is not enabled for the connection",
     ExitCode.HTTP_ERROR: "request: the API answered with a status other than 2xx",
+    ExitCode.CHOICE_NEEDED: "config SERVICE: several connections match; nothing saved",
     126: "exec: the command cannot be run (as in a shell)",
     127: "exec: the command was not found (as in a shell)",
     ExitCode.INTERRUPTED: "interrupted (Ctrl-C)",
@@ -304,22 +305,63 @@ COMMANDS: tuple[Command, ...] = (
     ),
     Command(
         "config",
-        "register which Scalekit connection serves SERVICE",
+        "register which Scalekit connection serves SERVICE (looked up at Scalekit when no name is given)",
         "Write SERVICE -> CONNECTION_NAME into connections.json, atomically and under a lock; other entries and "
-        "unknown keys are kept. Prints what changed.",
-        "config gmail gmail_u3134a\nconfig slack slack_x7y9z --identifier alice",
+        "unknown keys are kept. Prints what changed. Without CONNECTION_NAME the connection is looked up at "
+        "Scalekit by its provider (gmail -> GMAIL, google-calendar -> GOOGLECALENDAR) or name: one match is "
+        "saved (and named); several are a numbered choice on a terminal, else they are listed (with --json as "
+        '{"candidates": [...]} on stdout) and nothing is saved: exit code 12, for the user to choose. A '
+        "CONNECTION_NAME is checked at Scalekit first and refused, with what does exist, when it is not there "
+        "(exit 3); --offline saves it without asking Scalekit.",
+        "config gmail\nconfig gmail --json\nconfig gmail gmail_u3134a\nconfig slack slack_x7y9z --identifier alice\n"
+        "config notion notion_demo --offline",
         (
             arg("service", metavar="SERVICE", help="short service name, e.g. gmail"),
-            arg("connection_name", metavar="CONNECTION_NAME", help="the connection's name in the Scalekit dashboard"),
+            arg(
+                "connection_name",
+                nargs="?",
+                metavar="CONNECTION_NAME",
+                help="the connection's name at Scalekit (default: look it up)",
+            ),
             arg("--identifier", "-i", metavar="ID", help="default account identifier for this service"),
+            arg("--offline", action="store_true", help="save CONNECTION_NAME without checking it at Scalekit"),
+            arg("--json", action="store_true", help="one JSON object on stdout: what was saved, or the candidates"),
+        ),
+    ),
+    Command(
+        "connections",
+        "list the environment's connections at Scalekit (name, provider, status, auth mode)",
+        "List every connection of the Scalekit environment: its name (what `config SERVICE NAME` takes), "
+        "provider, set-up status, auth mode (USER: each user connects their own account; ORG_WIDE: one shared "
+        "credential) and the configured services that use it. Never a credential.",
+        "connections\nconnections --json\nconnections --provider gmail",
+        (
+            arg("--provider", metavar="PROVIDER", help="only this connector's, e.g. GMAIL"),
+            arg("--query", metavar="TEXT", help="only names or providers containing TEXT (3-100 characters)"),
+            arg("--json", action="store_true", help="a JSON array instead of a table"),
         ),
     ),
     Command(
         "remove",
-        "forget SERVICE",
-        "Remove SERVICE from connections.json.",
+        "forget SERVICE (the account stays connected at Scalekit)",
+        "Remove SERVICE from connections.json. The account stays connected at Scalekit: `disconnect SERVICE` "
+        "revokes it.",
         "remove slack",
         (arg("service", metavar="SERVICE"),),
+    ),
+    Command(
+        "disconnect",
+        "revoke SERVICE's connected account at Scalekit",
+        "Revoke SERVICE's connected account at Scalekit (its tokens stop working; the user must authorize "
+        "again), and forget its cached token here and in a running agent. connections.json keeps the entry "
+        "(`remove` forgets it). Asks first on a terminal; without a terminal it needs --yes (else exit 2). "
+        "An account Scalekit does not have is reported, exit 0.",
+        "disconnect gmail\ndisconnect gmail --identifier alice --yes",
+        (
+            arg("service", metavar="SERVICE"),
+            IDENTIFIER,
+            arg("--yes", "-y", action="store_true", help="do not ask (needed when stdin is not a terminal)"),
+        ),
     ),
     Command(
         "list",

@@ -13,9 +13,9 @@ import os
 import re
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .broker import AccountStatus, TokenBroker
+from .broker import AccountStatus, ConnectionMatches, TokenBroker
 from .connections import normalize_service
 from .display import printable
 from .errors import (
@@ -29,6 +29,9 @@ from .errors import (
 )
 from .invocation import command
 from .sources import Road
+
+if TYPE_CHECKING:
+    from .vault import AppConnection
 
 # -- output helpers ---------------------------------------------------------------------
 
@@ -522,10 +525,197 @@ def cmd_curl(args: argparse.Namespace, road: Road) -> int:
 # -- config / remove / list / status ---------------------------------------------------------
 
 
+def _stdin_is_a_terminal() -> bool:
+    return sys.stdin is not None and hasattr(sys.stdin, "isatty") and sys.stdin.isatty()
+
+
+def _facts(conn: AppConnection) -> str:
+    """`GMAIL, COMPLETED, USER` (and `disabled`): what tells two connections apart."""
+    facts = [conn.provider or "provider unknown", conn.status or "status unknown", conn.auth_mode or "mode unknown"]
+    return ", ".join(facts + ([] if conn.enabled else ["disabled"]))
+
+
+def _some(conns: list[AppConnection], limit: int = 12) -> str:
+    """`a (GMAIL), b (SLACK)`, at most `limit` of them."""
+    shown = ", ".join(f"{c.name} ({c.provider or '?'})" for c in conns[:limit])
+    more = len(conns) - limit
+    return shown + (f", and {more} more ({command('connections')} lists them all)" if more > 0 else "")
+
+
+def _note_if_unusable(conn: AppConnection) -> None:
+    """A connection whose set-up is not finished (DRAFT, IN_PROGRESS) or that is switched off."""
+    unfinished = [conn.status] if conn.status not in ("COMPLETED", "") else []
+    state = " and ".join(unfinished + ([] if conn.enabled else ["disabled"]))
+    if state:
+        say(
+            f"note: {conn.name} is {state} in the Scalekit dashboard: finish its set-up there (AgentKit > "
+            "Connections) before connecting an account."
+        )
+
+
+def _choose(args: argparse.Namespace, service: str, found: ConnectionMatches) -> AppConnection | None:
+    """One of several candidates: picked by number on a terminal; else listed for the user (with
+    --json as JSON on stdout for an agent to relay) and None."""
+    matches = found.matches
+    head = (
+        f"Scalekit has no {found.provider} connection; near matches for {service}:"
+        if found.near
+        else f"Scalekit has {len(matches)} {service} connections:"
+    )
+    if args.json or not _stdin_is_a_terminal():
+        if args.json:
+            answer = {
+                "service": service,
+                "saved": False,
+                "provider": found.provider,
+                "near": found.near,
+                "candidates": [c.as_dict() for c in matches],
+            }
+            sys.stdout.write(json.dumps(answer) + "\n")
+        say(head + " " + "; ".join(f"{c.name} ({_facts(c)})" for c in matches) + ".")
+        say(f"Nothing saved. Ask which one, then run: {command('config', service, '<connection_name>')}")
+        return None
+    say(head)
+    for number, conn in enumerate(matches, 1):
+        say(f"  {number}. {conn.name} ({_facts(conn)})")
+    for _ in range(3):
+        sys.stderr.write(f"Which one should {service} use? [1-{len(matches)}, Enter to cancel]: ")
+        sys.stderr.flush()
+        line = sys.stdin.readline().strip()
+        if not line:
+            break
+        if line.isdigit() and 1 <= int(line) <= len(matches):
+            return matches[int(line) - 1]
+        say(f"Type a number from 1 to {len(matches)}, or press Enter to cancel.")
+    say("Nothing saved.")
+    return None
+
+
 def cmd_config(args: argparse.Namespace, road: Road) -> int:
+    """Register SERVICE -> connection: the name given (checked at Scalekit unless --offline), or
+    the one Scalekit has for the service (several: the user chooses)."""
+    from .connections import check_connection_name, check_identifier
+    from .services import provider_key
+
     broker = road.broker
-    change = broker.configure_connection(args.service, args.connection_name, args.identifier)
+    service = normalize_service(args.service)
+    if args.identifier is not None:
+        check_identifier(args.identifier)
+    name = check_connection_name(args.connection_name) if args.connection_name is not None else None
+    broker.connections()  # a broken connections.json is said before Scalekit is asked anything
+    if args.offline and name is None:
+        raise UsageError(
+            "config --offline needs the connection name: "
+            f"{command('config', service, '<connection_name>', '--offline')}"
+        )
+    conn: AppConnection | None = None
+    if not args.offline:
+        hint = (
+            f" To save the name without checking it: {command('config', service, name or '<connection_name>')} "
+            "--offline"
+        )
+        try:
+            if name is None:
+                found = broker.find_connections(service)
+            else:
+                conn, listed = broker.check_connection(name)
+        except ScalekitAuthError as err:
+            err.args = (f"{str(err).rstrip()}{hint}",)
+            raise
+        if name is None:
+            if not found.matches:
+                if args.json:
+                    answer = {
+                        "service": service,
+                        "saved": False,
+                        "provider": found.provider,
+                        "candidates": [],
+                        "connections": [c.as_dict() for c in found.listed],
+                    }
+                    sys.stdout.write(json.dumps(answer) + "\n")
+                exists = f" It has: {_some(found.listed)}." if found.listed else " It has no connections yet."
+                raise ConfigurationError(
+                    f"Scalekit has no {service} connection (provider {found.provider or '?'}).{exists} Create one in "
+                    f"the Scalekit dashboard (AgentKit > Connections), then run: {command('config', service)}"
+                )
+            if len(found.matches) == 1 and not found.near:
+                conn = found.matches[0]
+                say(f"found one {service} connection at Scalekit: {conn.name} ({_facts(conn)})")
+            else:
+                conn = _choose(args, service, found)
+                if conn is None:
+                    return ExitCode.CHOICE_NEEDED
+            name = conn.name
+        elif conn is None:
+            key = provider_key(service)
+            theirs = [c for c in listed if c.provider == key]
+            if args.json:
+                answer = {
+                    "service": service,
+                    "saved": False,
+                    "provider": key,
+                    "candidates": [c.as_dict() for c in theirs],
+                    "connections": [c.as_dict() for c in listed],
+                }
+                sys.stdout.write(json.dumps(answer) + "\n")
+            if theirs:
+                exists = f"Its {service} connections: {_some(theirs)}."
+            elif listed:
+                exists = f"Its connections: {_some(listed)}."
+            else:
+                exists = "It has no connections yet: create one in the Scalekit dashboard (AgentKit > Connections)."
+            raise ConfigurationError(
+                f"Scalekit has no connection named '{name}'. {exists} Nothing saved; to save the name anyway: "
+                f"{command('config', service, name, '--offline')}"
+            )
+        elif conn.provider and conn.provider != provider_key(service):
+            say(f"note: {conn.name} is a {conn.provider} connection; saved for {service} as asked.")
+    assert name is not None
+    if conn is not None:
+        _note_if_unusable(conn)
+    change = broker.configure_connection(service, name, args.identifier)
     say(f"{change.describe()} in {broker.connections_file}")
+    if args.json:
+        answer = {
+            "service": service,
+            "saved": True,
+            "connection_name": name,
+            "change": change.describe(),
+            "connection": conn.as_dict() if conn is not None else None,
+        }
+        sys.stdout.write(json.dumps(answer) + "\n")
+    return ExitCode.OK
+
+
+def cmd_connections(args: argparse.Namespace, road: Road) -> int:
+    """The environment's connections at Scalekit: name, provider, status, auth mode, and which
+    configured service uses each."""
+    broker = road.broker
+    found = broker.app_connections(args.provider.upper() if args.provider else None, args.query)
+    used: dict[str, list[str]] = {}
+    try:
+        for service, entry in broker.connections().items():
+            used.setdefault(entry.connection_name, []).append(service)
+    except ConfigurationError:
+        pass  # a broken connections.json: the listing still answers
+    if args.json:
+        sys.stdout.write(json.dumps([{**c.as_dict(), "services": used.get(c.name, [])} for c in found]) + "\n")
+        return ExitCode.OK
+    if not found:
+        filtered = " matching that" if args.provider or args.query else ""
+        say(f"Scalekit has no connections{filtered}. Create one in the Scalekit dashboard (AgentKit > Connections).")
+        return ExitCode.OK
+    rows = [
+        [
+            c.name,
+            c.provider or "-",
+            (c.status or "-") + ("" if c.enabled else " (disabled)"),
+            c.auth_mode or "-",
+            ", ".join(used.get(c.name, [])) or "-",
+        ]
+        for c in found
+    ]
+    sys.stdout.write(table(rows, ["NAME", "PROVIDER", "STATUS", "AUTH MODE", "SERVICE"]))
     return ExitCode.OK
 
 
@@ -533,6 +723,44 @@ def cmd_remove(args: argparse.Namespace, road: Road) -> int:
     broker = road.broker
     change = broker.remove_connection(args.service)
     say(f"{change.describe()} in {broker.connections_file}")
+    if change.before is not None:
+        back = f"{change.service} {change.before.connection_name}"
+        if change.before.identifier:
+            back += f" -i {change.before.identifier}"
+        say(
+            "remove only forgets the name here: a connected account stays connected at Scalekit. To revoke it, put "
+            f"the entry back ({command('config', back, '--offline')}) and run: "
+            f"{command('disconnect', change.service)}"
+        )
+    return ExitCode.OK
+
+
+def cmd_disconnect(args: argparse.Namespace, road: Road) -> int:
+    """Revoke SERVICE's connected account at Scalekit (asking first on a terminal), and forget its
+    token here and in a running agent. connections.json keeps the entry."""
+    broker = road.broker
+    target = broker.resolve(args.service, args.identifier)
+    who = f"the {target.service} account of '{target.identifier}' (connection {target.connection_name})"
+    if not args.yes:
+        if not _stdin_is_a_terminal():
+            raise UsageError(f"disconnect revokes {who} at Scalekit: add --yes to confirm (no terminal to ask on).")
+        sys.stderr.write(safe(f"Revoke {who} at Scalekit? The user must authorize it again to use it. [y/N]: "))
+        sys.stderr.flush()
+        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+            say("Nothing changed.")
+            return ExitCode.ERROR
+    revoked = broker.disconnect(target.service, target.identifier)
+    road.invalidate(target.service, target.identifier)
+    if revoked:
+        say(
+            f"revoked {who} at Scalekit. connections.json still maps {target.service} -> {target.connection_name} "
+            f"({command('remove', target.service)} forgets it); to connect again: {command('auth', target.service)}"
+        )
+    else:
+        say(
+            f"Scalekit has no {target.service} account for '{target.identifier}' on connection "
+            f"{target.connection_name}: nothing to revoke (already disconnected, or never connected)."
+        )
     return ExitCode.OK
 
 
@@ -553,7 +781,11 @@ def _rows(broker: TokenBroker) -> list[dict[str, Any]]:
 
 
 def _statuses(broker: TokenBroker, services: list[str]) -> tuple[dict[str, AccountStatus], dict[str, BaseException]]:
-    return _batch(broker, services, broker.account_status)
+    """(statuses, errors): one account listing per identifier and 20 connections, not one lookup each."""
+    try:
+        return broker.account_statuses(services), {}
+    except BatchError as err:
+        return err.results, err.errors
 
 
 NO_SERVICES = "No services configured in {}. Add one: {}"

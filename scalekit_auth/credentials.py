@@ -13,7 +13,8 @@ from .invocation import command
 
 OAUTH = "oauth"
 STATIC = "static"
-#: Federated keys from a trusted identity provider (e.g. AWS: access key id, secret key, session token).
+#: A trusted identity provider's federated session (e.g. AWS Redshift). Scalekit returns only the
+#: access key id, the db user and the expiry; the secret key and session token stay with Scalekit.
 TRUSTED_IDP = "trusted_idp"
 
 # For API-key style accounts with several fields, the one that is "the token".
@@ -127,15 +128,19 @@ class ServiceCredentials:
         if self.kind == TRUSTED_IDP:
             raise UnsupportedAccountError(
                 f"The {self.service} account for '{self.identifier}' holds federated keys from a trusted identity "
-                f"provider ({', '.join(sorted(self.fields))}), not one token. Use get_credentials('{self.service}')"
-                ".fields (they expire with .expires_at)."
+                f"provider, and Scalekit returns only {', '.join(sorted(self.fields)) or 'none of them'}: the secret "
+                "key and session token stay with Scalekit, so there is no token to hand out. Use Scalekit's tools, "
+                f"which run with those keys ({command('tools', self.service)}); get_credentials('{self.service}')"
+                ".fields has what Scalekit returns."
             )
         if not self.fields:
             raise UnsupportedAccountError(
-                f"The {self.service} account for '{self.identifier}' is ACTIVE but holds no credential of its own. "
-                "On an ORG_WIDE connection the per-user accounts only record consent and the organization's one "
-                "shared credential is not readable through the Scalekit SDK; switch the connection to per-user "
-                "authorization in the Scalekit dashboard (AgentKit > Connections), or use Scalekit's tool calls."
+                f"The {self.service} account for '{self.identifier}' is ACTIVE but holds no credential of its own, "
+                "as a user's account on an ORG_WIDE connection does: it records the user's consent, and the "
+                "organization's one shared credential is on the connection's org-wide account. This skill hands "
+                "out only a user's own credential: let Scalekit act for the user with the shared one "
+                f"({command('request --via scalekit URL')}, or {command('tools', self.service)}), or switch the "
+                "connection to per-user (USER) authorization in the Scalekit dashboard (AgentKit > Connections)."
             )
         values = {k: v for k, v in self.fields.items() if isinstance(v, str) and v}
         if len(values) == 1:

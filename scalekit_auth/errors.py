@@ -30,6 +30,7 @@ class ExitCode(IntEnum):
     UNSAFE_CREDENTIAL = 9  # Scalekit returned a credential with control characters, or an oversized one
     PROXY_DISABLED = 10  # Scalekit's API proxy is not enabled for the connection
     HTTP_ERROR = 11  # `request`: the API answered, but not with a 2xx status
+    CHOICE_NEEDED = 12  # `config SERVICE`: several connections match; the user must choose one
     INTERRUPTED = 130
 
 
@@ -123,14 +124,20 @@ class MissingDependencyError(ConfigurationError):
 
 
 class UnknownConnectionError(ConfigurationError):
-    """Scalekit has no connection with the configured name."""
+    """Scalekit has no connection with the configured name. `said`: Scalekit's words when it
+    refused the name as a bad request rather than saying it has no such connection."""
 
-    def __init__(self, service: str, connection_name: str) -> None:
+    def __init__(self, service: str, connection_name: str, said: str = "") -> None:
         self.service = service
         self.connection_name = connection_name
+        first = (
+            f"Scalekit refused the connection name '{connection_name}' configured for '{service}' ({said}): "
+            "the name is probably wrong. "
+            if said
+            else f"Scalekit has no connection named '{connection_name}' (configured for '{service}'). "
+        )
         super().__init__(
-            f"Scalekit has no connection named '{connection_name}' (configured for '{service}'). "
-            "Check the exact name in the Scalekit dashboard (AgentKit > Connections), "
+            first + "Check the exact name in the Scalekit dashboard (AgentKit > Connections), "
             f"then run: {command('config', service, '<connection_name>')}"
         )
 

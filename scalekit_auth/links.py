@@ -74,11 +74,13 @@ class LinkIssuer:
         """A fresh authorization link for the target, as an AuthorizationError (not raised).
 
         A first connection creates the account first (get_or_create_connected_account), as
-        Scalekit's docs do: a link is for an existing account. With custom user verification the
+        Scalekit's docs do; if Scalekit creates none, the link is asked for anyway (Scalekit also
+        creates the account when the user authorizes) and its answer says whether the connection
+        exists (UnknownConnectionError). With custom user verification the
         link carries `user_verify_url` (SCALEKIT_USER_VERIFY_URL, or a waiting call's loopback
         page) and a fresh random `state`, remembered for `state_issued`."""
         if status is None and not vault.ensure_account(target.connection_name, target.identifier):
-            raise UnknownConnectionError(target.service, target.connection_name)
+            log.debug("%s: Scalekit created no account for %s; asking for the link", target.service, target.identifier)
         if user_verify_url is None:
             user_verify_url = verify_url(vault.settings)
         state = ""
@@ -86,7 +88,12 @@ class LinkIssuer:
             import secrets
 
             state = secrets.token_urlsafe(24)
-        link = vault.authorization_link(target.connection_name, target.identifier, user_verify_url, state)
+        from .vault import ConnectionNameRefused
+
+        try:
+            link = vault.authorization_link(target.connection_name, target.identifier, user_verify_url, state)
+        except ConnectionNameRefused as refused:
+            raise UnknownConnectionError(target.service, target.connection_name, refused.said) from refused
         if link is None:
             raise UnknownConnectionError(target.service, target.connection_name)
         if state:

@@ -17,7 +17,7 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 
 from .display import printable
-from .errors import AuthorizationError, ScalekitAuthError
+from .errors import AuthorizationError, BatchError, ScalekitAuthError
 
 #: The most of an API answer a tool result carries (a model's context is not a download folder).
 MCP_MAX_BYTES = 256 * 1024
@@ -46,13 +46,19 @@ def status(services: list[str] | None = None) -> list[dict[str, Any]]:
     """One entry per configured service (or those named): connected or not, and until when."""
     broker = _road().broker
     names = services or sorted(broker.connections())
+    try:
+        statuses, errors = broker.account_statuses(names), {}
+    except BatchError as batch:  # one account listing per identifier and 20 connections
+        statuses, errors = batch.results, batch.errors
     out: list[dict[str, Any]] = []
     for name in names:
-        try:
-            found = broker.account_status(name)
-        except ScalekitAuthError as err:
+        if name not in statuses:
+            err = errors[name]
+            if not isinstance(err, ScalekitAuthError):
+                raise err
             out.append({"service": name, "status": "ERROR", "error": printable(str(err))})
             continue
+        found = statuses[name]
         out.append(
             {
                 "service": found.target.service,

@@ -113,6 +113,13 @@ BUILTIN: tuple[tuple[str, str], ...] = (
 )
 
 
+def provider_key(service: str) -> str:
+    """The Scalekit connector key a service name stands for: its letters and digits, upper case, as
+    Scalekit writes connector keys (GMAIL, GOOGLEDWD, HUBSPOT): `gmail` -> GMAIL, `google-calendar`
+    -> GOOGLECALENDAR, `microsoft-teams` -> MICROSOFTTEAMS. "" when nothing is left."""
+    return re.sub(r"[^A-Za-z0-9]", "", service).upper()
+
+
 @dataclass(frozen=True)
 class Pattern:
     """A parsed `host[:port][/path]` pattern."""

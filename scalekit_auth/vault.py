@@ -14,7 +14,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from types import MappingProxyType
 from typing import Any, NamedTuple
@@ -50,6 +50,65 @@ TOOLS_PAGE_SIZE = 100
 TOOLS_MAX_PAGES = 50
 #: A proxied response body larger than this is refused (proxy_request's max_bytes default).
 PROXY_MAX_BYTES = 16 * 1024 * 1024
+#: ListConnectedAccountsRequest's rules: at most 20 connection_names, page_size below 100.
+LIST_NAMES_MAX = 20
+LIST_PAGE_SIZE = 99
+#: list_accounts follows at most this many pages.
+LIST_MAX_PAGES = 100
+#: What a listing call answers when Scalekit refused it as a bad request.
+_REFUSED = object()
+
+
+#: list_connections asks for this many connections per page (the most Scalekit allows), and
+#: follows at most CONNECTIONS_MAX_PAGES pages.
+CONNECTIONS_PAGE_SIZE = 30
+CONNECTIONS_MAX_PAGES = 100
+
+
+@dataclasses.dataclass(frozen=True)
+class AppConnection:
+    """One connection of the environment, as Scalekit lists it (never a credential)."""
+
+    name: str  # the connection name every other call takes (the listing's key_id)
+    provider: str  # the connector's key, upper case: GMAIL, GOOGLECALENDAR, ...
+    status: str  # how far its set-up has come: DRAFT, IN_PROGRESS, COMPLETED ("" when not said)
+    auth_mode: str  # USER (each user connects their own account) or ORG_WIDE ("" when not said)
+    type: str  # OAUTH, API_KEY, ...
+    enabled: bool
+    id: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        """What `connections --json` and `config --json` print for it."""
+        return {
+            "name": self.name,
+            "provider": self.provider,
+            "status": self.status,
+            "auth_mode": self.auth_mode,
+            "type": self.type,
+            "enabled": self.enabled,
+        }
+
+
+def _enum_name(message: Any, field: str) -> str:
+    """The name of an enum field's value (`COMPLETED`); "" for unset/unspecified, the number for one
+    this SDK does not know."""
+    number = getattr(message, field)
+    value = message.DESCRIPTOR.fields_by_name[field].enum_type.values_by_number.get(number)
+    if value is None:
+        return str(number)
+    return "" if number == 0 else value.name
+
+
+def _app_connection(conn: Any) -> AppConnection:
+    return AppConnection(
+        name=conn.key_id,
+        provider=conn.provider_key,
+        status=_enum_name(conn, "status"),
+        auth_mode=_enum_name(conn, "auth_mode"),
+        type=_enum_name(conn, "type"),
+        enabled=bool(conn.enabled),
+        id=conn.id,
+    )
 
 
 class ProxyResponse(NamedTuple):
@@ -103,6 +162,17 @@ def _detail(exc: BaseException) -> str:
 
 class _NotFoundError(Exception):
     """Scalekit answered NOT_FOUND (unknown account, or unknown connection)."""
+
+
+class ConnectionNameRefused(Exception):  # noqa: N818 - an answer of Scalekit, not a failure here
+    """Scalekit refused the connection name when asked for a link: NOT_FOUND (its documented answer
+    for a name that is no connection; `said` is then "") or a bad request (`said`: its words; older
+    docs gave this answer for an "invalid connector"). Names and identifiers are checked before they
+    are sent, so a bad request here is about the connection."""
+
+    def __init__(self, said: str = "") -> None:
+        super().__init__(said)
+        self.said = said
 
 
 def _aware(value: _dt.datetime | None) -> _dt.datetime | None:
@@ -250,6 +320,9 @@ class Vault:
                 "SCALEKIT_CLIENT_SECRET under Developers > Settings > API credentials, and that the URL is that "
                 "environment's."
             )
+        # The SDK raises, by HTTP status: 429 TooManyRequests, 500 InternalServer, 502 Unknown (no gRPC
+        # equivalent in its table), 503 ServiceUnavailable, 504 GatewayTimeout. 500, 502 and 503 are an
+        # outage at the login; 401/403, 429 and 504 read as they do for any call (_translate).
         if isinstance(exc, sk.ScalekitServerException) and not isinstance(
             exc,
             (
@@ -270,7 +343,7 @@ class Vault:
     def _calling(self, what: str) -> Iterator[None]:
         try:
             yield
-        except (ScalekitAuthError, _NotFoundError):
+        except (ScalekitAuthError, _NotFoundError, ConnectionNameRefused):
             raise
         except Exception as exc:  # noqa: BLE001 - every SDK/transport failure is translated
             translated = self._translate(exc)
@@ -390,10 +463,10 @@ class Vault:
             raise box["error"]
         return box["value"]
 
-    def _rpc(self, what: str, call: Any) -> Any:
-        """One SDK call; None for NOT_FOUND. RESOURCE_EXHAUSTED is retried with jittered exponential
-        backoff while the deadline allows. After an outage the client is dropped, so the next call
-        starts a fresh connection instead of waiting out gRPC's reconnect backoff."""
+    def _rpc(self, what: str, call: Any, on: str = "actions") -> Any:
+        """One SDK call, `call(client.<on>)`; None for NOT_FOUND. RESOURCE_EXHAUSTED is retried with
+        jittered exponential backoff while the deadline allows. After an outage the client is dropped,
+        so the next call starts a fresh connection instead of waiting out gRPC's reconnect backoff."""
         import random
         import time
 
@@ -403,7 +476,7 @@ class Vault:
             try:
                 client = self._sdk()  # a login answered 429 is retried like any call
                 with self._calling(what):
-                    return self._within(what, lambda c=client: call(c.actions))
+                    return self._within(what, lambda c=client: call(getattr(c, on)))
             except _NotFoundError:
                 return None
             except ScalekitTimeoutError as exc:
@@ -447,6 +520,59 @@ class Vault:
         )
         return None if resp is None else self._snapshot(resp.connected_account)
 
+    def list_accounts(
+        self, connection_names: Sequence[str], identifier: str | None = None
+    ) -> dict[tuple[str, str], AccountSnapshot] | None:
+        """The accounts of up to 20 connections, of one identifier (or of every one), without
+        credentials: {(connection name, identifier): status, expiry, last change}. One
+        ListConnectedAccounts call per page of 99 (one deadline for all); an account Scalekit does
+        not have is absent, as is a connection it does not know.
+
+        None when the listing cannot answer for these names: Scalekit refused it as a bad request,
+        or answered accounts of other connections (its `connector` is not the connection name):
+        the caller then looks the accounts up one by one."""
+        from scalekit.common import exceptions as sk
+
+        names = list(dict.fromkeys(_name(n, "connection name") for n in connection_names))
+        if len(names) > LIST_NAMES_MAX:
+            raise UsageError(f"Scalekit lists the accounts of at most {LIST_NAMES_MAX} connections at a time.")
+        if identifier is not None:
+            _name(identifier, "identifier")
+        found: dict[tuple[str, str], AccountSnapshot] = {}
+        if not names:
+            return found
+        token: str | None = None
+        for _ in range(LIST_MAX_PAGES):
+
+            def page(actions: Any, t: str | None = token) -> Any:
+                try:
+                    return actions.list_connected_accounts(
+                        connection_names=names, identifier=identifier, page_size=LIST_PAGE_SIZE, page_token=t
+                    )
+                except sk.ScalekitBadRequestException as exc:
+                    log.debug("list_connected_accounts refused: %s", _detail(exc))
+                    return _REFUSED
+
+            resp = self._rpc("list_connected_accounts", page)
+            if resp is None or resp is _REFUSED:
+                return None
+            for item in resp.connected_accounts:
+                if item.connector not in names:
+                    log.debug("list_connected_accounts answered an account of another connection")
+                    return None
+                if identifier is not None and item.identifier != identifier:
+                    continue
+                found[(item.connector, item.identifier)] = AccountSnapshot(
+                    status=item.status, expires_at=_aware(item.token_expires_at), updated_at=_aware(item.updated_at)
+                )
+            token = resp.next_page_token
+            if not token:
+                return found
+        raise ScalekitServiceError(
+            f"Scalekit's list of connected accounts did not end after {LIST_MAX_PAGES} pages. Try again; if it "
+            "persists, check status.scalekit.com."
+        )
+
     def verify_user(self, auth_request_id: str, identifier: str) -> str:
         """Complete a custom user verification; the page Scalekit wants the browser to end on ("" if none)."""
         from scalekit.common import exceptions as sk
@@ -474,35 +600,124 @@ class Vault:
         return getattr(resp, "post_user_verify_redirect_url", None) or ""
 
     def ensure_account(self, connection_name: str, identifier: str) -> bool:
-        """Create the account if Scalekit has none yet (its documented first step); False when the
-        connection does not exist."""
-        resp = self._rpc(
-            "get_or_create_connected_account",
-            lambda a: a.get_or_create_connected_account(connection_name=connection_name, identifier=identifier),
-        )
-        return resp is not None
+        """Create the account if Scalekit has none yet (the docs' first step; Scalekit also creates it
+        when the user authorizes). False when Scalekit refused: NOT_FOUND, or the bad request that
+        CreateConnectedAccount answers for a connection it does not know (its documented answers are
+        400, 401 and 409); the link call then says whether the connection exists."""
+        from scalekit.common import exceptions as sk
+
+        def create(actions: Any) -> Any:
+            try:
+                return actions.get_or_create_connected_account(connection_name=connection_name, identifier=identifier)
+            except sk.ScalekitBadRequestException:
+                log.debug("get_or_create_connected_account: bad request; the link call will say why")
+                return None
+
+        return self._rpc("get_or_create_connected_account", create) is not None
 
     def authorization_link(
         self, connection_name: str, identifier: str, user_verify_url: str = "", state: str = ""
     ) -> tuple[str, _dt.datetime | None] | None:
-        """(link, expiry) for the user to authorize; None when the connection (or account) does not exist.
+        """(link, expiry) for the user to authorize. Raises ConnectionNameRefused when Scalekit has no
+        such connection (NOT_FOUND, error code RESOURCE_NOT_FOUND) or refuses it as a bad request.
 
         With custom user verification, Scalekit sends the browser to `user_verify_url` after
         consent, with `auth_request_id` and `state` in the query."""
-        resp = self._rpc(
-            "get_authorization_link",
-            lambda a: a.get_authorization_link(
-                connection_name=connection_name,
-                identifier=identifier,
-                user_verify_url=user_verify_url or None,
-                state=state or None,
-            ),
-        )
+        from scalekit.common import exceptions as sk
+
+        def link(actions: Any) -> Any:
+            try:
+                return actions.get_authorization_link(
+                    connection_name=connection_name,
+                    identifier=identifier,
+                    user_verify_url=user_verify_url or None,
+                    state=state or None,
+                )
+            except sk.ScalekitNotFoundException as exc:
+                raise ConnectionNameRefused() from exc
+            except sk.ScalekitBadRequestException as exc:
+                raise ConnectionNameRefused(_detail(exc) or "invalid argument") from exc
+
+        resp = self._rpc("get_authorization_link", link)
         if resp is None:
             return None
         if not resp.link:
             raise ScalekitServiceError("Scalekit returned an empty authorization link. Try again in a moment.")
         return resp.link, _aware(resp.expiry)
+
+    def delete_account(self, connection_name: str, identifier: str) -> bool:
+        """Revoke the connected account at Scalekit (delete_connected_account: its tokens are
+        invalidated and the user must authorize again). False when Scalekit has no such account
+        (or connection) to delete, as a second delete answers."""
+        _name(connection_name, "connection name")
+        _name(identifier, "identifier")
+        with deadline(self.settings.timeout):
+            resp = self._rpc(
+                "delete_connected_account",
+                lambda a: self._permitted(
+                    "revoke connected accounts",
+                    lambda: a.delete_connected_account(connection_name=connection_name, identifier=identifier),
+                ),
+            )
+        return resp is not None
+
+    # -- the environment's connections -------------------------------------------------------
+    def _permitted(self, doing: str, call: Any) -> Any:
+        """Run an RPC whose PERMISSION_DENIED means these credentials may not do this one thing
+        (not that they are wrong)."""
+        from scalekit.common import exceptions as sk
+
+        try:
+            return call()
+        except sk.ScalekitForbiddenException as exc:
+            said = _detail(exc)
+            raise CredentialsRejectedError(
+                f"Scalekit at {self.settings.env_url} does not let these client credentials {doing} "
+                f"(PERMISSION_DENIED{': ' + said if said else ''}). Check the API client's permissions under "
+                "Developers > Settings > API credentials in the Scalekit dashboard."
+            ) from exc
+
+    def list_connections(self, provider: str | None = None, query: str | None = None) -> list[AppConnection]:
+        """The environment's connections (list_app_connections), every page under one deadline.
+        `provider` keeps those of one connector, exactly as Scalekit writes its key (`GMAIL`);
+        `query` (3 to 100 characters) those whose name or provider contains it."""
+        if provider is not None and not (0 < len(provider) <= 50 and printable(provider, False) == provider):
+            raise UsageError("A provider is 1 to 50 characters of plain text, e.g. GMAIL.")
+        if query is not None and not (3 <= len(query) <= 100 and printable(query, False) == query):
+            raise UsageError("A connection search needs 3 to 100 characters of plain text.")
+        from scalekit.common import exceptions as sk
+
+        def page(connection: Any, token: str | None) -> Any:
+            try:
+                return connection.list_app_connections(
+                    page_size=CONNECTIONS_PAGE_SIZE, page_token=token, provider=provider, query=query
+                )
+            except sk.ScalekitBadRequestException as exc:
+                said = _detail(exc) or "invalid argument"
+                raise UsageError(f"Scalekit refused the connection listing: {said}.") from exc
+
+        found: list[AppConnection] = []
+        with deadline(self.settings.timeout):
+            token: str | None = None
+            for _ in range(CONNECTIONS_MAX_PAGES):
+                resp = self._rpc(
+                    "list_app_connections",
+                    lambda c, t=token: self._permitted("list connections", lambda: page(c, t)),
+                    on="connection",
+                )
+                if resp is None:
+                    raise ScalekitServiceError(
+                        f"Scalekit at {self.settings.env_url} answered NOT_FOUND to the connection listing. Try "
+                        "again; if it persists, check status.scalekit.com."
+                    )
+                listing = resp[0]
+                found += [_app_connection(c) for c in listing.connections if c.key_id]
+                token = listing.next_page_token or None
+                if token is None:
+                    break
+            else:
+                log.debug("list_app_connections: stopped after %d pages", CONNECTIONS_MAX_PAGES)
+        return found
 
     # -- the proxy and tools: the token stays with Scalekit ------------------------------
     def proxy_request(

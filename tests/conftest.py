@@ -35,7 +35,8 @@ os.environ.setdefault("SCALEKIT_TEST_SESSION", f"{os.getpid()}-{time.time():.0f}
 # agent inherits only an allowlist of variables (not the session marker above), but always its
 # XDG_RUNTIME_DIR: that is how the check at the end of the session finds the ones left behind.
 SESSION_RUNTIME = os.path.join("/tmp", "sks-" + os.environ["SCALEKIT_TEST_SESSION"])  # short: socket paths
-os.makedirs(SESSION_RUNTIME, mode=0o700, exist_ok=True)
+os.makedirs(SESSION_RUNTIME, exist_ok=True)
+os.chmod(SESSION_RUNTIME, 0o711)  # others may pass through (the "another user" tests), not list it
 
 
 def _of_this_session(environ: str) -> bool:

@@ -70,8 +70,9 @@ def popen_as_in_a_terminal(argv: list[str], **kwargs):
 def run_on_terminal(argv: list[str], env: dict | None = None, on_output=None, timeout: float = 120) -> tuple[int, str]:
     """Run a command with a pseudo-terminal as its stdin, stdout and stderr; (exit code, everything it wrote).
 
-    `on_output(text_so_far)` is called after each chunk (e.g. to click a link it printed). Uses
-    subprocess rather than pty.fork(): forking a multi-threaded test process can deadlock the child.
+    `on_output(text_so_far)` is called after each chunk (e.g. to click a link it printed); text it
+    returns is typed on the terminal (e.g. the answer to a prompt). Uses subprocess rather than
+    pty.fork(): forking a multi-threaded test process can deadlock the child.
     """
     import select
     import subprocess
@@ -99,7 +100,9 @@ def run_on_terminal(argv: list[str], env: dict | None = None, on_output=None, ti
                 break
             seen += chunk
             if on_output is not None:
-                on_output(seen.decode(errors="replace"))
+                typed = on_output(seen.decode(errors="replace"))
+                if typed:
+                    os.write(master, typed.encode())
         code = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
     finally:
         if proc.poll() is None:

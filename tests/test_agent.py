@@ -152,6 +152,14 @@ def test_config_changes_take_effect_in_the_agent(running, emulator):
     assert proc.stdout == "slack-token\n" and "SDK-NOT-LOADED" in proc.stderr
 
 
+def test_disconnect_makes_the_agent_forget_the_token(running, emulator):
+    assert probe("gmail").stdout == "gmail-token\n"  # the agent holds it now
+    assert cli("disconnect", "gmail", "--yes").returncode == 0
+    after = probe("gmail")
+    assert after.returncode == 4 and "gmail-token" not in after.stdout, after.stderr
+    assert "SDK-NOT-LOADED" in after.stderr  # the agent answered, having asked Scalekit again
+
+
 def test_disabled_with_the_variable_and_bypassed_for_other_settings(running, emulator):
     off = probe("gmail", env={"SCALEKIT_AUTH_AGENT": "0"})
     assert off.stdout == "gmail-token\n" and "SDK-LOADED" in off.stderr

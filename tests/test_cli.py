@@ -150,14 +150,14 @@ def test_debug_shows_the_traceback(skill, emulator):
 
 
 def test_config_command_writes_the_entry(skill):
-    proc = skill.cli("config", "gmail", "gmail_u3134a", "--identifier", "mess")
+    proc = skill.cli("config", "gmail", "gmail_u3134a", "--identifier", "mess", "--offline")
     assert proc.returncode == 0
     assert proc.stdout == ""
     assert "added gmail -> gmail_u3134a (identifier mess)" in proc.stderr
     assert json.loads(skill.connections_file.read_text()) == {
         "gmail": {"connection_name": "gmail_u3134a", "identifier": "mess"}
     }
-    proc = skill.cli("config", "gmail", "bad name!")
+    proc = skill.cli("config", "gmail", "bad name!", "--offline")
     assert proc.returncode == 3
     assert_one_clean_line(proc.stderr)
 
@@ -178,7 +178,7 @@ def test_a_missing_package_is_named_with_the_install_command(skill):
     code = (
         "import sys; sys.modules['filelock'] = None\n"
         "from scalekit_auth.cli import main\n"
-        "sys.exit(main(['config', 'gmail', 'gmail_u3134a']))\n"
+        "sys.exit(main(['config', 'gmail', 'gmail_u3134a', '--offline']))\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 3

@@ -54,7 +54,7 @@ def test_unknown_command_is_a_usage_error(skill):
     assert "invalid choice: 'fly'" in proc.stderr
 
 
-@pytest.mark.parametrize("args", [["config"], ["config", "gmail"], ["remove"], ["header"], ["token"], []])
+@pytest.mark.parametrize("args", [["config"], ["remove"], ["header"], ["token"], ["disconnect"], []])
 def test_missing_arguments_are_usage_errors(skill, args):
     proc = top_level(*args)
     assert proc.returncode == 2
@@ -65,7 +65,8 @@ def test_fast_paths_never_import_the_sdk(skill):
     code = (
         "import sys\n"
         "from scalekit_auth.cli import main\n"
-        "for argv in (['config', 'gmail', 'gmail_u3134a'], ['list'], ['list', '--json'], ['remove', 'gmail']):\n"
+        "for argv in (['config', 'gmail', 'gmail_u3134a', '--offline'], ['list'], ['list', '--json'],\n"
+        "             ['remove', 'gmail']):\n"
         "    assert main(argv) == 0, argv\n"
         "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
         "assert 'scalekit' not in sys.modules and 'grpc' not in sys.modules, 'SDK imported'\n"
@@ -111,17 +112,19 @@ def test_config_rejects_invalid_names(skill, args, phrase):
 
 
 def test_config_update_prints_what_changed(skill):
-    top_level("config", "gmail", "gmail_a")
-    proc = top_level("config", "gmail", "gmail_b", "-i", "alice")
+    top_level("config", "gmail", "gmail_a", "--offline")
+    proc = top_level("config", "gmail", "gmail_b", "-i", "alice", "--offline")
     assert "updated gmail: gmail_a -> gmail_b (identifier alice)" in proc.stderr
     assert proc.stdout == ""
 
 
 def test_remove(skill):
-    top_level("config", "gmail", "gmail_a")
-    top_level("config", "slack", "slack_a")
+    top_level("config", "gmail", "gmail_a", "--offline")
+    top_level("config", "slack", "slack_a", "--offline")
     proc = top_level("remove", "gmail")
     assert proc.returncode == 0 and "removed gmail" in proc.stderr
+    assert "a connected account stays connected at Scalekit" in proc.stderr
+    assert "scalekit-auth config gmail gmail_a --offline" in proc.stderr and "disconnect gmail" in proc.stderr
     assert list(json.loads(skill.connections_file.read_text())) == ["slack"]
     again = top_level("remove", "gmail")
     assert again.returncode == 3
@@ -145,7 +148,7 @@ def test_list_table_and_json(ready):
     }
 
 
-def test_list_status_asks_scalekit_once_per_service_without_credentials(ready, emulator):
+def test_list_status_asks_scalekit_once_per_identifier_without_credentials(ready, emulator):
     proc = top_level("list", "--status", "--json")
     assert proc.returncode == 0, proc.stderr
     data = {r["service"]: r for r in json.loads(proc.stdout)}
@@ -154,8 +157,8 @@ def test_list_status_asks_scalekit_once_per_service_without_credentials(ready, e
     assert data["notion"]["status"] == "NOT_CONNECTED"
     assert "gmail-token-xyz" not in proc.stdout + proc.stderr
     counters = emulator.counters()
-    assert counters["rpc.GetConnectedAccountDetails"] == 3
-    assert "rpc.GetConnectedAccountAuth" not in counters
+    assert counters["rpc.ListConnectedAccounts"] == 2  # mess (gmail, slack) and bob (notion)
+    assert "rpc.GetConnectedAccountDetails" not in counters and "rpc.GetConnectedAccountAuth" not in counters
     table = top_level("list", "--status")
     assert "ACTIVE" in table.stdout and "in 60 min" in table.stdout
 
@@ -390,7 +393,7 @@ def test_concurrent_config_writes_lose_nothing(skill):
         "from scalekit_auth.cli import main\n"
         "p = int(sys.argv[1])\n"
         "for i in range(25):\n"
-        "    assert main(['config', f'svc{p}-{i}', f'conn_{p}_{i}']) == 0\n"
+        "    assert main(['config', f'svc{p}-{i}', f'conn_{p}_{i}', '--offline']) == 0\n"
     )
     procs = [
         subprocess.Popen([sys.executable, "-c", writer, str(p)], cwd=ROOT, stderr=subprocess.DEVNULL) for p in range(8)

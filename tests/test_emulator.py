@@ -13,6 +13,7 @@ import pytest
 import requests
 from scalekit.client import ScalekitClient
 from scalekit.common.exceptions import (
+    ScalekitBadRequestException,
     ScalekitGatewayTimeoutException,
     ScalekitNotFoundException,
     ScalekitServiceUnavailableException,
@@ -111,13 +112,29 @@ def test_every_status_is_reported(emulator, sdk, status):
 
 
 def test_not_found_for_unknown_account_and_unknown_connection(emulator, sdk):
+    """GetConnectedAccountAuth/Details: 404 "no account matches the specified criteria".
+    GetMagicLinkForConnectedAccount: 404 "the connector names no connection in this environment",
+    with error code RESOURCE_NOT_FOUND (the SDK 2.21.0 descriptors)."""
     with pytest.raises(ScalekitNotFoundException):
         sdk.actions.get_connected_account(connection_name="gmail_u3134a", identifier="nobody")
     emulator.seed("gmail_u3134a", "alice")
     with pytest.raises(ScalekitNotFoundException):
         sdk.actions.get_connected_account(connection_name="no_such_connection", identifier="alice")
     with pytest.raises(ScalekitNotFoundException):
+        sdk.actions.get_connected_account_details(connection_name="no_such_connection", identifier="alice")
+    with pytest.raises(ScalekitNotFoundException) as caught:
         sdk.actions.get_authorization_link(connection_name="no_such_connection", identifier="alice")
+    assert caught.value.error_code == "RESOURCE_NOT_FOUND"
+
+
+def test_creating_an_account_on_an_unknown_connection_is_a_bad_request(emulator, sdk):
+    """CreateConnectedAccount documents 400, 401 and 409 only: no 404. So get_or_create of an
+    unknown connection ends in a bad request (its get answers 404 first)."""
+    with pytest.raises(ScalekitBadRequestException):
+        sdk.actions.create_connected_account(connection_name="no_such_connection", identifier="alice")
+    with pytest.raises(ScalekitBadRequestException):
+        sdk.actions.get_or_create_connected_account(connection_name="no_such_connection", identifier="alice")
+    assert emulator.accounts() == []
 
 
 def test_get_or_create_then_update_then_delete(emulator, sdk):
@@ -163,6 +180,38 @@ def test_list_filters_and_pages(emulator, sdk):
     assert by_names.total_count == 2
 
 
+def test_the_list_refuses_what_its_rules_refuse(emulator, sdk):
+    """ListConnectedAccountsRequest (SDK 2.21.0 descriptors): page_size `lt: 100`, connection_names
+    at most 20 names matching the connection-name pattern, and not combined with connector."""
+    ask = sdk.actions.list_connected_accounts
+    assert ask(page_size=99).connected_accounts == []
+    with pytest.raises(ScalekitBadRequestException, match="page_size: value must be less than 100"):
+        ask(page_size=100)
+    names = [f"conn_{i}" for i in range(20)]
+    assert ask(connection_names=names).connected_accounts == []
+    with pytest.raises(ScalekitBadRequestException, match="no more than 20"):
+        ask(connection_names=[*names, "conn_20"])
+    with pytest.raises(ScalekitBadRequestException, match=r"connection_names\[1\]"):
+        ask(connection_names=["gmail_u3134a", "gmail.u3134a"])
+    with pytest.raises(ScalekitBadRequestException, match="cannot be combined"):
+        ask(connection_name="gmail_u3134a", connection_names=["slack_x7y9z"])
+
+
+def test_the_list_pages_by_ten_unless_asked_and_its_tokens_fit_their_rule(emulator, sdk):
+    for i in range(23):
+        emulator.seed("gmail_u3134a", f"user{i:02d}")
+    seen, token, sizes = [], None, []
+    while True:
+        page = sdk.actions.list_connected_accounts(identifier=None, connection_names=["gmail_u3134a"], page_token=token)
+        sizes.append(len(page.connected_accounts))
+        seen += [a.identifier for a in page.connected_accounts]
+        token = page.next_page_token
+        assert token is None or len(token) <= 32  # ListConnectedAccountsResponse.next_page_token max_len
+        if not token:
+            break
+    assert sizes == [10, 10, 3] and seen == [f"user{i:02d}" for i in range(23)]
+
+
 # -- expiry, refresh, rotation --------------------------------------------------
 
 
@@ -185,11 +234,24 @@ def test_rotation_changes_the_token(emulator, sdk):
 # -- authorization links --------------------------------------------------------
 
 
-def test_a_link_needs_an_existing_account_and_approval_activates_it(emulator, sdk):
-    from scalekit.common.exceptions import ScalekitNotFoundException
-
+def test_scalekit_creates_the_account_when_the_user_authorizes(emulator, sdk):
+    """Scalekit creates the account when the user authorizes (docs, AgentKit overview); the
+    magic link documents a 404 only for an unknown connection, and the SDK's MCP docstring sends
+    callers without an account to get_authorization_link."""
+    link = sdk.actions.get_authorization_link(connection_name="gmail_u3134a", identifier="erin")
     with pytest.raises(ScalekitNotFoundException):
-        sdk.actions.get_authorization_link(connection_name="gmail_u3134a", identifier="dave")
+        sdk.actions.get_connected_account_details(connection_name="gmail_u3134a", identifier="erin")
+    emulator.approve(link.link)
+    acc = sdk.actions.get_connected_account(connection_name="gmail_u3134a", identifier="erin").connected_account
+    assert acc.status == "ACTIVE" and acc.authorization_details["oauth_token"]["access_token"].startswith("emu_at_")
+
+    denied = sdk.actions.get_authorization_link(connection_name="gmail_u3134a", identifier="frank")
+    assert emulator.deny(denied.link) is None
+    with pytest.raises(ScalekitNotFoundException):
+        sdk.actions.get_connected_account_details(connection_name="gmail_u3134a", identifier="frank")
+
+
+def test_the_documented_flow_creates_the_account_first_and_approval_activates_it(emulator, sdk):
     created = sdk.actions.get_or_create_connected_account(connection_name="gmail_u3134a", identifier="dave")
     assert created.connected_account.status == "PENDING_AUTH"
     link = sdk.actions.get_authorization_link(connection_name="gmail_u3134a", identifier="dave")

@@ -188,7 +188,7 @@ def test_config_through_a_symlink_updates_the_target(skill, tmp_path):
     real.parent.mkdir()
     real.write_text(json.dumps({"slack": {"connection_name": "slack_x7y9z"}}))
     skill.connections_file.symlink_to(real)
-    proc = run_script("scalekit-auth", "config", "gmail", "gmail_u3134a", timeout=120)
+    proc = run_script("scalekit-auth", "config", "gmail", "gmail_u3134a", "--offline", timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert skill.connections_file.is_symlink()
     assert set(json.loads(real.read_text())) == {"slack", "gmail"}
@@ -200,7 +200,7 @@ def test_config_in_a_read_only_folder_says_why(skill):
     subprocess.run(["mount", "--bind", str(skill.path), str(skill.path)], check=True, timeout=60)
     try:
         subprocess.run(["mount", "-o", "remount,ro,bind", str(skill.path)], check=True, timeout=60)
-        proc = run_script("scalekit-auth", "config", "gmail", "gmail_u3134a", timeout=120)
+        proc = run_script("scalekit-auth", "config", "gmail", "gmail_u3134a", "--offline", timeout=120)
     finally:
         subprocess.run(["umount", str(skill.path)], check=True, timeout=60)
     assert proc.returncode == 3, proc.stderr

@@ -236,10 +236,32 @@ def test_malformed_connections_json_names_the_file_and_problem(skill, emulator, 
 
 
 def test_unknown_connection_name_is_reported_as_such(skill, emulator):
+    """Scalekit answers an unknown name with a bad request when the account is created (no 404 is
+    documented there) and NOT_FOUND (RESOURCE_NOT_FOUND) when the link is asked for: the message
+    names the connection and how to check it, not an outage."""
     skill.use(emulator)
     skill.configure("gmail", "gmail_typo", "mess")
-    with pytest.raises(UnknownConnectionError, match="no connection named 'gmail_typo'"):
+    with pytest.raises(UnknownConnectionError, match="no connection named 'gmail_typo'") as caught:
         get_token("gmail")
+    said = str(caught.value)
+    assert "AgentKit > Connections" in said and "config gmail" in said
+    assert "INVALID_ARGUMENT" not in said and "status.scalekit.com" not in said
+    assert emulator.accounts() == []
+    counters = emulator.counters()
+    assert counters["rpc.CreateConnectedAccount"] == 1 and counters["rpc.GetMagicLinkForConnectedAccount"] == 1
+
+
+def test_an_unknown_connection_refused_as_a_bad_request_still_names_the_connection(skill, emulator):
+    """Scalekit's docs (before SDK 2.21.0's descriptors) gave the magic link a 400 "missing required
+    parameters or invalid connector" for this: the message still says what is probably wrong."""
+    skill.use(emulator)
+    skill.configure("gmail", "gmail_typo", "mess")
+    emulator.fail_next(1, "INVALID_ARGUMENT", method="GetMagicLinkForConnectedAccount", message="invalid connector")
+    with pytest.raises(UnknownConnectionError) as caught:
+        get_token("gmail")
+    said = str(caught.value)
+    assert "connection name 'gmail_typo'" in said and "(invalid connector)" in said and "probably wrong" in said
+    assert "AgentKit > Connections" in said and "status.scalekit.com" not in said
 
 
 # -- Scalekit problems -----------------------------------------------------------

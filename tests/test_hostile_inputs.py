@@ -51,7 +51,10 @@ def configured(skill):
     return skill
 
 
-COMMANDS = ["token", "header", "which", "config", "remove", "list", "status", "exec", "curl", "auth", "agent"]
+COMMANDS = [
+    "token", "header", "which", "config", "connections", "remove", "disconnect", "list", "status", "exec", "curl",
+    "auth", "agent",
+]  # fmt: skip
 
 
 @settings(max_examples=250, suppress_health_check=FIXTURES, deadline=None)

@@ -29,6 +29,8 @@ ARGV = {
     "mcp": [],
     "which": ["{api}/gmail/v1/users/me/profile"],
     "config": ["notion", "notion_x", "--offline"],
+    "connections": [],
+    "disconnect": ["slack", "--yes"],
     "remove": ["slack"],
     "list": ["--status"],
     "status": [],

@@ -101,7 +101,7 @@ def test_reinstalling_the_skill_loses_no_connection(home, tmp_path):
     user_home, env = home
     (user_home / ".openclaw").mkdir()
     skill = ship_to(user_home / ".openclaw" / "workspace" / "skills" / "scalekit-auth")
-    done = run(skill, "config", "gmail", "gmail_u3134a", env=env)
+    done = run(skill, "config", "gmail", "gmail_u3134a", "--offline", env=env)
     assert done.returncode == 0, done.stderr
     state = user_home / ".openclaw" / "scalekit-auth"
     assert str(state / "connections.json") in done.stdout + done.stderr
@@ -136,7 +136,7 @@ def test_the_credentials_can_live_in_the_state_folder(home, emulator):
 def test_connections_saved_before_openclaw_survive_its_install_and_migrate_moves_them(home, tmp_path):
     user_home, env = home
     skill = ship_to(tmp_path / "skills" / "scalekit-auth")
-    done = run(skill, "config", "gmail", "gmail_u3134a", env=env)
+    done = run(skill, "config", "gmail", "gmail_u3134a", "--offline", env=env)
     assert done.returncode == 0, done.stderr
     config = user_home / ".config" / "scalekit-auth"
     (config / ".env").write_text("SCALEKIT_CLIENT_ID=from-before\n")

@@ -49,3 +49,20 @@ def test_a_wrong_url_and_wrong_credentials_get_different_fixes(skill, emulator):
     wrong_secret = skill.run("gmail", env={"SCALEKIT_CLIENT_SECRET": "not-the-secret"}).stderr
     assert "environment URL" in wrong_url and "SCALEKIT_CLIENT_SECRET" not in wrong_url
     assert "SCALEKIT_CLIENT_SECRET" in wrong_secret and "not-the-secret" not in wrong_secret
+
+
+def test_fidelity_md_names_the_sdk_exception_each_token_endpoint_status_raises(emulator):
+    """What FIDELITY.md says of /oauth/token, checked against the real SDK: each HTTP status raises
+    the exception class named beside it (429 TooManyRequests, 500 InternalServer, 502 Unknown, 503
+    ServiceUnavailable, 504 GatewayTimeout, ...)."""
+    from scalekit.client import ScalekitClient
+
+    from .helpers import ROOT
+
+    row = next(line for line in (ROOT / "FIDELITY.md").read_text().splitlines() if line.startswith("| `/oauth/token`"))
+    for status in (400, 401, 403, 404, 429, 500, 502, 503, 504):
+        emulator.fail_token_endpoint(status, count=-1)
+        with pytest.raises(Exception) as caught:  # noqa: PT011 - the class is what is checked
+            ScalekitClient(emulator.url, emulator.client_id, emulator.client_secret)
+        emulator.clear_faults()
+        assert f"{status} → `{type(caught.value).__name__}`" in row

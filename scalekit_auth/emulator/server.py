@@ -18,8 +18,10 @@ from urllib.parse import urlparse
 
 import grpc
 from scalekit.v1.connected_accounts.connected_accounts_pb2_grpc import add_ConnectedAccountServiceServicer_to_server
+from scalekit.v1.connections.connections_pb2_grpc import add_ConnectionServiceServicer_to_server
 from scalekit.v1.tools.tools_pb2_grpc import add_ToolServiceServicer_to_server
 
+from .connection_service import ConnectionService
 from .http_api import ADMIN_HEADER, CONSENT_PREFIX, EmulatorHandler
 from .router import AlpnRouter
 from .servicer import ConnectedAccountService, ToolService
@@ -138,6 +140,7 @@ class Emulator:
             servicer = ConnectedAccountService(self.world, self.link_for, lambda: f"{self.pages_url}/verified")
             add_ConnectedAccountServiceServicer_to_server(servicer, self._grpc)
             add_ToolServiceServicer_to_server(ToolService(self.world), self._grpc)
+            add_ConnectionServiceServicer_to_server(ConnectionService(self.world), self._grpc)
             self._grpc.add_insecure_port(f"unix:{grpc_sock}")
             self._grpc.start()
 
@@ -255,12 +258,17 @@ class Emulator:
         return path.rsplit("/", 1)[-1]
 
     # -- test controls -----------------------------------------------------------
-    def add_connection(self, name: str, kind: str = "oauth", provider: str = "") -> dict[str, str]:
-        conn = self.world.add_connection(name, kind, provider)
-        return {"name": conn.name, "kind": conn.kind, "provider": conn.provider}
+    def add_connection(
+        self, name: str, kind: str = "oauth", provider: str = "", status: str = "COMPLETED", enabled: bool = True
+    ) -> dict[str, Any]:
+        """A connection in the environment (listed by ListAppConnections with `status`, DRAFT,
+        IN_PROGRESS or COMPLETED, and `enabled`); `provider` defaults to the name's first part."""
+        conn = self.world.add_connection(name, kind, provider, status, enabled)
+        return {"name": conn.name, "kind": conn.kind, "provider": conn.provider, "status": conn.status}
 
     def seed(self, connection: str, identifier: str, status: str = "ACTIVE", **kwargs: Any) -> dict[str, Any]:
-        """Create or overwrite an account: status, `access_token`, `refresh_token`, `ttl` (s), `static`, `scopes`."""
+        """Create or overwrite an account: status, `access_token`, `refresh_token`, `ttl` (s), `static`, `scopes`,
+        `org_wide_credential` (the one account of an org_wide connection that holds the shared credential)."""
         return self.world.seed(connection, identifier, status, **kwargs).snapshot()
 
     def account(self, connection: str, identifier: str) -> dict[str, Any]:
@@ -346,9 +354,10 @@ class Emulator:
             raise ValueError(f"verification must be one of {VERIFICATION_MODES}, not {mode!r}")
         self.world.verification = mode
 
-    def deny(self, link: str) -> dict[str, Any]:
-        """Act as the user clicking Deny on `link`."""
-        return self.world.deny(self._link_token(link)).snapshot()
+    def deny(self, link: str) -> dict[str, Any] | None:
+        """Act as the user clicking Deny on `link`: the account (unchanged), None when there is none."""
+        acc = self.world.deny(self._link_token(link))
+        return acc.snapshot() if acc is not None else None
 
     def counters(self) -> dict[str, int]:
         """Every call seen: `oauth_token`, `rpc.<Name>`, `rpc_calls`, `links_issued`, `tls_connections`, ..."""

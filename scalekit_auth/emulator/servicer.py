@@ -21,8 +21,11 @@ from scalekit.v1.tools.tools_pb2_grpc import ToolServiceServicer
 from . import tools as catalog
 from .state import Account, EmulatorError, World
 
+#: ListTools: no documented default or limit (ours).
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 100
+#: ListConnectedAccounts: "Default is typically 10"; the limit (below 100) is its buf.validate rule.
+ACCOUNTS_DEFAULT_PAGE_SIZE = 10
 
 
 def _ts(epoch: float) -> timestamp_pb2.Timestamp:
@@ -40,6 +43,10 @@ _AUTH_TYPES = {
 }
 
 
+#: The TrustedIDPAuth fields Scalekit returns (secret_access_key and session_token stay server-side).
+TRUSTED_IDP_RETURNED = ("db_user", "access_key_id")
+
+
 def _status_enum(name: str) -> int:
     return pb.ConnectorStatus.Value(name)
 
@@ -55,6 +62,7 @@ def account_message(acc: Account, *, with_credentials: bool) -> pb.ConnectedAcco
         status=_status_enum(acc.status),
         authorization_type=_AUTH_TYPES[acc.connection.kind],
         updated_at=_ts(acc.updated_at),
+        is_org_wide_credential=acc.org_wide_credential,
     )
     if acc.token_expires_at:
         msg.token_expires_at.CopyFrom(_ts(acc.token_expires_at))
@@ -66,12 +74,14 @@ def account_message(acc: Account, *, with_credentials: bool) -> pb.ConnectedAcco
             dwd.token_expires_at.CopyFrom(_ts(acc.token_expires_at))
         msg.authorization_details.google_dwd.CopyFrom(dwd)
     elif with_credentials and acc.connection.kind == "trusted_idp" and acc.static_details:
-        idp = pb.TrustedIDPAuth(**acc.static_details)
+        # Scalekit keeps the federated secret key and session token to itself: "never returned in
+        # public API responses" (the API reference); only the key id, db user and expiry come back.
+        idp = pb.TrustedIDPAuth(**{k: v for k, v in acc.static_details.items() if k in TRUSTED_IDP_RETURNED})
         if acc.token_expires_at:
             idp.expiry.CopyFrom(_ts(acc.token_expires_at))
         msg.authorization_details.trusted_idp.CopyFrom(idp)
     elif with_credentials:
-        if acc.connection.kind == "oauth" and acc.access_token:
+        if (acc.connection.kind == "oauth" or acc.org_wide_credential) and acc.access_token:
             msg.authorization_details.oauth_token.CopyFrom(
                 pb.OauthToken(access_token=acc.access_token, refresh_token=acc.refresh_token, scopes=acc.scopes)
             )
@@ -92,6 +102,7 @@ def _list_item(acc: Account) -> pb.ConnectedAccountForList:
         status=_status_enum(acc.status),
         authorization_type=_AUTH_TYPES[acc.connection.kind],
         updated_at=_ts(acc.updated_at),
+        is_org_wide_credential=acc.org_wide_credential,
     )
     if acc.token_expires_at:
         item.token_expires_at.CopyFrom(_ts(acc.token_expires_at))
@@ -125,18 +136,64 @@ def _repeated(field: Any) -> bool:
     return label == 3  # LABEL_REPEATED
 
 
+_NUMBER_RULES = ("int32", "int64", "uint32", "uint64", "sint32", "sint64", "fixed32", "fixed64", "sfixed32", "sfixed64")
+
+
+def _string_problem(rule: Any, text: str) -> str | None:
+    """What is wrong with `text` under buf.validate StringRules (length, pattern, prefix), or None."""
+    if rule.HasField("min_len") and len(text) < rule.min_len:
+        return f"value length must be at least {rule.min_len} characters"
+    if rule.HasField("max_len") and len(text) > rule.max_len:
+        return f"value length must be at most {rule.max_len} characters"
+    if rule.HasField("pattern") and not re.search(rule.pattern, text):
+        return f"value does not match regex pattern `{rule.pattern}`"
+    if rule.HasField("prefix") and text and not text.startswith(rule.prefix):
+        return f"value does not have prefix `{rule.prefix}`"
+    return None
+
+
+def _number_problem(rule: Any, value: int) -> str | None:
+    """What is wrong with `value` under buf.validate number rules (lt, lte, gt, gte), or None."""
+    if rule.HasField("lt") and not value < rule.lt:
+        return f"value must be less than {rule.lt}"
+    if rule.HasField("lte") and not value <= rule.lte:
+        return f"value must be less than or equal to {rule.lte}"
+    if rule.HasField("gt") and not value > rule.gt:
+        return f"value must be greater than {rule.gt}"
+    if rule.HasField("gte") and not value >= rule.gte:
+        return f"value must be greater than or equal to {rule.gte}"
+    return None
+
+
 def check_request(message: Any, prefix: str = "") -> None:
     """Refuse a request the way Scalekit does: INVALID_ARGUMENT for any field that breaks the
-    buf.validate rules in the SDK's own descriptors: `required`, and string length, pattern and
-    prefix. As protovalidate does, a field with presence that is not set is not checked; set
-    message fields (a ListTools filter) are checked in turn."""
+    buf.validate rules in the SDK's own descriptors: `required`; string length, pattern and
+    prefix; number bounds (ListConnectedAccounts' page_size `lt: 100`); repeated fields' item
+    counts and each item's string rules (its connection_names: at most 20). As protovalidate
+    does, a field with presence that is not set is not checked; set message fields (a ListTools
+    filter) are checked in turn."""
     from buf.validate import validate_pb2
 
     for field in message.DESCRIPTOR.fields:
-        if getattr(field, "is_repeated", False) or _repeated(field):
-            continue
         rules = field.GetOptions().Extensions[validate_pb2.field]
         name = prefix + field.name
+        problem = None
+        if getattr(field, "is_repeated", False) or _repeated(field):
+            items = getattr(message, field.name)
+            if rules.HasField("repeated"):
+                rule = rules.repeated
+                if rule.HasField("max_items") and len(items) > rule.max_items:
+                    problem = f"value must contain no more than {rule.max_items} item(s)"
+                elif rule.HasField("min_items") and len(items) < rule.min_items:
+                    problem = f"value must contain at least {rule.min_items} item(s)"
+                elif rule.items.HasField("string"):
+                    found = ((i, _string_problem(rule.items.string, t)) for i, t in enumerate(items))
+                    first = next(((i, p) for i, p in found if p), None)
+                    if first is not None:
+                        name, problem = f"{name}[{first[0]}]", first[1]
+            if problem:
+                raise EmulatorError("INVALID_ARGUMENT", f"validation error: {name}: {problem}")
+            continue
         if field.type == field.TYPE_MESSAGE:
             if message.HasField(field.name):
                 if field.message_type.full_name.startswith("scalekit."):
@@ -144,27 +201,32 @@ def check_request(message: Any, prefix: str = "") -> None:
             elif rules.required:
                 raise EmulatorError("INVALID_ARGUMENT", f"validation error: {name}: value is required")
             continue
-        if field.type != field.TYPE_STRING:
-            continue
         if field.has_presence and not message.HasField(field.name) and not rules.required:
             continue
-        text = getattr(message, field.name)
-        if rules.required and not text:
+        value = getattr(message, field.name)
+        if rules.required and not value:
             raise EmulatorError("INVALID_ARGUMENT", f"validation error: {name}: value is required")
-        if not rules.HasField("string"):
-            continue
-        rule = rules.string
-        problem = None
-        if rule.HasField("min_len") and len(text) < rule.min_len:
-            problem = f"value length must be at least {rule.min_len} characters"
-        elif rule.HasField("max_len") and len(text) > rule.max_len:
-            problem = f"value length must be at most {rule.max_len} characters"
-        elif rule.HasField("pattern") and not re.search(rule.pattern, text):
-            problem = f"value does not match regex pattern `{rule.pattern}`"
-        elif rule.HasField("prefix") and text and not text.startswith(rule.prefix):
-            problem = f"value does not have prefix `{rule.prefix}`"
+        kind = rules.WhichOneof("type")
+        if field.type == field.TYPE_STRING and kind == "string":
+            problem = _string_problem(rules.string, value)
+        elif kind in _NUMBER_RULES:
+            problem = _number_problem(getattr(rules, kind), value)
         if problem:
             raise EmulatorError("INVALID_ARGUMENT", f"validation error: {name}: {problem}")
+
+
+def _abort_with_error_code(context: grpc.ServicerContext, code: str, message: str, error_code: str) -> None:
+    """Abort with an ErrorInfo{error_code} detail, as Scalekit does where its docs name a code
+    (the SDK reads it into the exception's error_code)."""
+    from google.protobuf import any_pb2
+    from google.rpc import status_pb2
+    from grpc_status import rpc_status
+    from scalekit.v1.errdetails.errdetails_pb2 import ErrorInfo
+
+    detail = any_pb2.Any()
+    detail.Pack(ErrorInfo(error_code=error_code))
+    status = status_pb2.Status(code=getattr(grpc.StatusCode, code).value[0], message=message, details=[detail])
+    context.abort_with_status(rpc_status.to_status(status))
 
 
 def rpc(func: Callable) -> Callable:
@@ -187,6 +249,8 @@ def rpc(func: Callable) -> Callable:
             check_request(request)
             return func(self, request, context)
         except EmulatorError as err:
+            if err.error_code:
+                _abort_with_error_code(context, err.code, err.message, err.error_code)
             context.abort(getattr(grpc.StatusCode, err.code), err.message)
 
     return wrapper
@@ -249,14 +313,19 @@ class ConnectedAccountService(ConnectedAccountServiceServicer):
 
     @rpc
     def ListConnectedAccounts(self, request, context):
-        if request.page_size < 0:
-            raise EmulatorError("INVALID_ARGUMENT", "page_size must not be negative")
-        size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+        """Filters as documented (connection_names: exact names, at most 20, not with connector);
+        page_size below 100 (check_request), 10 when unset ("Default is typically 10")."""
+        if request.connector and request.connection_names:
+            raise EmulatorError("INVALID_ARGUMENT", "connection_names cannot be combined with connector")
+        size = request.page_size or ACCOUNTS_DEFAULT_PAGE_SIZE
         matches = self.world.list(
             connector=request.connector,
             identifier=request.identifier,
             provider=request.provider,
             connection_names=list(request.connection_names),
+            org_wide_credential=(
+                request.is_org_wide_credential if request.HasField("is_org_wide_credential") else None
+            ),
         )
         start = 0
         if request.page_token:

@@ -16,8 +16,9 @@ from typing import Any
 
 STATUSES = ("ACTIVE", "EXPIRED", "PENDING_AUTH", "PENDING_VERIFICATION", "DISCONNECTED")
 #: Connection kinds: OAuth, static (API key), Google domain-wide delegation, a trusted identity
-#: provider's federated AWS-style keys, and ORG_WIDE (one shared credential for the organization;
-#: the per-user accounts only record consent and hold no credential of their own).
+#: provider's federated AWS-style keys, and ORG_WIDE: "one admin-authorized credential is shared
+#: across all users" on the connection's one account with is_org_wide_credential; the per-user
+#: accounts are "consent-only records with no real credential" (the SDK 2.21.0 descriptors).
 KINDS = ("oauth", "static", "google_dwd", "trusted_idp", "org_wide")
 
 # Scopes a real connector of that provider would typically carry; purely cosmetic.
@@ -33,12 +34,14 @@ _PROVIDER_SCOPES = {
 
 
 class EmulatorError(Exception):
-    """A request the emulated service refuses; `code` is a gRPC status name."""
+    """A request the emulated service refuses; `code` is a gRPC status name, `error_code` the
+    ErrorInfo detail Scalekit attaches to some answers (e.g. RESOURCE_NOT_FOUND), if any."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, error_code: str = "") -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.error_code = error_code
 
 
 def provider_of(connection_name: str) -> str:
@@ -56,16 +59,34 @@ def new_refresh_token() -> str:
     return "emu_rt_" + secrets.token_urlsafe(24)
 
 
+#: How far a connection's set-up has come (ConnectionStatus in the SDK's descriptors).
+CONNECTION_STATUSES = ("DRAFT", "IN_PROGRESS", "COMPLETED")
+
+
 @dataclass
 class Connection:
     name: str
     kind: str = "oauth"
     provider: str = ""
+    #: What ListAppConnections reports: set-up status and the enabled switch.
+    status: str = "COMPLETED"
+    enabled: bool = True
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"connection kind must be one of {KINDS}, not {self.kind!r}")
+        if self.status not in CONNECTION_STATUSES:
+            raise ValueError(f"connection status must be one of {CONNECTION_STATUSES}, not {self.status!r}")
         self.provider = self.provider or provider_of(self.name)
+
+    @property
+    def provider_key(self) -> str:
+        """The connector's key as Scalekit writes it (`GMAIL`, `GOOGLECALENDAR`)."""
+        return self.provider.upper()
+
+    @property
+    def auth_mode(self) -> str:
+        return "ORG_WIDE" if self.kind == "org_wide" else "USER"
 
 
 @dataclass
@@ -81,6 +102,8 @@ class Account:
     static_details: dict[str, Any] = field(default_factory=dict)
     updated_at: float = field(default_factory=time.time)
     last_used_at: float = 0.0
+    #: The one account of an ORG_WIDE connection that holds the shared credential.
+    org_wide_credential: bool = False
 
     @property
     def key(self) -> tuple[str, str]:
@@ -99,6 +122,7 @@ class Account:
             "scopes": list(self.scopes),
             "token_expires_at": self.token_expires_at,
             "static_details": dict(self.static_details),
+            "org_wide_credential": self.org_wide_credential,
         }
 
 
@@ -340,11 +364,25 @@ class World:
             self.client_tokens.clear()
 
     # -- connections and accounts --------------------------------------------
-    def add_connection(self, name: str, kind: str = "oauth", provider: str = "") -> Connection:
+    def add_connection(
+        self, name: str, kind: str = "oauth", provider: str = "", status: str = "COMPLETED", enabled: bool = True
+    ) -> Connection:
         with self._lock:
-            conn = Connection(name=name, kind=kind, provider=provider)
+            conn = Connection(name=name, kind=kind, provider=provider, status=status, enabled=bool(enabled))
             self.connections[name] = conn
             return conn
+
+    def list_connections(self, provider: str | None = None, query: str | None = None) -> builtins.list[Connection]:
+        """What ListAppConnections finds, by name: `provider` must equal the connector's key exactly
+        (case-sensitive, `GMAIL`); `query` is found in the name or the key, in any case."""
+        with self._lock:
+            found = sorted(self.connections.values(), key=lambda c: c.name)
+        if provider is not None:
+            found = [c for c in found if c.provider_key == provider]
+        if query is not None:
+            needle = query.lower()
+            found = [c for c in found if needle in c.name.lower() or needle in c.provider_key.lower()]
+        return found
 
     def connection(self, name: str) -> Connection:
         conn = self.connections.get(name)
@@ -378,7 +416,7 @@ class World:
 
     def _grant(self, acc: Account, access_token: str | None = None, ttl: float | None = None) -> None:
         """Give an account fresh credentials, as a completed authorization would."""
-        if acc.connection.kind == "oauth":
+        if acc.connection.kind == "oauth" or acc.org_wide_credential:
             self._set_access_token(acc, access_token or new_access_token())
             acc.refresh_token = acc.refresh_token or new_refresh_token()
             acc.scopes = acc.scopes or list(_PROVIDER_SCOPES.get(acc.connection.provider, ["read"]))
@@ -388,6 +426,7 @@ class World:
             acc.scopes = acc.scopes or ["https://www.googleapis.com/auth/gmail.readonly"]
             acc.token_expires_at = self.now() + (self.token_ttl if ttl is None else ttl)
         elif acc.connection.kind == "trusted_idp":
+            # all four are held here; the API returns only db_user and access_key_id (servicer)
             acc.token_expires_at = self.now() + (ttl if ttl is not None else self.token_ttl)
             acc.static_details = {
                 "db_user": "analytics_reader",
@@ -396,7 +435,7 @@ class World:
                 "session_token": "emu_st_" + secrets.token_urlsafe(24),
             }
         elif acc.connection.kind == "org_wide":
-            pass  # consent only: the credential belongs to the organization's one shared account
+            pass  # a consent-only record: the credential is on the connection's org-wide account
         elif not acc.static_details:
             acc.static_details = {"api_key": access_token or "emu_key_" + secrets.token_urlsafe(24)}
         acc.updated_at = self.now()
@@ -404,8 +443,12 @@ class World:
     def create(
         self, connection: str, identifier: str, *, oauth: dict | None = None, static: dict | None = None
     ) -> Account:
+        """CreateConnectedAccount: a connection name Scalekit does not know is a bad request (its
+        documented answers are 400, 401 and 409; no 404)."""
         with self._lock:
-            conn = self.connection(connection)
+            conn = self.connections.get(connection)
+            if conn is None:
+                raise EmulatorError("INVALID_ARGUMENT", f"invalid connector: no connection named '{connection}'")
             if not identifier:
                 raise EmulatorError("INVALID_ARGUMENT", "identifier is required")
             if (connection, identifier) in self.accounts:
@@ -461,18 +504,27 @@ class World:
         static: dict | None = None,
         scopes: list[str] | None = None,
         kind: str | None = None,
+        org_wide_credential: bool = False,
     ) -> Account:
-        """Put an account into any state directly; creates the connection if it is unknown."""
+        """Put an account into any state directly; creates the connection if it is unknown.
+        `org_wide_credential`: the ORG_WIDE connection's one account holding the shared credential."""
         if status not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}, not {status!r}")
         with self._lock:
             conn = self.connections.get(connection)
             if conn is None:
                 conn = self.add_connection(connection, kind or ("static" if static else "oauth"))
+            if org_wide_credential:
+                if conn.kind != "org_wide":
+                    raise ValueError(f"only an org_wide connection has an org-wide credential, not {conn.kind!r}")
+                holder = self.org_wide_holder(connection)
+                if holder is not None and holder.identifier != identifier:
+                    raise ValueError(f"{connection} already has its org-wide credential on {holder.identifier!r}")
             acc = self.accounts.get((connection, identifier))
             if acc is None:
                 acc = self._new_account(conn, identifier)
                 self.accounts[acc.key] = acc
+            acc.org_wide_credential = org_wide_credential
             acc.status = status
             if refresh_token is not None:
                 acc.refresh_token = refresh_token
@@ -500,13 +552,20 @@ class World:
             self._grant(acc, access_token or new_access_token())
             return acc.access_token if acc.connection.kind == "oauth" else ""
 
+    def org_wide_holder(self, connection: str) -> Account | None:
+        """The account holding an ORG_WIDE connection's shared credential (at most one), if any."""
+        with self._lock:
+            return next(
+                (a for a in self.accounts.values() if a.connection.name == connection and a.org_wide_credential), None
+            )
+
     def lookup_with_refresh(self, connection: str, identifier: str, account_id: str = "") -> Account:
         """What GetConnectedAccountAuth sees: an ACTIVE account past its expiry gets a new token."""
         with self._lock:
             acc = self.find(connection, identifier, account_id)
             if (
                 acc.status == "ACTIVE"
-                and acc.connection.kind == "oauth"
+                and (acc.connection.kind == "oauth" or acc.org_wide_credential)
                 and acc.token_expires_at
                 and acc.token_expires_at <= self.now()
             ):
@@ -524,6 +583,7 @@ class World:
         identifier: str = "",
         provider: str = "",
         connection_names: list[str] | None = None,
+        org_wide_credential: bool | None = None,
     ) -> list[Account]:
         with self._lock:
             out = []
@@ -535,6 +595,8 @@ class World:
                 if provider and acc.connection.provider != provider:
                     continue
                 if connection_names and acc.connection.name not in connection_names:
+                    continue
+                if org_wide_credential is not None and acc.org_wide_credential != org_wide_credential:
                     continue
                 out.append(acc)
             return out
@@ -551,14 +613,17 @@ class World:
 
     # -- authorization links -------------------------------------------------
     def create_link(self, connection: str, identifier: str, user_verify_url: str = "", state: str = "") -> Link:
-        """A single-use consent link for an existing account (Scalekit's docs create the account
-        first, with get_or_create_connected_account); NOT_FOUND when there is none."""
+        """A single-use consent link. An unknown connection is NOT_FOUND with error code
+        RESOURCE_NOT_FOUND (the SDK 2.21.0 descriptors; older docs said 400 "invalid connector").
+        An identifier without an account gets a link too: Scalekit creates the account when the
+        user authorizes (approve)."""
         with self._lock:
-            self.connection(connection)
+            if connection not in self.connections:
+                raise EmulatorError(
+                    "NOT_FOUND", f"connection '{connection}' not found in this environment", "RESOURCE_NOT_FOUND"
+                )
             if not identifier:
                 raise EmulatorError("INVALID_ARGUMENT", "identifier is required")
-            if (connection, identifier) not in self.accounts:
-                raise EmulatorError("NOT_FOUND", f"connected account not found for identifier '{identifier}'")
             link = Link(
                 token=secrets.token_urlsafe(18),
                 account_key=(connection, identifier),
@@ -583,8 +648,8 @@ class World:
             raise EmulatorError("FAILED_PRECONDITION", "this authorization link has already been used")
         if link.expires_at <= self.now():
             raise EmulatorError("DEADLINE_EXCEEDED", "this authorization link has expired")
-        if link.account_key not in self.accounts:
-            raise EmulatorError("NOT_FOUND", "the account this link was for no longer exists")
+        if link.account_key[0] not in self.connections:
+            raise EmulatorError("NOT_FOUND", "the connection this link was for no longer exists")
         return link
 
     def approve(self, token: str, signed_in_as: str = "") -> tuple[Account, str]:
@@ -597,7 +662,7 @@ class World:
         without one fails (failed_to_exchange) and nothing changes."""
         with self._lock:
             link = self._usable_link(token)
-            acc = self.accounts[link.account_key]
+            acc = self.accounts.get(link.account_key)
             if self.verification == "scalekit_users" and not signed_in_as:
                 raise EmulatorError(
                     "PERMISSION_DENIED",
@@ -610,6 +675,9 @@ class World:
                 )
             link.used = True
             link.outcome = "allowed"
+            if acc is None:  # "When a user authorizes, Scalekit creates a connected account"
+                acc = self._new_account(self.connections[link.account_key[0]], link.account_key[1])
+                self.accounts[acc.key] = acc
             self._grant(acc, new_access_token())
             self.counters["links_approved"] += 1
             if self.verification != "custom":
@@ -643,15 +711,16 @@ class World:
             self.counters["verifications"] += 1
             return acc
 
-    def deny(self, token: str) -> Account:
+    def deny(self, token: str) -> Account | None:
         """What clicking Deny does: the link is spent; nothing on the account changes (Scalekit
-        shows access_denied on its own page and records no decision the API could read)."""
+        shows access_denied on its own page and records no decision the API could read), and
+        none is created. The account, or None when there is none."""
         with self._lock:
             link = self._usable_link(token)
             link.used = True
             link.outcome = "denied"
             self.counters["links_denied"] += 1
-            return self.accounts[link.account_key]
+            return self.accounts.get(link.account_key)
 
     # -- the proxy and tools ---------------------------------------------------
     def set_proxy_enabled(self, enabled: bool, connection: str | None = None) -> None:
@@ -681,6 +750,12 @@ class World:
                 raise EmulatorError("NOT_FOUND", "connected account not found")
             if acc.status != "ACTIVE":
                 raise EmulatorError("NOT_FOUND", f"connected account is not active (status {acc.status})")
+            if acc.connection.kind == "org_wide" and not acc.org_wide_credential:
+                # the user consented; Scalekit acts with the connection's shared credential
+                holder = self.org_wide_holder(connection)
+                if holder is None or holder.status != "ACTIVE":
+                    raise EmulatorError("NOT_FOUND", "the org-wide credential of this connection is not authorized")
+                return self.lookup_with_refresh(connection, holder.identifier)
             return self.lookup_with_refresh(connection, identifier)
 
     def account_by_credential(self, credential: str) -> Account | None:
