@@ -644,6 +644,13 @@ class _ClosedStream:
     def fileno(self) -> int:
         return 1
 
+    def isatty(self) -> bool:
+        return False
+
+    @property
+    def buffer(self) -> _ClosedStream:  # binary writes fail the same way
+        return self
+
 
 def _run(parser: argparse.ArgumentParser, argv: Sequence[str] | None, prog: str) -> int:
     from . import bootstrap

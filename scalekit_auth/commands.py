@@ -409,9 +409,11 @@ def cmd_request(args: argparse.Namespace, road: Road) -> int:
     else:
         out = sys.stdout.buffer
         if args.include:
-            out.write(f"{status}\r\n".encode())
+            tty = sys.stdout.isatty()  # a terminal gets no raw escape sequence from the host
+            out.write((printable(status, False) if tty else status).encode("latin-1", "replace") + b"\r\n")
             for name, value in response.headers.items():
-                out.write(f"{name}: {value}\r\n".encode("latin-1", "replace"))
+                line = f"{name}: {value}"
+                out.write((printable(line, False) if tty else line).encode("latin-1", "replace") + b"\r\n")
             out.write(b"\r\n")
         body_bytes = response.body
         if body_bytes and sys.stdout.isatty():

@@ -89,6 +89,11 @@ def check_header(line: str) -> tuple[str, str]:
         raise UsageError(f"-H {printable(line, False)!r}: expected 'Name: value', e.g. -H 'Accept: application/json'.")
     if any(c in line for c in "\r\n\x00"):
         raise UsageError(f"-H {printable(name, False)}: a header may not contain line breaks or NUL.")
+    if any(ord(c) > 0xFF or (ord(c) < 0x20 and c != "\t") or ord(c) == 0x7F for c in value):
+        raise UsageError(
+            f"-H {printable(name, False)}: a header value must be Latin-1 text without control characters "
+            "(encode anything else, e.g. as percent-escapes or base64)."
+        )
     if name.lower() in FORBIDDEN_HEADERS:
         raise UsageError(f"-H {name}: set by scalekit-auth itself (the token is added for you); leave it out.")
     return name, value
@@ -118,6 +123,22 @@ def read_body_argument(value: str, what: str) -> bytes:
             return fh.read()
     except OSError as err:
         raise UsageError(f"{what} {printable(value, False)}: cannot read it ({err.strerror}).") from None
+
+
+def open_output(path: str) -> int:
+    """The file `--output` writes to, opened before anything is sent (a POST must not happen for
+    nothing): private (0600, also when it existed), never through a symlink. UsageError if it
+    cannot be written."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    except OSError as err:
+        why = "it is a symbolic link" if err.errno == 40 else (err.strerror or "cannot open it")  # ELOOP
+        raise UsageError(f"--output {printable(path, False)}: cannot write it ({why}).") from None
+    try:
+        os.fchmod(fd, 0o600)
+    except OSError:
+        pass
+    return fd
 
 
 def _secrets_to_redact(token: str, road: Road | None) -> list[bytes]:
@@ -216,6 +237,7 @@ def api_request(
     from .http_auth import ScalekitAuth
 
     token = road.token(chosen, identifier)  # errors (authorization needed, ...) before anything is sent
+    out_fd = open_output(output) if output is not None else None
     auth = ScalekitAuth(chosen, identifier, road=road)
     params = list(query.items()) if isinstance(query, Mapping) else list(query or [])
     try:
@@ -227,10 +249,12 @@ def api_request(
             )  # fmt: skip
             token = _sent_token(response) or token
             secrets = _secrets_to_redact(token, road)
-            return _read(response, chosen, secrets, max_bytes, output)
+            return _read(response, chosen, secrets, max_bytes, output, out_fd)
     except requests.RequestException as err:
         from .errors import ScalekitAuthError
 
+        if out_fd is not None:
+            os.close(out_fd)
         why = redact(str(err).encode(), _secrets_to_redact(token, road)).decode()
         raise ScalekitAuthError(f"{method} {printable(url, False)} failed: {printable(why, False)}") from None
 
@@ -305,8 +329,12 @@ def _via_scalekit(
         body["body"] = data
     elif form is not None:
         body["form"] = dict(form.items() if isinstance(form, Mapping) else form)
+    grouped: dict[str, list[str]] = {}
+    for key, value in params:  # a repeated key keeps every value (Gmail's labelIds=A&labelIds=B)
+        grouped.setdefault(key, []).append(value)
+    out_fd = open_output(output) if output is not None else None
     answer = broker.proxy_request(
-        name, identifier, path, method=method, query=dict(params) if params else None, headers=send_headers, **body
+        name, identifier, path, method=method, query=grouped or None, headers=send_headers, **body
     )
     secrets = _secrets_to_redact("", road)
     result = ApiResponse(
@@ -320,9 +348,8 @@ def _via_scalekit(
         },
     )
     data_out = redact(answer.body, secrets)
-    if output is not None:
-        fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as out:
+    if out_fd is not None:
+        with os.fdopen(out_fd, "wb") as out:
             out.write(data_out)
         result.saved_to = output
         return result
@@ -337,22 +364,28 @@ def _sent_token(response: Any) -> str | None:
     return value[len("Bearer ") :] if value.startswith("Bearer ") else None
 
 
-def _read(response: Any, service: str, secrets: list[bytes], max_bytes: int, output: str | None) -> ApiResponse:
-    headers = {
-        k.lower(): redact(v.encode("latin-1", "replace"), secrets).decode("latin-1")
-        for k, v in response.headers.items()
-    }
+def _clean_headers(headers: Any, secrets: list[bytes]) -> dict[str, str]:
+    """Header names and values with every secret redacted (a hostile host may echo one in either)."""
+
+    def clean(text: str) -> str:
+        return redact(text.encode("latin-1", "replace"), secrets).decode("latin-1")
+
+    return {clean(k.lower()): clean(v) for k, v in headers.items()}
+
+
+def _read(
+    response: Any, service: str, secrets: list[bytes], max_bytes: int, output: str | None, out_fd: int | None = None
+) -> ApiResponse:
     result = ApiResponse(
         status=response.status_code,
-        reason=str(response.reason or ""),
+        reason=redact(str(response.reason or "").encode("latin-1", "replace"), secrets).decode("latin-1"),
         url=redact(str(response.url).encode(), secrets).decode(),
         service=service,
-        headers=headers,
+        headers=_clean_headers(response.headers, secrets),
     )
     overlap = max((len(s) for s in secrets), default=0)
-    if output is not None:
-        fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as out:
+    if out_fd is not None:
+        with os.fdopen(out_fd, "wb") as out:
             tail = b""
             for chunk in response.iter_content(65536):
                 data = tail + chunk
@@ -367,12 +400,14 @@ def _read(response: Any, service: str, secrets: list[bytes], max_bytes: int, out
             out.write(redact(tail, secrets))
         result.saved_to = output
         return result
+    # Read past the bound by the longest secret, redact, then cut: a secret straddling the cut
+    # would otherwise leave its first characters behind, unmatched.
     buffer = bytearray()
     for chunk in response.iter_content(65536):
         buffer += chunk
-        if len(buffer) > max_bytes:
-            result.truncated = True
-            del buffer[max_bytes:]
+        if len(buffer) > max_bytes + overlap:
             break
-    result.body = redact(bytes(buffer), secrets)
+    cleaned = redact(bytes(buffer[: max_bytes + overlap]), secrets)
+    result.truncated = len(buffer) > max_bytes
+    result.body = cleaned[:max_bytes]
     return result

@@ -117,3 +117,10 @@ def test_the_python_form_through_the_proxy(proxied):
     response = scalekit_helper.request("gmail", "/gmail/v1/users/me/profile", via="scalekit")
     assert response.ok and response.json()["identifier"] == "mess"
     scalekit_helper.close()
+
+
+def test_repeated_query_keys_all_reach_the_api_through_the_proxy(proxied, emulator):
+    proc = cli("request", "/gmail/v1/users/me/messages", "--service", "gmail", "--via", "scalekit",
+               "--query", "labelIds=A", "--query", "labelIds=B")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["query"] == {"labelIds": ["A", "B"]}, proc.stdout

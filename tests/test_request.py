@@ -184,3 +184,88 @@ def test_the_python_form(echo):
     named = scalekit_helper.request("gmail", f"{echo.url}/named")
     assert named.status == 200 and TOKEN not in named.text
     scalekit_helper.close()
+
+
+class HostileApi:
+    """An API host that puts the token it received wherever it can: the reason phrase, a header
+    name, and the body at an offset the caller picks (/offset/N)."""
+
+    def __init__(self) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args) -> None:
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802 - stdlib naming
+                token = self.headers.get("Authorization", "").removeprefix("Bearer ")
+                offset = int(self.path.rsplit("/", 1)[1]) if "/offset/" in self.path else 0
+                data = b"x" * offset + token.encode() + b"y" * 100
+                self.send_response(200, "OK " + token)
+                self.send_header(f"X-{token}", "1")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def hostile(skill, emulator):
+    skill.use(emulator)
+    emulator.seed("gmail_u3134a", "mess", access_token=TOKEN)
+    api = HostileApi()
+    host = api.url.removeprefix("http://")
+    skill.connections_file.write_text(
+        json.dumps({"gmail": {"connection_name": "gmail_u3134a", "identifier": "mess", "hosts": [host]}})
+    )
+    yield api
+    api.stop()
+
+
+@pytest.mark.parametrize("extra", [[], ["--include"], ["--json-out"], ["--max-bytes", "100"]])
+def test_a_host_echoing_the_token_anywhere_gets_it_redacted_everywhere(hostile, extra):
+    """The reason phrase, a header name, and a body cut so the token straddles --max-bytes."""
+    proc = run(f"{hostile.url}/offset/80", *extra)
+    assert proc.returncode == 0, proc.stderr
+    for part in (TOKEN, TOKEN[:12]):
+        assert part not in proc.stdout + proc.stderr, (part, proc.stdout, proc.stderr)
+
+
+def test_output_is_private_even_when_the_file_existed_and_never_a_symlink(echo, tmp_path):
+    existing = tmp_path / "existing.out"
+    existing.write_text("old")
+    existing.chmod(0o644)
+    assert run(f"{echo.url}/x", "--output", str(existing)).returncode == 0
+    assert oct(existing.stat().st_mode & 0o777) == "0o600"
+    link = tmp_path / "link.out"
+    link.symlink_to(tmp_path / "elsewhere")
+    refused = run(f"{echo.url}/x", "--output", str(link))
+    assert refused.returncode == ExitCode.USAGE and not (tmp_path / "elsewhere").exists()
+
+
+@pytest.mark.parametrize("target", ["/nonexistent/dir/f", "/tmp"])
+def test_an_output_that_cannot_be_written_is_a_usage_error_before_the_call(echo, target):
+    proc = run("POST", f"{echo.url}/x", "--output", target)
+    assert proc.returncode == ExitCode.USAGE and "unexpected" not in proc.stderr, proc.stderr
+    assert echo.seen == []  # the POST never happened
+
+
+def test_a_closed_stdout_is_reported_not_a_crash(echo):
+    argv = [sys.executable, "scalekit-auth", "request", f"{echo.url}/x"]
+    proc = subprocess.run(
+        argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=120, cwd=ROOT,
+        stdin=subprocess.DEVNULL, preexec_fn=lambda: os.close(1),
+    )  # fmt: skip
+    assert "unexpected error" not in proc.stderr and "stdout" in proc.stderr, proc.stderr
+
+
+def test_a_header_value_that_is_not_latin_1_is_a_usage_error(echo):
+    proc = run(f"{echo.url}/x", "-H", "X-Note: €")
+    assert proc.returncode == ExitCode.USAGE and "unexpected" not in proc.stderr, proc.stderr
