@@ -319,7 +319,9 @@ def identity_path(environ: Mapping[str, str] | None = None) -> tuple[str, str]:
     directory is the agent's own workspace, so it comes first when it holds an IDENTITY.md that
     is yours and lies in OpenClaw's state folder (a cloned repository elsewhere must not pick
     whose account is used). Then OPENCLAW_WORKSPACE_DIR, $OPENCLAW_STATE_DIR/workspace,
-    ~/.openclaw-<profile>/workspace for OPENCLAW_PROFILE, and ~/.openclaw/workspace.
+    ~/.openclaw-<profile>/workspace for OPENCLAW_PROFILE, and ~/.openclaw/workspace. A workspace
+    configured in openclaw.json (`agents.defaults.workspace`) comes before the state-folder ones,
+    as OpenClaw itself uses it (exec exports no workspace variable).
     """
     env = os.environ if environ is None else environ
     override = env.get(IDENTITY_FILE_VAR, "").strip()
@@ -332,6 +334,9 @@ def identity_path(environ: Mapping[str, str] | None = None) -> tuple[str, str]:
     explicit = env.get("OPENCLAW_WORKSPACE_DIR", "").strip()
     if explicit:
         return os.path.join(expand(explicit, env), "IDENTITY.md"), "OPENCLAW_WORKSPACE_DIR"
+    configured = configured_workspace(env)
+    if configured:
+        return os.path.join(expand(configured, env), "IDENTITY.md"), "agents.defaults.workspace in openclaw.json"
     state = env.get("OPENCLAW_STATE_DIR", "").strip()
     if state:
         return os.path.join(expand(state, env), "workspace", "IDENTITY.md"), "OPENCLAW_STATE_DIR"
@@ -339,6 +344,99 @@ def identity_path(environ: Mapping[str, str] | None = None) -> tuple[str, str]:
     if profile and profile.lower() != "default":
         return os.path.join(home(env), f".openclaw-{profile}", "workspace", "IDENTITY.md"), "OPENCLAW_PROFILE"
     return os.path.join(openclaw_state_dir(env), "workspace", "IDENTITY.md"), "OpenClaw's default workspace"
+
+
+#: openclaw.json is small; a larger file is not read (nothing in it is worth megabytes of parsing).
+OPENCLAW_CONFIG_MAX = 1 << 20
+
+
+def configured_workspace(environ: Mapping[str, str] | None = None) -> str | None:
+    """`agents.defaults.workspace` from OpenClaw's openclaw.json (JSON5), or None when it is not set
+    or the file cannot be read as JSON5. Only a file that is ours and not writable by others counts."""
+    env = os.environ if environ is None else environ
+    path = os.path.join(openclaw_state_dir(env), "openclaw.json")
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not (st.st_mode & 0o170000 == 0o100000) or st.st_size > OPENCLAW_CONFIG_MAX or st.st_mode & 0o022:
+            return None
+        if hasattr(os, "getuid") and st.st_uid != os.getuid():
+            return None
+        raw = os.read(fd, OPENCLAW_CONFIG_MAX + 1)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    data = json5_loads(raw.decode("utf-8", errors="replace"))
+    agents = data.get("agents") if isinstance(data, dict) else None
+    defaults = agents.get("defaults") if isinstance(agents, dict) else None
+    workspace = defaults.get("workspace") if isinstance(defaults, dict) else None
+    return workspace.strip() if isinstance(workspace, str) and workspace.strip() else None
+
+
+def json5_loads(text: str) -> object:
+    """The JSON5 that config files use (comments, trailing commas, unquoted keys, single-quoted
+    strings), read by turning it into JSON; None when it is not that."""
+    out: list[str] = []
+    i, n = 0, len(text)
+    ident = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_$"
+    while i < n:
+        c = text[i]
+        if c in "\"'":
+            j, chunk = i + 1, []
+            while j < n and text[j] != c:
+                if text[j] == "\\" and j + 1 < n:
+                    chunk.append(text[j : j + 2])
+                    j += 2
+                    continue
+                chunk.append('\\"' if text[j] == '"' else text[j])
+                j += 1
+            if j >= n:
+                return None
+            out.append('"' + "".join(chunk).replace("\\'", "'") + '"')
+            i = j + 1
+        elif text.startswith("//", i):
+            end = text.find("\n", i)
+            i = n if end < 0 else end
+        elif text.startswith("/*", i):
+            end = text.find("*/", i + 2)
+            if end < 0:
+                return None
+            i = end + 2
+        elif c in ident and (not out or out[-1] in "{,") and _key_follows(text, i, ident):
+            j = i
+            while j < n and text[j] in ident:
+                j += 1
+            out.append('"' + text[i:j] + '"')
+            i = j
+        elif c in "}]":
+            while out and out[-1] == ",":  # a trailing comma
+                out.pop()
+            out.append(c)
+            i += 1
+        elif c in " \t\r\n":
+            i += 1
+        else:
+            out.append(c)
+            i += 1
+    import json
+
+    try:
+        return json.loads("".join(out))
+    except ValueError:
+        return None
+
+
+def _key_follows(text: str, i: int, ident: str) -> bool:
+    j = i
+    while j < len(text) and text[j] in ident:
+        j += 1
+    while j < len(text) and text[j] in " \t\r\n":
+        j += 1
+    return j < len(text) and text[j] == ":"
 
 
 def _workspace_identity_in_cwd(env: Mapping[str, str]) -> str | None:
@@ -352,6 +450,9 @@ def _workspace_identity_in_cwd(env: Mapping[str, str]) -> str | None:
     explicit = env.get("OPENCLAW_WORKSPACE_DIR", "").strip()
     if explicit:
         roots.add(os.path.realpath(expand(explicit, env)))
+    configured = configured_workspace(env)
+    if configured:
+        roots.add(os.path.realpath(expand(configured, env)))
     inside = any(cwd == root or cwd.startswith(root + os.sep) for root in roots)
     mine = not hasattr(os, "getuid") or st.st_uid == os.getuid()
     return candidate if inside and mine and not st.st_mode & 0o022 else None
