@@ -327,14 +327,14 @@ def identity_path(environ: Mapping[str, str] | None = None) -> tuple[str, str]:
     override = env.get(IDENTITY_FILE_VAR, "").strip()
     if override:
         return expand(override, env), IDENTITY_FILE_VAR
+    configured = configured_workspace(env)  # read once: both steps below use it
     if env.get("OPENCLAW_SHELL", "").strip() == "exec":
-        found = _workspace_identity_in_cwd(env)
+        found = _workspace_identity_in_cwd(env, configured)
         if found:
             return found, "the working directory of this OpenClaw exec (the agent's workspace)"
     explicit = env.get("OPENCLAW_WORKSPACE_DIR", "").strip()
     if explicit:
         return os.path.join(expand(explicit, env), "IDENTITY.md"), "OPENCLAW_WORKSPACE_DIR"
-    configured = configured_workspace(env)
     if configured:
         return os.path.join(expand(configured, env), "IDENTITY.md"), "agents.defaults.workspace in openclaw.json"
     state = env.get("OPENCLAW_STATE_DIR", "").strip()
@@ -439,7 +439,7 @@ def _key_follows(text: str, i: int, ident: str) -> bool:
     return j < len(text) and text[j] == ":"
 
 
-def _workspace_identity_in_cwd(env: Mapping[str, str]) -> str | None:
+def _workspace_identity_in_cwd(env: Mapping[str, str], configured: str | None) -> str | None:
     try:
         cwd = os.path.realpath(os.getcwd())
         candidate = os.path.join(cwd, "IDENTITY.md")
@@ -450,7 +450,6 @@ def _workspace_identity_in_cwd(env: Mapping[str, str]) -> str | None:
     explicit = env.get("OPENCLAW_WORKSPACE_DIR", "").strip()
     if explicit:
         roots.add(os.path.realpath(expand(explicit, env)))
-    configured = configured_workspace(env)
     if configured:
         roots.add(os.path.realpath(expand(configured, env)))
     inside = any(cwd == root or cwd.startswith(root + os.sep) for root in roots)
